@@ -1,0 +1,21 @@
+"""Errors minirso raises on bad input: each message names the problem and the fix."""
+
+
+class MinirsoError(Exception):
+    """Base class: the CLI prints these as one clear line instead of a traceback."""
+
+
+class DataError(MinirsoError):
+    """MNIST files missing, truncated, corrupted or of the wrong kind."""
+
+
+class ConfigError(MinirsoError, ValueError):
+    """An option or argument has a value that cannot work (negative batch size, unknown preset...)."""
+
+
+class BackendError(MinirsoError):
+    """The requested array backend (CuPy / a CUDA device) is not available."""
+
+
+class ShapeError(MinirsoError, ValueError):
+    """An array passed to a layer or model has the wrong shape."""

@@ -1,0 +1,36 @@
+"""Shared fixtures. The real MNIST files come from $MINIRSO_DATA, else ../shared/data/mnist.
+
+CI sets MINIRSO_REQUIRE_DATA=1: then a missing data folder fails the run instead of skipping.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_HERE = Path(__file__).resolve().parent
+_CANDIDATES = [os.environ.get("MINIRSO_DATA"), str(_HERE.parent.parent / "shared" / "data" / "mnist")]
+
+
+def _find_mnist():
+    for c in _CANDIDATES:
+        if c and (Path(c) / "train-images-idx3-ubyte.gz").exists():
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """Folder holding the four original MNIST .gz files."""
+    found = _find_mnist()
+    if found is None:
+        msg = f"real MNIST files not found (looked in {[c for c in _CANDIDATES if c]})"
+        if os.environ.get("MINIRSO_REQUIRE_DATA") == "1":
+            pytest.fail(msg + "; MINIRSO_REQUIRE_DATA=1 forbids skipping")
+        pytest.skip(msg)
+    return found
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
