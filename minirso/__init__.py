@@ -1,0 +1,9 @@
+"""minirso: Random Search Optimization (Tripathi & Singh, 2020) from scratch in NumPy/CuPy."""
+from .backend import get_array_module, get_backend, to_numpy
+from .data import MNIST, load_mnist
+from .errors import BackendError, ConfigError, DataError, MinirsoError, ShapeError
+from .losses import accuracy, confusion_matrix, softmax_cross_entropy
+from .model import ParamRef, Sequential
+from .nets import MODELS, conv_bn_net, he_normal_, paper_mnist_net, small_mnist_net
+
+__version__ = "0.1.0"

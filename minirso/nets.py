@@ -1,0 +1,50 @@
+"""Network builders and He-normal initialisation."""
+import numpy as np
+
+from .layers import AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, ReLU
+from .model import Sequential
+
+
+def he_normal_(model, rng):
+    """Draw every Conv2D/Dense weight from N(0, sqrt(2 / fan_in)) (Algorithm 1, step 2), in layer order."""
+    for layer in model.layers:
+        if isinstance(layer, (Conv2D, Dense)):
+            w = layer.params["weight"]
+            std = np.sqrt(2.0 / layer.fan_in)
+            layer.params["weight"] = model.xp.asarray(rng.normal(0.0, std, size=w.shape).astype(w.dtype))
+    return model
+
+
+def conv_bn_net(channels, pool_after, input_shape=(1, 28, 28), classes=10, name="conv_bn_net", dtype="float32"):
+    """The RSO paper's family of MNIST networks.
+
+    For each k: ReLU (not before the first conv) -> 3x3 conv, stride 1, padding 1, no bias
+    -> 2x2 average pool (if k in ``pool_after``) -> batch-norm. Then global average pool and
+    a dense layer to ``classes``, no bias.
+    """
+    layers, c_in = [], input_shape[0]
+    for k, c_out in enumerate(channels):
+        if k > 0:
+            layers.append(ReLU())
+        layers.append(Conv2D(c_in, c_out, 3, stride=1, padding=1, dtype=dtype))
+        if k in pool_after:
+            layers.append(AvgPool2D(2))
+        layers.append(BatchNorm2D(c_out, dtype=dtype))
+        c_in = c_out
+    layers += [GlobalAvgPool2D(), Flatten(), Dense(c_in, classes, dtype=dtype)]
+    return Sequential(layers, input_shape, name)
+
+
+def paper_mnist_net(seed=0, dtype="float32"):
+    """The authors' 6-conv MNIST network: 16 filters per conv, pools after conv 2 and 4; 12,016 scalars."""
+    model = conv_bn_net([16] * 6, pool_after={1, 3}, name="paper_mnist_net", dtype=dtype)
+    return he_normal_(model, np.random.default_rng(seed))
+
+
+def small_mnist_net(seed=0, dtype="float32"):
+    """A small network of the same family for CPU demos (the quick preset)."""
+    model = conv_bn_net([8, 16, 16], pool_after={0, 1}, name="small_mnist_net", dtype=dtype)
+    return he_normal_(model, np.random.default_rng(seed))
+
+
+MODELS = {"paper": paper_mnist_net, "small": small_mnist_net}
