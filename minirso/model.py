@@ -2,6 +2,8 @@
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,13 +194,17 @@ class Sequential:
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            # a truncated or damaged .npz raises EOFError / BadZipFile / zlib.error, not only OSError
             raise DataError(f"cannot read model file {path}: {err}") from None
         if "__architecture__" not in arrays:
             raise DataError(f"{path} is not a minirso model file (no architecture stored)")
-        arch = json.loads(str(arrays.pop("__architecture__")))
-        metadata = json.loads(str(arrays.pop("__metadata__", "{}")))
-        model = cls.from_architecture(arch)
+        try:
+            arch = json.loads(str(arrays.pop("__architecture__")))
+            metadata = json.loads(str(arrays.pop("__metadata__", "{}")))
+            model = cls.from_architecture(arch)
+        except (ValueError, KeyError, TypeError) as err:
+            raise DataError(f"{path} has a damaged architecture record: {err}") from None
         model.load_state_arrays(arrays)
         if backend is not None:
             model.to(backend)

@@ -52,6 +52,8 @@ class BatchNorm2D(Layer):
             xhat = (x - self.buffers["running_mean"][None, :, None, None]) * inv[None, :, None, None]
             self._cache = (xhat, inv[None, :, None, None], False) if cache else None
             return gamma * xhat + beta
+        if groups < 1 or x.shape[0] % groups:
+            raise ShapeError(f"BatchNorm2D: batch of shape {tuple(x.shape)} cannot be split into {groups} equal groups")
         g = x.reshape((groups, x.shape[0] // groups) + x.shape[1:])
         mean, var = self._stats(g, (1, 3, 4))
         if self.stat_sums is not None:
@@ -73,10 +75,14 @@ class BatchNorm2D(Layer):
         gxhat = grad_out * self.params["gamma"][None, :, None, None]
         if not batch_stats:
             return gxhat * inv
-        # The batch mean and variance depend on every x: the textbook three-term formula.
-        m = xhat.shape[0] * xhat.shape[2] * xhat.shape[3]
-        return inv[0] * (gxhat - gxhat.sum(axis=(0, 2, 3), keepdims=True) / m
-                         - xhat * (gxhat * xhat).sum(axis=(0, 2, 3), keepdims=True) / m)
+        # The batch mean and variance depend on every x: the textbook three-term formula,
+        # applied to each of the ``groups`` mini-batches separately (inv is (groups, 1, C, 1, 1)).
+        shape = xhat.shape
+        split = (inv.shape[0], shape[0] // inv.shape[0]) + shape[1:]
+        g, xh = gxhat.reshape(split), xhat.reshape(split)
+        m = split[1] * split[3] * split[4]
+        return (inv * (g - g.sum(axis=(1, 3, 4), keepdims=True) / m
+                       - xh * (g * xh).sum(axis=(1, 3, 4), keepdims=True) / m)).reshape(shape)
 
     def normalize_channel(self, x, c):
         """xhat of channel ``c`` for values x (K, N, ...): K independent mini-batches."""

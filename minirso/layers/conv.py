@@ -29,7 +29,8 @@ def conv2d(x, w, stride=1, padding=0):
     n, c, h, wd = x.shape
     o, c2, kh, kw = w.shape
     if c != c2:
-        raise ShapeError(f"conv2d: input has {c} channels but the weight expects {c2} (weight shape {tuple(w.shape)})")
+        raise ShapeError(f"conv2d: input has {c} channels but the weight expects {c2} "
+                         f"(input shape {tuple(x.shape)}, weight shape {tuple(w.shape)})")
     hp, wp = h + 2 * padding, wd + 2 * padding
     h1, w1 = hp - kh + 1, wp - kw + 1  # stride-1 output size
     if h1 < 1 or w1 < 1:
@@ -162,10 +163,12 @@ class Conv2D(Layer):
         changes channel o by exactly ``dw * weight_effect``.
         """
         xp = xp_of(x)
-        _, c, ky, kx = index
         n, _, h, w = x.shape
-        p = self.padding
         ho, wo = self.output_shape(x.shape[1:])[1:]
+        if name == "bias":  # d output[:, o] / d bias[o] = 1 everywhere
+            return xp.ones((n, ho, wo), dtype=x.dtype)
+        _, c, ky, kx = index
+        p = self.padding
         padded = xp.zeros((n, h + 2 * p, w + 2 * p), dtype=x.dtype)
         padded[:, p:p + h, p:p + w] = x[:, c]
         s = self.stride

@@ -1,7 +1,7 @@
 """Fully connected layer."""
 import numpy as np
 
-from .base import Layer, check_ndim
+from .base import Layer, check_ndim, xp_of
 from ..errors import ShapeError
 
 
@@ -48,5 +48,7 @@ class Dense(Layer):
         return delta[:, None] * self.params["weight"][:, c][None, :]
 
     def weight_effect(self, x, name, index):
-        """d y[:, o] / d weight[o, j] = x[:, j]."""
+        """d y[:, o] / d weight[o, j] = x[:, j] (and d y[:, o] / d bias[o] = 1)."""
+        if name == "bias":
+            return xp_of(x).ones(x.shape[0], dtype=x.dtype)
         return x[:, index[1]]
