@@ -12,6 +12,7 @@ class Layer:
     """
 
     channel_local = False  # True when output channel c depends on input channel c alone
+    linear = False  # True when the output is a linear function of the input
 
     def __init__(self):
         self.params = {}

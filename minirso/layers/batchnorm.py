@@ -96,8 +96,12 @@ class BatchNorm2D(Layer):
         """Channel ``c`` of the output for channel-c inputs x (K, N, ...), K mini-batches."""
         return self.params["gamma"][c] * self.normalize_channel(x, c) + self.params["beta"][c]
 
-    def weight_effect(self, x, name, index):
-        """d y[:, o] / d gamma[o] = xhat[:, o] and d y[:, o] / d beta[o] = 1, for x (N, C, H, W)."""
+    def weight_effect(self, x, name, index, groups=1):
+        """d y[:, o] / d gamma[o] = xhat[:, o] and d y[:, o] / d beta[o] = 1, for x (G*N, C, H, W).
+
+        ``groups`` as in :meth:`forward`: the statistics are those of each of the G mini-batches.
+        """
         o = index[0]
-        xhat = self.normalize_channel(x[None, :, o], o)[0]
+        xo = x[:, o].reshape((groups, x.shape[0] // groups) + x.shape[2:])
+        xhat = self.normalize_channel(xo, o).reshape((x.shape[0],) + x.shape[2:])
         return xhat if name == "gamma" else xp_of(x).ones_like(xhat)

@@ -156,7 +156,7 @@ class Conv2D(Layer):
         """
         return conv2d(delta[:, None], self.params["weight"][:, c:c + 1], self.stride, self.padding)
 
-    def weight_effect(self, x, name, index):
+    def weight_effect(self, x, name, index, groups=1):
         """d output[:, o] / d weight[o, c, ky, kx] for input ``x`` (N, C, H, W): the shifted input channel c.
 
         The output channel o is linear in each of its weights, so a change dw of the weight

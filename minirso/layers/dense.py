@@ -47,7 +47,7 @@ class Dense(Layer):
         """Change of the output when input feature ``c`` changes by ``delta`` (N,)."""
         return delta[:, None] * self.params["weight"][:, c][None, :]
 
-    def weight_effect(self, x, name, index):
+    def weight_effect(self, x, name, index, groups=1):
         """d y[:, o] / d weight[o, j] = x[:, j] (and d y[:, o] / d bias[o] = 1)."""
         if name == "bias":
             return xp_of(x).ones(x.shape[0], dtype=x.dtype)

@@ -79,6 +79,8 @@ class _Pool2D(Layer):
 class AvgPool2D(_Pool2D):
     """Average pooling (linear: the incremental RSO evaluator relies on that)."""
 
+    linear = True  # the output is a linear function of the input (RSO folds such layers into its caches)
+
     _pool = staticmethod(avg_pool)
 
     def backward(self, grad_out):
@@ -105,6 +107,8 @@ class MaxPool2D(_Pool2D):
 
 class GlobalAvgPool2D(Layer):
     """Mean over the spatial axes: (N, C, H, W) -> (N, C)."""
+
+    linear = True  # the output is a linear function of the input (RSO folds such layers into its caches)
 
     channel_local = True
 

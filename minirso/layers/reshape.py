@@ -5,6 +5,8 @@ from .base import Layer
 
 
 class Flatten(Layer):
+
+    linear = True  # the output is a linear function of the input (RSO folds such layers into its caches)
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)
 

@@ -1,0 +1,72 @@
+"""RSO's options, with the paper's and the authors' defaults."""
+from dataclasses import asdict, dataclass, fields
+
+from ..errors import ConfigError
+
+ORDERS = ("output_first", "input_first")
+EVALUATORS = ("incremental", "prefix", "literal")
+
+
+@dataclass
+class RSOConfig:
+    """Options of Algorithm 1 and of the authors' train.py (defaults as there).
+
+    rounds: C, the number of sweeps over the whole network (50).
+    batch_size: images in the mini-batch of every single weight trial (5000).
+    anneal: sigma falls linearly over the rounds to ``anneal`` times its start (0.1).
+    search_bn: also search batch-norm gamma and beta, one scalar at a time (True).
+    bn_sigma: sigma for gamma and beta (0.167), annealed like the weights'.
+    weight_decay: before each trial the weight is multiplied by (1 - weight_decay); 0 = off
+        (Algorithm 1 has none; the authors use 1e-4).
+    order: inside a conv layer, "output_first" (output channel, input channel, row, column:
+        the paper) or "input_first" (input channel outermost: the authors' inverted order).
+    evaluator: how candidate losses are computed: "incremental" (exact shortcuts, fast),
+        "prefix" (the authors' cache) or "literal" (a full forward pass per candidate).
+    eval_every: test accuracy every this many rounds (0: only at the end).
+    eval_layers: also evaluate after every searched layer (costly; not counted as training).
+    stats_images: training images used to recompute batch-norm running statistics before a test.
+    """
+
+    rounds: int = 50
+    batch_size: int = 5000
+    anneal: float = 0.1
+    search_bn: bool = True
+    bn_sigma: float = 0.167
+    weight_decay: float = 0.0
+    order: str = "output_first"
+    evaluator: str = "incremental"
+    eval_every: int = 1
+    eval_layers: bool = False
+    stats_images: int = 10000
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        def need(ok, msg):
+            if not ok:
+                raise ConfigError(msg)
+        need(isinstance(self.rounds, int) and self.rounds >= 1, f"rounds must be a positive integer, got {self.rounds!r}")
+        need(isinstance(self.batch_size, int) and self.batch_size >= 1,
+             f"batch_size must be a positive integer, got {self.batch_size!r}")
+        need(0.0 <= self.anneal <= 1.0, f"anneal must lie in [0, 1] (the final sigma fraction), got {self.anneal!r}")
+        need(self.bn_sigma > 0, f"bn_sigma must be positive, got {self.bn_sigma!r}")
+        need(0.0 <= self.weight_decay < 1.0, f"weight_decay must lie in [0, 1), got {self.weight_decay!r}")
+        need(self.order in ORDERS, f"order must be one of {', '.join(ORDERS)}, got {self.order!r}")
+        need(self.evaluator in EVALUATORS, f"evaluator must be one of {', '.join(EVALUATORS)}, got {self.evaluator!r}")
+        need(isinstance(self.eval_every, int) and self.eval_every >= 0,
+             f"eval_every must be an integer >= 0, got {self.eval_every!r}")
+        need(isinstance(self.stats_images, int) and self.stats_images >= 1,
+             f"stats_images must be a positive integer, got {self.stats_images!r}")
+        return self
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown RSO option(s): {', '.join(sorted(unknown))}")
+        return cls(**d)

@@ -1,0 +1,62 @@
+"""A cost model: multiply-adds per example for each layer, per trial for each evaluator.
+
+Conv and dense layers count their multiply-adds; every other layer counts one operation
+per output element (they are memory-bound, and this keeps them from counting as free).
+The optimizer's accounting (``counters["forward_macs"]``) adds up these figures.
+"""
+import math
+
+from ..layers import Conv2D, Dense
+
+
+def layer_macs(model, j):
+    """Multiply-adds (or element operations) of layer j for one example."""
+    layer = model.layers[j]
+    out = math.prod(model.shapes[j + 1])
+    if isinstance(layer, Conv2D):
+        return out * layer.fan_in
+    if isinstance(layer, Dense):
+        return out * layer.in_features
+    return out
+
+
+def forward_macs(model, start=0, stop=None):
+    """Per-example cost of layers start .. stop-1."""
+    stop = len(model.layers) if stop is None else stop
+    return sum(layer_macs(model, j) for j in range(start, stop))
+
+
+def _channel_elements(model, j):
+    """Elements of one channel of layer j's output, per example."""
+    shape = model.shapes[j + 1]
+    return math.prod(shape[1:]) if len(shape) > 1 else 1
+
+
+def trial_macs(model, evaluator, layer, batch_size, base_cached=False):
+    """Multiply-adds of one trial (three candidates) when searching an array of ``layer``.
+
+    literal: three full forward passes. prefix: three passes from the searched layer.
+    incremental: the effect of the weight on one channel, that channel through the
+    channel-local layers for each candidate, the one-channel update of the next conv/dense
+    for two candidates, and the rest of the network for three candidates (two when the
+    current weight's loss on this batch is remembered).
+    """
+    if evaluator == "literal":
+        return 3 * batch_size * forward_macs(model, 0)
+    if evaluator == "prefix":
+        return 3 * batch_size * forward_macs(model, layer)
+    if evaluator != "incremental":
+        raise ValueError(f"unknown evaluator {evaluator!r}")
+    from .incremental import Structure
+    s = Structure(model, layer)
+    per_example = _channel_elements(model, s.m - 1)
+    per_example += 3 * sum(_channel_elements(model, j) for j in range(s.m, s.k))
+    if s.nxt is not None:
+        per_example += 2 * (layer_macs(model, s.k) // model.shapes[s.k][0] + forward_macs(model, s.k + 1, s.z))
+    per_example += (2 if base_cached else 3) * forward_macs(model, s.z)
+    return batch_size * per_example
+
+
+def round_macs(model, plan, evaluator, batch_size):
+    """Multiply-adds of one round (every searched scalar once), without remembered losses."""
+    return sum(model.param(p.ref).size * trial_macs(model, evaluator, p.ref.layer, batch_size) for p in plan)

@@ -1,0 +1,207 @@
+"""The exact incremental evaluator: Algorithm 1's decisions at a fraction of the arithmetic.
+
+Why each shortcut is exact (none approximates; only floating-point rounding differs):
+
+1. *Linearity of the searched layer.* Conv, dense and batch-norm (in gamma and beta) outputs
+   are linear in each of their parameters, and a parameter of output unit o only reaches
+   output channel o. So W + dw*e_j changes channel o of the output by exactly
+   ``dw * effect_j`` (``layer.weight_effect``: the shifted input channel for a conv weight,
+   the input feature for a dense weight, xhat for gamma, 1 for beta) and nothing else.
+2. *Linear layers right after it* (average pooling) commute with that: the pooled channel
+   changes by dw times the pooled effect. The cache holds the output after them.
+3. *Channel-local layers* (batch-norm with per-channel batch statistics, ReLU, pooling, global
+   pooling) compute output channel o from input channel o alone, so only channel o is pushed
+   through them, for each candidate, with its own batch statistics.
+4. *The next conv or dense layer* is linear in its input and input channel o only meets
+   ``weight[:, o]``: its output changes by a convolution of the one changed channel
+   (``input_channel_effect``, 1/in_channels of the full cost). Its output for the current
+   weights is cached for all mini-batches and updated in place when a candidate is kept.
+5. From there on every channel differs, so the rest of the network runs, once for the
+   candidates stacked along the batch axis (``groups``: batch-norm statistics per candidate).
+6. *The current weight's loss* on batch b does not change until some candidate is kept;
+   it is remembered per batch and forgotten at every kept change.
+
+Caches are the inputs of given layers for every mini-batch of the sweep, computed batch by
+batch (batch-norm sees each mini-batch's own statistics, as in a full pass). Consecutive sweeps
+over the same data order (a conv's weights, then its batch-norm's beta and gamma) reuse them.
+"""
+from ..layers import BatchNorm2D
+from ..losses import softmax_cross_entropy
+from .evaluators import Evaluator
+
+
+def _apply_channel(layers, values, c):
+    for layer in layers:
+        values = layer.forward_channel(values, c)
+    return values
+
+
+def _apply(layers, values):
+    for layer in layers:
+        values = layer.forward(values)
+    return values
+
+
+class Structure:
+    """Where the shortcuts of the module docstring start and stop for a searched layer i.
+
+    i: searched layer; m: first layer after the linear layers folded into its output (the
+    cache ``acts[m]`` holds channel-o-updatable output; not used for batch-norm, whose output
+    channel is recomputed from its input); k: first layer after the channel-local segment
+    m..k-1; nxt: layer k if it is a conv/dense layer (else None); z: first layer after nxt and
+    the linear layers folded into its output (the rest of the network runs from z).
+    """
+
+    def __init__(self, model, i):
+        layers, shapes = model.layers, model.shapes
+        n = len(layers)
+        self.i = i
+        self.is_bn = isinstance(layers[i], BatchNorm2D)
+        m = i + 1
+        if not self.is_bn:
+            while m < n and layers[m].linear and layers[m].is_channel_local(shapes[m]):
+                m += 1
+        k = m
+        while k < n and layers[k].is_channel_local(shapes[k]):
+            k += 1
+        self.m, self.k = m, k
+        self.nxt = layers[k] if k < n and hasattr(layers[k], "input_channel_effect") else None
+        z = k + 1 if self.nxt is not None else k
+        if self.nxt is not None:
+            while z < n and layers[z].linear:
+                z += 1
+        self.z = z
+        self.fold_out = layers[i + 1:m]
+        self.segment = layers[m:k]
+        self.fold_next = layers[k + 1:z] if self.nxt is not None else []
+        self.needed = sorted({i, z} | (set() if self.is_bn else {m}))
+
+
+class IncrementalEvaluator(Evaluator):
+    name = "incremental"
+
+    def __init__(self, model, x, y):
+        super().__init__(model, x, y)
+        self.acts = {}           # layer index -> (n_batches, batch_size, ...) inputs of that layer
+        self.acts_batches = None  # the batches the cache was computed for
+        self.base_loss = {}      # batch -> loss at the current weights
+        self.base_hits = 0
+
+    # -- caches -------------------------------------------------------------------------------
+    def begin(self, ref, batches):
+        xp = self.xp
+        same = (self.acts_batches is not None and self.acts_batches.shape == batches.shape
+                and bool((self.acts_batches == batches).all()))
+        super().begin(ref, batches)
+        self.s = Structure(self.model, ref.layer)
+        if not same:
+            self.acts = {}
+            self.acts_batches = batches.copy()
+        self.acts = {j: a for j, a in self.acts.items() if j in self.s.needed}
+        missing = [j for j in self.s.needed if j not in self.acts]
+        if missing:
+            filled = {j: [] for j in missing}
+            for b in range(len(batches)):
+                start = max([j for j in self.acts if j <= missing[0]], default=0)
+                h = self.acts[start][b] if start in self.acts else self.batch(b)[0]
+                for j in range(start, missing[-1] + 1):
+                    if j in filled:
+                        filled[j].append(h)
+                    if j < len(self.model.layers):
+                        h = self.model.layers[j].forward(h)
+            for j, parts in filled.items():
+                self.acts[j] = xp.stack(parts)
+        self.base_loss = {}
+
+    def end(self):
+        super().end()
+        # keep the caches: the next sweep may use the same data order (batch-norm after conv)
+
+    def release(self):
+        self.acts, self.acts_batches, self.base_loss = {}, None, {}
+
+    # -- the searched channel ----------------------------------------------------------------
+    def _channel_and_effect(self, index, h):
+        """Channel o of the (folded) searched output and d(channel o)/d param[index], for inputs h.
+
+        h: (G, B, ...) inputs of the searched layer for G mini-batches. Returns two arrays of
+        shape (G, B, ...) (batch-norm statistics are per mini-batch).
+        """
+        s, o = self.s, index[0]
+        layer = self.model.layers[s.i]
+        g, bsz = h.shape[:2]
+        flat = h.reshape((g * bsz,) + h.shape[2:])
+        effect = layer.weight_effect(flat, self.ref.name, index, groups=g)
+        effect = effect.reshape((g, bsz) + effect.shape[1:])
+        if s.is_bn:
+            channel = layer.forward_channel(h[:, :, o], o)
+        else:
+            effect = _apply_channel(s.fold_out, effect, o)
+            channel = None  # read from the cache by the caller
+        return channel, effect
+
+    def _push(self, channel_values, o):
+        """Channel o through the channel-local segment: (G, B, ...) -> (G, B, ...)."""
+        return _apply_channel(self.s.segment, channel_values, o)
+
+    def _next_effect(self, delta, o):
+        """Change of the (folded) output of the next conv/dense for a change ``delta`` (G, B, ...) of its input channel o."""
+        g, bsz = delta.shape[:2]
+        e = self.s.nxt.input_channel_effect(delta.reshape((g * bsz,) + delta.shape[2:]), o)
+        e = _apply(self.s.fold_next, e)
+        return e.reshape((g, bsz) + e.shape[1:])
+
+    # -- a trial ------------------------------------------------------------------------------
+    def losses(self, index, plus, minus, b):
+        xp, s, o = self.xp, self.s, index[0]
+        current = self.param[index]
+        deltas = xp.stack([xp.asarray(plus, dtype=xp.float64) - current, xp.asarray(minus, dtype=xp.float64) - current])
+        h = self.acts[s.i][b][None]
+        channel, effect = self._channel_and_effect(index, h)
+        if channel is None:
+            channel = self.acts[s.m][b][:, o][None]
+        deltas = deltas.astype(effect.dtype).reshape((2,) + (1,) * (effect.ndim - 1))
+        values = xp.concatenate([channel, channel + deltas * effect])  # current, plus, minus
+        pushed = self._push(values, o)
+        cached = self.base_loss.get(b)
+        first = 1 if cached is not None else 0
+        if s.nxt is not None:
+            z = self.acts[s.z][b]
+            zs = z[None] + self._next_effect(pushed[1:] - pushed[:1], o)
+            if first == 0:
+                zs = xp.concatenate([z[None], zs])
+            start, inputs = s.z, zs
+        else:
+            a = self.acts[s.k][b]
+            inputs = xp.repeat(a[None], 3 - first, axis=0)
+            inputs[:, :, o] = pushed[first:]
+            start = s.k
+        groups = inputs.shape[0]
+        logits = self.model.forward_from(start, inputs.reshape((-1,) + inputs.shape[2:]), groups=groups)
+        found = softmax_cross_entropy(logits.reshape((groups, -1) + logits.shape[1:]), self.labels(b, groups))
+        if cached is not None:
+            self.base_hits += 1
+            found = xp.concatenate([cached[None], found])
+        else:
+            self.base_loss[b] = found[0]
+        return found
+
+    def set_value(self, index, value, b=None, loss=None):
+        """Keep ``value``: update the weight and the cached activations of every mini-batch."""
+        xp, s, o = self.xp, self.s, index[0]
+        delta = (xp.asarray(value, dtype=xp.float64) - self.param[index])
+        h = self.acts[s.i]
+        for bb in range(h.shape[0]):  # batch by batch: bounded temporary memory
+            channel, effect = self._channel_and_effect(index, h[bb:bb + 1])
+            if channel is None:
+                channel = self.acts[s.m][bb:bb + 1, :, o].copy()  # a copy: the cache is overwritten below
+            new = channel + delta.astype(effect.dtype) * effect
+            if not s.is_bn:
+                self.acts[s.m][bb, :, o] = new[0]
+            if s.nxt is not None:
+                pushed = self._push(xp.concatenate([channel, new]), o)
+                self.acts[s.z][bb] += self._next_effect(pushed[1:] - pushed[:1], o)[0]
+            elif s.k != s.m or s.is_bn:
+                self.acts[s.k][bb, :, o] = self._push(new, o)[0]
+        self.param[index] = value
+        self.base_loss = {} if b is None or loss is None else {b: xp.asarray(loss, dtype=xp.float64)}
