@@ -103,6 +103,9 @@ class SGD:
     (NumPy or CuPy arrays; each batch is moved to the model's array module). ``seed``
     overrides ``config.seed``. ``callbacks`` are called as ``callback(optimizer, record)``
     after each epoch. ``progress=False`` hides the per-epoch tqdm bar.
+
+    Build the optimizer after moving the model to its backend (``model.to("cupy")``): the
+    momentum buffers are created next to the weights.
     """
 
     name = "sgd"
