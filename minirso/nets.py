@@ -47,4 +47,10 @@ def small_mnist_net(seed=0, dtype="float32"):
     return he_normal_(model, np.random.default_rng(seed))
 
 
-MODELS = {"paper": paper_mnist_net, "small": small_mnist_net}
+def tiny_mnist_net(seed=0, dtype="float32"):
+    """Two convs (8 and 16 filters), 1,432 searched scalars: for tests and first experiments."""
+    model = conv_bn_net([8, 16], pool_after={0, 1}, name="tiny_mnist_net", dtype=dtype)
+    return he_normal_(model, np.random.default_rng(seed))
+
+
+MODELS = {"paper": paper_mnist_net, "small": small_mnist_net, "tiny": tiny_mnist_net}

@@ -168,8 +168,14 @@ class Conv2D(Layer):
         if name == "bias":  # d output[:, o] / d bias[o] = 1 everywhere
             return xp.ones((n, ho, wo), dtype=x.dtype)
         _, c, ky, kx = index
-        p = self.padding
+        p, s = self.padding, self.stride
+        if s == 1:  # output (r, q) reads input (r + ky - p, q + kx - p): copy the valid window only
+            out = xp.zeros((n, ho, wo), dtype=x.dtype)
+            r0, q0 = max(0, p - ky), max(0, p - kx)
+            r1, q1 = min(ho, h + p - ky), min(wo, w + p - kx)
+            if r1 > r0 and q1 > q0:
+                out[:, r0:r1, q0:q1] = x[:, c, r0 + ky - p:r1 + ky - p, q0 + kx - p:q1 + kx - p]
+            return out
         padded = xp.zeros((n, h + 2 * p, w + 2 * p), dtype=x.dtype)
         padded[:, p:p + h, p:p + w] = x[:, c]
-        s = self.stride
         return padded[:, ky:ky + s * (ho - 1) + 1:s, kx:kx + s * (wo - 1) + 1:s]

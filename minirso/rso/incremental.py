@@ -20,11 +20,19 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
    candidates stacked along the batch axis (``groups``: batch-norm statistics per candidate).
 6. *The current weight's loss* on batch b does not change until some candidate is kept;
    it is remembered per batch and forgotten at every kept change.
+7. *Lazy refresh of the next layer's cache.* A kept change of a conv/dense weight updates the
+   searched output channel o of every mini-batch at once (cheap, element-wise), but the next
+   layer's cached output of batch b is brought up to date only when a trial visits b. It
+   changes by ``input_channel_effect(segment(Y_o now) - segment(Y_o then))``, which is exact
+   for any number of kept changes to channel o since "then" (the function is linear in the
+   difference), so consecutive kept changes of one output unit cost one update per batch.
 
 Caches are the inputs of given layers for every mini-batch of the sweep, computed batch by
-batch (batch-norm sees each mini-batch's own statistics, as in a full pass). Consecutive sweeps
-over the same data order (a conv's weights, then its batch-norm's beta and gamma) reuse them.
+batch at the start of each sweep (batch-norm sees each mini-batch's own statistics, as in a
+full pass).
 """
+import numpy as np
+
 from ..layers import BatchNorm2D
 from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
@@ -83,42 +91,56 @@ class IncrementalEvaluator(Evaluator):
     def __init__(self, model, x, y):
         super().__init__(model, x, y)
         self.acts = {}           # layer index -> (n_batches, batch_size, ...) inputs of that layer
-        self.acts_batches = None  # the batches the cache was computed for
         self.base_loss = {}      # batch -> loss at the current weights
         self.base_hits = 0
+        self.stale = {}          # output channel -> (its values when each batch was last refreshed, pending flags)
 
     # -- caches -------------------------------------------------------------------------------
     def begin(self, ref, batches):
+        """Compute the caches of this sweep, batch by batch, from the current weights.
+
+        They are rebuilt at every sweep (never carried over from the previous one), so a run
+        resumed from a checkpoint at a layer boundary continues bit for bit.
+        """
         xp = self.xp
-        same = (self.acts_batches is not None and self.acts_batches.shape == batches.shape
-                and bool((self.acts_batches == batches).all()))
         super().begin(ref, batches)
         self.s = Structure(self.model, ref.layer)
-        if not same:
-            self.acts = {}
-            self.acts_batches = batches.copy()
-        self.acts = {j: a for j, a in self.acts.items() if j in self.s.needed}
-        missing = [j for j in self.s.needed if j not in self.acts]
-        if missing:
-            filled = {j: [] for j in missing}
-            for b in range(len(batches)):
-                start = max([j for j in self.acts if j <= missing[0]], default=0)
-                h = self.acts[start][b] if start in self.acts else self.batch(b)[0]
-                for j in range(start, missing[-1] + 1):
-                    if j in filled:
-                        filled[j].append(h)
-                    if j < len(self.model.layers):
-                        h = self.model.layers[j].forward(h)
-            for j, parts in filled.items():
-                self.acts[j] = xp.stack(parts)
+        needed = self.s.needed
+        parts = {j: [] for j in needed}
+        for b in range(len(batches)):
+            h = self.batch(b)[0]
+            for j in range(needed[-1] + 1):
+                if j in parts:
+                    parts[j].append(h)
+                if j < len(self.model.layers) and j < needed[-1]:
+                    h = self.model.layers[j].forward(h)
+        self.acts = {j: xp.stack(p) for j, p in parts.items()}
         self.base_loss = {}
+        self.stale = {}
 
     def end(self):
         super().end()
-        # keep the caches: the next sweep may use the same data order (batch-norm after conv)
+        self.release()
 
     def release(self):
-        self.acts, self.acts_batches, self.base_loss = {}, None, {}
+        self.acts, self.base_loss, self.stale = {}, {}, {}
+
+    @property
+    def _lazy(self):
+        return self.s.nxt is not None and not self.s.is_bn
+
+    def _refresh(self, b):
+        """Bring the next layer's cached output of batch b up to date (shortcut 7)."""
+        for o in list(self.stale):
+            then, pending = self.stale[o]
+            if not pending[b]:
+                continue
+            now = self.acts[self.s.m][b, :, o]
+            pushed = self._push(self.xp.stack([then[b], now]), o)
+            self.acts[self.s.z][b] += self._next_effect(pushed[1:] - pushed[:1], o)[0]
+            pending[b] = False
+            if not pending.any():
+                del self.stale[o]
 
     # -- the searched channel ----------------------------------------------------------------
     def _channel_and_effect(self, index, h):
@@ -154,6 +176,7 @@ class IncrementalEvaluator(Evaluator):
     # -- a trial ------------------------------------------------------------------------------
     def losses(self, index, plus, minus, b):
         xp, s, o = self.xp, self.s, index[0]
+        self._refresh(b)
         current = self.param[index]
         deltas = xp.stack([xp.asarray(plus, dtype=xp.float64) - current, xp.asarray(minus, dtype=xp.float64) - current])
         h = self.acts[s.i][b][None]
@@ -191,6 +214,21 @@ class IncrementalEvaluator(Evaluator):
         xp, s, o = self.xp, self.s, index[0]
         delta = (xp.asarray(value, dtype=xp.float64) - self.param[index])
         h = self.acts[s.i]
+        if self._lazy:
+            y = self.acts[s.m]
+            then, pending = self.stale.get(o, (None, None))
+            if then is None:
+                then, pending = y[:, :, o].copy(), np.zeros(len(y), dtype=bool)
+                self.stale[o] = (then, pending)
+            else:
+                fresh = self.xp.asarray(~pending)
+                then[fresh] = y[fresh, :, o]
+            pending[:] = True
+            _, effect = self._channel_and_effect(index, h)
+            y[:, :, o] += delta.astype(effect.dtype) * effect
+            self.param[index] = value
+            self.base_loss = {} if b is None or loss is None else {b: xp.asarray(loss, dtype=xp.float64)}
+            return
         for bb in range(h.shape[0]):  # batch by batch: bounded temporary memory
             channel, effect = self._channel_and_effect(index, h[bb:bb + 1])
             if channel is None:

@@ -65,6 +65,7 @@ class RSO:
         self.accepted_per_layer = {}
         self.stop_requested = False
         self.interrupted = False
+        self._bar = None
 
     # -- the loop -----------------------------------------------------------------------------
     @property
@@ -82,21 +83,36 @@ class RSO:
                 raise ConfigError(f"rounds must be a positive integer, got {rounds!r}")
             self.config.rounds = int(rounds)
         self.stop_requested = self.interrupted = False
-        with _sigint_requests_stop(self):
-            while not self.finished and not self.stop_requested:
-                self._round_step()
+        self._bar = _progress(self)
+        try:
+            with _sigint_requests_stop(self):
+                while not self.finished and not self.stop_requested:
+                    self._round_step()
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = None
         self.interrupted = self.stop_requested and not self.finished
         return self.history
+
+    @property
+    def trials_per_round(self):
+        return sum(self.model.param(p.ref).size for p in self.plan)
+
+    @property
+    def trials_done(self):
+        """Trials done since the start of the run (all rounds)."""
+        return (self.round * self.trials_per_round
+                + sum(self.model.param(p.ref).size for p in self.plan[:self.position]) + self.trial)
 
     def request_stop(self):
         self.stop_requested = True
 
     def _round_step(self):
         while self.position < len(self.plan):
-            self._sweep(self.plan[self.position])
+            self._sweep(self.plan[self.position])  # advances self.position when the sweep completes
             if self.stop_requested:
                 return
-            self.position += 1
         self._end_round()
 
     def _sweep(self, searched):
@@ -122,7 +138,9 @@ class RSO:
         ev.begin(searched.ref, batches)
         label = searched.label
         macs_new = trial_macs(self.model, cfg.evaluator, searched.ref.layer, bsz)
-        bar = _progress(self, label, len(order))
+        bar = self._bar
+        if bar is not None:
+            bar.set_description(f"round {self.round + 1}/{cfg.rounds} layer {label}", refresh=False)
         for t in range(self.trial, len(order)):
             if self.stop_requested:
                 break
@@ -154,11 +172,9 @@ class RSO:
             self.trial = t + 1
             if bar is not None:
                 done = t + 1
-                bar.set_postfix_str(f"round {self.round + 1}/{cfg.rounds} accept {self.sweep_totals['accepted'] / done:.2f} "
+                bar.set_postfix_str(f"trial {done}/{len(order)} accept {self.sweep_totals['accepted'] / done:.2f} "
                                     f"loss {self.sweep_totals['loss'] / (done * bsz):.4f}", refresh=False)
                 bar.update(1)
-        if bar is not None:
-            bar.close()
         ev.end()
         self.counters["wall_time"] += time.perf_counter() - t_start
         if self.stop_requested and self.trial < len(order):
@@ -170,6 +186,7 @@ class RSO:
                   "accepted": self.sweep_totals["accepted"], "accept_rate": self.sweep_totals["accepted"] / trials,
                   "sigma": sigma, "train_loss": self.sweep_totals["loss"] / (trials * bsz), **self._counter_fields()}
         self.trial = 0
+        self.position += 1  # before the callbacks: a checkpoint they write starts at the next sweep
         if cfg.eval_layers:
             record.update(self.evaluate())
         self._emit(record)
@@ -257,11 +274,13 @@ def _jsonable(state):
             for k, v in state.items()}
 
 
-def _progress(rso, label, total):
+def _progress(rso):
+    """One bar over every trial of the run: its ETA is the run's."""
     if not rso.progress:
         return None
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=rso.trial, desc=f"layer {label}", unit="trial", leave=False, dynamic_ncols=True)
+    total = rso.config.rounds * rso.trials_per_round
+    return tqdm(total=total, initial=min(rso.trials_done, total), unit="trial", dynamic_ncols=True, mininterval=0.5)
 
 
 class _sigint_requests_stop:

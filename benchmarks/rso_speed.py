@@ -1,0 +1,333 @@
+"""Seconds per RSO trial and per round for each evaluator (literal, prefix, incremental).
+
+For ``minirso.paper_mnist_net()`` (12,016 searched scalars) at batch 5000, for each evaluator
+and each searched array of ``minirso.rso.search_plan(model)`` (dense, conv 6 weight, bn 6
+beta, bn 6 gamma, ..., conv 1 weight, bn 1 beta, bn 1 gamma), this does what the optimizer's
+``RSO._sweep`` does for the first K trials of a sweep in round 1:
+
+    ev.begin(ref, batches)        # timed separately: "setup" (caches), once per sweep
+    K times: losses = ev.losses(index, plus, minus, b); keep the best candidate with
+             ev.set_value(index, value, b, loss) when it is not the current weight
+    ev.end()
+
+with the optimizer's visiting order, batch b = t % n_batches, dw ~ N(0, sigma_d) of round 1,
+and a fresh data permutation where the plan draws one (batch-norm sweeps reuse the conv
+sweep's order, so the incremental evaluator reuses its caches there, as in a real run).
+Nothing is restored: the weights drift by the accepted trials, as in training. A trial's
+time includes keeping the candidate (set_value), since the optimizer pays for it too.
+
+Per array it prints seconds per trial (median and mean of K), setup seconds, multiply-adds
+per trial (``minirso.rso.trial_macs``, counted like the optimizer: two candidates when the
+incremental evaluator remembered the current weight's loss on that batch), the achieved
+GMAC/s, the acceptance rate, and the speed-ups. Then the estimated seconds per round, per
+evaluator = sum over the searched arrays of (array size x seconds per trial + setup); the
+per-trial figure is the median for literal and prefix (every trial costs the same) and the
+mean for incremental (its cost depends on acceptances: remembered losses, cache updates).
+Each evaluator runs in its own subprocess (``--no-subprocess`` to run in this one), so its
+peak resident memory (ru_maxrss) is its own.
+
+    python benchmarks/rso_speed.py --batch 500 --train-images 5000          # quick
+    python benchmarks/rso_speed.py --threads 1 --json /tmp/rso_speed.json   # the full default
+    python benchmarks/rso_speed.py --evaluators incremental --layers 21.weight,3.weight
+    python benchmarks/rso_speed.py --backend cupy
+
+GMAC = 1e9 multiply-adds; one multiply-add is 2 FLOP (GFLOP/s = 2 x GMAC/s).
+"""
+import common
+
+THREADS = common.apply_threads()  # before numpy is imported: OpenBLAS reads its thread count once
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import minirso  # noqa: E402
+from minirso.backend import get_backend, to_numpy  # noqa: E402
+from minirso.errors import BackendError, MinirsoError  # noqa: E402
+from minirso.rso import (EVALUATOR_CLASSES, RSOConfig, annealed_sigma, round_macs, search_plan,  # noqa: E402
+                         trial_macs, visit_order)
+
+DEFAULT_TRIALS = {"literal": 3, "prefix": 3, "incremental": 20}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=5000, help="images per trial mini-batch (default 5000)")
+    p.add_argument("--train-images", type=int, default=60000,
+                   help="training images the batches are drawn from (default 60000: all of MNIST)")
+    p.add_argument("--data-dir", default=os.environ.get("MINIRSO_DATA", "/work/shared/data/mnist"),
+                   help="MNIST folder (default: $MINIRSO_DATA or /work/shared/data/mnist)")
+    p.add_argument("--synthetic", action="store_true", help="random images and labels of MNIST's shape instead")
+    p.add_argument("--evaluators", default="incremental,prefix,literal",
+                   help="comma-separated, from: " + ", ".join(EVALUATOR_CLASSES) + " (default: all three)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="trials per searched array (default: 3 for literal and prefix, 20 for incremental)")
+    p.add_argument("--layers", default=None,
+                   help="only these plan labels, comma-separated (e.g. 21.weight,3.weight; default: all)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="OpenBLAS/OpenMP threads (sets OPENBLAS_NUM_THREADS and OMP_NUM_THREADS; default: unset)")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, data subset, data order and dw")
+    p.add_argument("--no-subprocess", action="store_true",
+                   help="run every evaluator in this process (peak memory is then cumulative)")
+    p.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
+    p.add_argument("--worker", metavar="EVALUATOR", help=argparse.SUPPRESS)
+    p.add_argument("--worker-out", metavar="FILE", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.evaluator_list = [e.strip() for e in args.evaluators.split(",") if e.strip()]
+    unknown = [e for e in args.evaluator_list if e not in EVALUATOR_CLASSES]
+    if unknown or not args.evaluator_list:
+        p.error(f"unknown evaluator(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(EVALUATOR_CLASSES)}")
+    if args.batch < 1 or args.train_images < args.batch:
+        p.error(f"need 1 <= --batch <= --train-images, got batch {args.batch}, train-images {args.train_images}")
+    if args.trials is not None and args.trials < 1:
+        p.error("--trials must be >= 1")
+    return args
+
+
+def trials_for(args, name):
+    return args.trials if args.trials is not None else DEFAULT_TRIALS[name]
+
+
+def selected_plan(model, layers_option):
+    plan = search_plan(model)
+    if layers_option is None:
+        return plan, {p.label for p in plan}
+    wanted = [s.strip() for s in layers_option.split(",") if s.strip()]
+    labels = [p.label for p in plan]
+    bad = [w for w in wanted if w not in labels]
+    if bad:
+        raise SystemExit(f"error: unknown plan label(s) {', '.join(bad)}; the plan is: {', '.join(labels)}")
+    return plan, set(wanted)
+
+
+def load_training_data(args):
+    """(x, y) NumPy arrays: the first --train-images of a seeded random subset of MNIST, or synthetic."""
+    if args.synthetic:
+        rng = np.random.default_rng(args.seed + 1)
+        x = rng.standard_normal((args.train_images, 1, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, size=args.train_images).astype(np.int64)
+        return x, y, f"synthetic N(0,1) images, {args.train_images} x 1x28x28"
+    data = minirso.load_mnist(args.data_dir, download=False, progress=False)
+    if args.train_images < len(data.y_train):
+        data = data.subset(args.train_images, 1, seed=args.seed)
+    return data.x_train, data.y_train, f"MNIST from {args.data_dir}, {len(data.y_train)} training images"
+
+
+# -- one evaluator (run in a worker process) ------------------------------------------------
+def run_evaluator(args, name, xp):
+    x_host, y_host, data_desc = load_training_data(args)
+    model = minirso.paper_mnist_net(seed=args.seed).train(True)
+    if args.backend != "numpy":
+        model.to(xp)
+    x_dev, y_dev = xp.asarray(x_host), xp.asarray(y_host)
+    del x_host
+    ev = EVALUATOR_CLASSES[name](model, x_dev, y_dev)
+    plan, wanted = selected_plan(model, args.layers)
+    cfg = RSOConfig(batch_size=args.batch, evaluator=name)
+    rng = np.random.default_rng(args.seed)
+    n, bsz = len(y_dev), args.batch
+    n_batches = n // bsz
+    k = trials_for(args, name)
+    perm, results = None, []
+    for searched in plan:
+        if searched.new_batches or perm is None:
+            perm = rng.permutation(n)
+        if searched.label not in wanted:
+            continue
+        batches = perm[:n_batches * bsz].reshape(n_batches, bsz)
+        param = model.param(searched.ref)
+        sigma = annealed_sigma(searched.sigma_d, 0, cfg.rounds, cfg.anneal)  # round 1
+        order = visit_order(param.shape, cfg.order)
+        dws = rng.normal(0.0, sigma, size=k)
+        host = to_numpy(param).copy()
+        dtype = host.dtype.type
+        layer = searched.ref.layer
+        macs_new = trial_macs(model, name, layer, bsz)
+        macs_cached = trial_macs(model, name, layer, bsz, True) if name == "incremental" else macs_new
+
+        common.synchronize(xp)
+        t0 = time.perf_counter()
+        ev.begin(searched.ref, batches)
+        common.synchronize(xp)
+        setup = time.perf_counter() - t0
+
+        times, keep_times, macs, accepted, cached_trials = [], [], [], 0, 0
+        for t in range(k):  # RSO._sweep, trial t of the sweep (cycling when K exceeds the array)
+            index = np.unravel_index(order[t % len(order)], host.shape)
+            b = t % n_batches
+            current = host[index]
+            plus, minus = dtype(current + dws[t]), dtype(current - dws[t])
+            hits = getattr(ev, "base_hits", 0)
+            common.synchronize(xp)
+            t0 = time.perf_counter()
+            losses = to_numpy(ev.losses(index, plus, minus, b))
+            choice = int(np.argmin(losses))
+            t1 = time.perf_counter()
+            if choice:
+                value = (current, plus, minus)[choice]
+                ev.set_value(index, value, b, losses[choice])
+                host[index] = value
+                accepted += 1
+            common.synchronize(xp)
+            t2 = time.perf_counter()
+            times.append(t2 - t0)
+            keep_times.append(t2 - t1)
+            cached = getattr(ev, "base_hits", 0) > hits
+            cached_trials += cached
+            macs.append(macs_cached if cached else macs_new)
+        ev.end()
+        med, mean = statistics.median(times), statistics.fmean(times)
+        per_trial = mean if name == "incremental" else med
+        res = {"label": searched.label, "layer": layer, "size": int(param.size), "trials": k,
+               "s_per_trial_median": med, "s_per_trial_mean": mean, "s_per_trial": per_trial,
+               "s_per_trial_all": times, "keep_s_mean": statistics.fmean(keep_times), "setup_s": setup,
+               "macs_per_trial_new": macs_new, "macs_per_trial_mean": statistics.fmean(macs),
+               "gmacs_per_s": sum(macs) / sum(times) / 1e9, "accepted": accepted, "cached_trials": cached_trials,
+               "loadavg": list(os.getloadavg())}
+        results.append(res)
+        print(f"  [{name}] {searched.label:>10}: {per_trial:9.4f} s/trial (median {med:.4f}, mean {mean:.4f}, "
+              f"keep {res['keep_s_mean']:.4f}), setup {setup:7.2f} s, accepted {accepted}/{k}, "
+              f"remembered {cached_trials}, {res['gmacs_per_s']:.1f} GMAC/s, {common.loadavg()}", flush=True)
+    peak = {"ru_maxrss_mib": common.ru_maxrss_mib()}
+    if args.backend == "cupy":
+        peak["cupy_pool_total_mib"] = xp.get_default_memory_pool().total_bytes() / 2 ** 20
+    return {"evaluator": name, "trials": k, "data": data_desc, "layers": results, "memory": peak,
+            "round_macs": round_macs(model, plan, name, bsz)}
+
+
+# -- the report -------------------------------------------------------------------------------
+def fmt_s(s):
+    return f"{s:.4f}" if s < 10 else f"{s:.2f}"
+
+
+def report(args, model, plan, wanted, runs, peak):
+    names = [r["evaluator"] for r in runs]
+    by = {r["evaluator"]: {l["label"]: l for l in r["layers"]} for r in runs}
+    labels = [p.label for p in plan if p.label in wanted]
+    sizes = {p.label: int(model.param(p.ref).size) for p in plan}
+    rows = []
+    for label in labels:
+        for name in names:
+            l = by[name][label]
+            sp = []
+            for other in ("prefix", "literal"):
+                if name == "incremental" and other in by:
+                    sp.append(f"{by[other][label]['s_per_trial'] / l['s_per_trial']:.1f}x")
+                else:
+                    sp.append("")
+            rows.append([label, sizes[label], name, fmt_s(l["s_per_trial"]), fmt_s(l["s_per_trial_median"]),
+                         fmt_s(l["setup_s"]), f"{l['macs_per_trial_mean'] / 1e9:.3f}", f"{l['gmacs_per_s']:.1f}",
+                         f"{l['accepted']}/{l['trials']}", *sp])
+    table1 = common.fmt_table(["array", "size", "evaluator", "s/trial", "median", "setup s", "GMAC/trial", "GMAC/s",
+                               "kept", "vs prefix", "vs literal"], rows, "lrlrrrrrrrr")
+    summary = {}
+    rows = []
+    for r in runs:
+        name = r["evaluator"]
+        trial_s = sum(sizes[l] * by[name][l]["s_per_trial"] for l in labels)
+        setup_s = sum(by[name][l]["setup_s"] for l in labels)
+        total = trial_s + setup_s
+        macs_measured = sum(sizes[l] * by[name][l]["macs_per_trial_mean"] for l in labels)
+        gmacs = macs_measured / total / 1e9
+        summary[name] = {"round_s": total, "trials_s": trial_s, "setup_s": setup_s,
+                         "round_macs_model": r["round_macs"], "round_macs_measured": macs_measured,
+                         "gflops_per_s": 2 * gmacs, "fraction_of_peak": gmacs / peak, **r["memory"]}
+        mem = f"{r['memory']['ru_maxrss_mib']:.0f}"
+        if "cupy_pool_total_mib" in r["memory"]:
+            mem += f" (+{r['memory']['cupy_pool_total_mib']:.0f} GPU pool)"
+        rows.append([name, f"{total:.0f}", f"{total / 3600:.2f}", f"{trial_s:.0f}", f"{setup_s:.0f}",
+                     f"{r['round_macs'] / 1e12:.1f}", f"{macs_measured / 1e12:.1f}", f"{2 * gmacs:.1f}",
+                     f"{100 * gmacs / peak:.0f}%", mem])
+    table2 = common.fmt_table(["evaluator", "s/round", "h/round", "trials s", "setup s", "TMAC model",
+                               "TMAC counted", "GFLOP/s", "of peak", "peak RSS MiB"], rows, "lrrrrrrrrr")
+    ratios = []
+    for a, b in (("incremental", "prefix"), ("incremental", "literal"), ("prefix", "literal")):
+        if a in summary and b in summary:
+            ratios.append(f"{a} vs {b}: {summary[b]['round_s'] / summary[a]['round_s']:.1f}x faster per round")
+    return table1, table2, ratios, summary
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        xp = get_backend(args.backend)
+    except BackendError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    if args.worker:
+        out = run_evaluator(args, args.worker, xp)
+        with open(args.worker_out, "w") as f:
+            json.dump(out, f)
+        return 0
+
+    model = minirso.paper_mnist_net(seed=args.seed)
+    plan, wanted = selected_plan(model, args.layers)
+    start = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    print(f"rso_speed: paper_mnist_net ({sum(model.param(p.ref).size for p in plan)} searched scalars), batch {args.batch}, "
+          f"{args.train_images} training images ({'synthetic' if args.synthetic else 'MNIST'}), backend {args.backend}")
+    print(common.machine_description())
+    print(common.threads_description(THREADS))
+    print("trials per array: " + ", ".join(f"{e} {trials_for(args, e)}" for e in args.evaluator_list)
+          + (f"; arrays: {args.layers}" if args.layers else ""))
+    print(f"start: {start}, {common.loadavg()}", flush=True)
+    peak, peak_s = common.sgemm_peak(xp)
+    print(f"float32 matmul peak (2048^3 sgemm, median of 5): {peak:.1f} GMAC/s = {2 * peak:.1f} GFLOP/s, "
+          f"{common.loadavg()}", flush=True)
+
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.evaluator_list:
+            t0 = time.perf_counter()
+            print(f"{name}: {trials_for(args, name)} trials per array, {common.loadavg()}", flush=True)
+            if args.no_subprocess:
+                runs.append(run_evaluator(args, name, xp))
+            else:
+                out = os.path.join(tmp, f"{name}.json")
+                cmd = [sys.executable, os.path.abspath(__file__), *(argv if argv is not None else sys.argv[1:]),
+                       "--worker", name, "--worker-out", out]
+                rc = subprocess.call(cmd)
+                if rc != 0:
+                    print(f"error: the {name} worker failed (exit status {rc})", file=sys.stderr)
+                    return 1
+                with open(out) as f:
+                    runs.append(json.load(f))
+            print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    table1, table2, ratios, summary = report(args, model, plan, wanted, runs, peak)
+    end_load = common.loadavg()
+    print(f"\nper searched array (batch {args.batch}; s/trial: mean for incremental, median for literal/prefix; "
+          f"setup: ev.begin once per sweep; GMAC/trial counted as the optimizer does)")
+    print(table1)
+    partial = "" if wanted == {p.label for p in plan} else " (only the selected arrays)"
+    print(f"\nestimated round{partial}: sum over arrays of size x s/trial + setup; "
+          f"sgemm peak {2 * peak:.1f} GFLOP/s")
+    print(table2)
+    for line in ratios:
+        print(line)
+    if "incremental" in summary and "prefix" in summary:
+        r = summary["prefix"]["round_s"] / summary["incremental"]["round_s"]
+        print(f"target incremental >= 5x faster than prefix per round: {'met' if r >= 5 else 'NOT met'} ({r:.1f}x)")
+    print(f"end: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {end_load}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": {k: v for k, v in vars(args).items() if not k.startswith("worker")},
+                       "threads": THREADS, "start": start, "sgemm_gmacs_per_s": peak,
+                       "loadavg_end": list(os.getloadavg()), "summary": summary, "runs": runs}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except MinirsoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,149 @@
+"""The training CLI end to end: outputs, exact resume, Ctrl-C, clear errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from minirso import train
+from minirso.checkpoint import load_checkpoint
+from minirso.model import Sequential
+
+SMALL = ["--model", "tiny", "--train-subset", "600", "--test-subset", "200", "--batch-size", "100",
+         "--no-progress", "--no-plots"]
+
+
+def _args(mnist_dir, out, *extra):
+    return ["--data-dir", str(mnist_dir), "--no-download", "--out", str(out), *SMALL, *extra]
+
+
+def _weights(path):
+    model, _ = Sequential.load(path)
+    return model.state_arrays()
+
+
+def test_cli_runs_end_to_end(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "minirso.train", *_args(mnist_dir, out, "--rounds", "2")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("config.json", "metrics.jsonl", "metrics.csv", "checkpoint.npz", "model.npz"):
+        assert (out / name).exists(), name
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    layers = [r for r in records if r["type"] == "layer"]
+    rounds = [r for r in records if r["type"] == "round"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert [r["layer"] for r in layers][0] == "9.weight"  # the dense layer of the tiny net is searched first
+    assert rounds[-1]["test_accuracy"] > 0.2  # two rounds of the tiny net on 600 images: far above chance (0.1)
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert "test_accuracy" in header and "accept_rate" in header
+    assert "test accuracy" in proc.stdout
+
+
+def test_resume_equals_uninterrupted(mnist_dir, tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    assert train.main(_args(mnist_dir, full, "--rounds", "2")) == 0
+
+    calls = {"n": 0}
+    original = train.Run.callback
+
+    def stop_after_three_layers(self, opt, record):
+        original(self, opt, record)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            opt.request_stop()
+
+    part = tmp_path / "part"
+    monkeypatch.setattr(train.Run, "callback", stop_after_three_layers)
+    assert train.main(_args(mnist_dir, part, "--rounds", "2")) == train.EXIT_INTERRUPTED
+    monkeypatch.setattr(train.Run, "callback", original)
+    assert not (part / "model.npz").exists()
+    assert train.main(["--resume", str(part), "--no-progress", "--no-plots"]) == 0
+
+    a, b = _weights(full / "model.npz"), _weights(part / "model.npz")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    recs = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
+    full_recs = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    assert [r["layer"] for r in recs if r["type"] == "layer"] == [r["layer"] for r in full_recs if r["type"] == "layer"]
+
+
+def test_sigint_leaves_loadable_checkpoint(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "minirso.train", *_args(mnist_dir, out, "--rounds", "50")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = out / "checkpoint.npz"
+    deadline = time.time() + 240
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert ckpt.exists(), "no checkpoint appeared"
+    time.sleep(0.5)  # now somewhere inside a later sweep
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == train.EXIT_INTERRUPTED, stderr
+    assert "--resume" in stdout
+    assert "Traceback" not in stderr
+    model, optimizer, state, arrays, meta = load_checkpoint(ckpt)
+    assert optimizer == "rso" and state["round"] == 0
+    assert state["position"] >= 1 or state["trial"] >= 1
+    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "bogus"], "unknown preset 'bogus'"),
+    (["--batch-size", "-5"], "--batch-size must be a positive integer"),
+    (["--rounds", "0"], "--rounds must be a positive integer"),
+    (["--optimizer", "sgd", "--rounds", "3"], "--rounds is for --optimizer rso"),
+])
+def test_bad_arguments_give_clear_errors(argv, message, capsys, tmp_path):
+    assert train.main([*argv, "--out", str(tmp_path / "r"), "--no-download", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_missing_data_is_a_clear_error(tmp_path, capsys):
+    assert train.main(["--data-dir", str(tmp_path / "nowhere"), "--no-download", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "nowhere" in err
+
+
+def test_cupy_backend_without_gpu_is_a_clear_error(mnist_dir, tmp_path, capsys):
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed here")
+    except ImportError:
+        pass
+    assert train.main(_args(mnist_dir, tmp_path / "r", "--backend", "cupy")) == 2
+    assert 'pip install "minirso[gpu]"' in capsys.readouterr().err
+
+
+def test_resume_of_missing_run_is_a_clear_error(tmp_path, capsys):
+    assert train.main(["--resume", str(tmp_path / "none")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_existing_run_dir_is_not_overwritten(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes(b"x")
+    assert train.main(_args(mnist_dir, out, "--rounds", "1")) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_sgd_runs_and_resumes(mnist_dir, tmp_path):
+    out = tmp_path / "sgd"
+    args = ["--optimizer", "sgd", "--data-dir", str(mnist_dir), "--no-download", "--out", str(out),
+            "--model", "tiny", "--train-subset", "600", "--test-subset", "200", "--batch-size", "16", "--no-progress",
+            "--no-plots"]
+    assert train.main([*args, "--epochs", "1"]) == 0
+    rec = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rec[-1]["epoch"] == 1
+    assert train.main(["--resume", str(out), "--epochs", "2", "--no-progress", "--no-plots"]) == 0
+    rec = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rec] == [1, 2]
+    assert 0.0 <= rec[-1]["test_accuracy"] <= 1.0  # (SGD's learning itself is tested in test_sgd.py)
