@@ -583,13 +583,10 @@ def test_stop_mid_sweep_then_run_again_in_process(equivalence_runs):
     _assert_resumed_like(ref, model, rso)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG minirso/rso/optimizer.py RSO._round_step: when a stop is requested during the last trial "
-    "of a sweep, or by a callback on the sweep's 'layer' record, _sweep completes the sweep (emits "
-    "the record, sets trial=0) but _round_step returns before `self.position += 1`; state_dict() "
-    "then points at the finished sweep and resuming searches that whole array a second time."))
 @pytest.mark.parametrize("how", ["layer-record-callback", "last-trial-of-sweep"])
 def test_resume_at_layer_boundary_is_exact(equivalence_runs, how):
+    """A stop that lands on a sweep's end (asked for by a callback on its "layer" record, or during
+    its last trial) must leave the checkpoint at the next sweep, not at the finished one."""
     ref = equivalence_runs["incremental"]
     model = tiny_net()
     rso = make_rso(model, synthetic(), evaluator="incremental")
