@@ -164,8 +164,8 @@ class Sequential:
                 "layers": [{"type": type(layer).__name__, "config": layer.config()} for layer in self.layers]}
 
     def state_arrays(self):
-        """Every parameter and buffer as NumPy arrays, keyed ``"<layer>.<name>"``."""
-        return {f"{i}.{k}": to_numpy(v) for i, layer in enumerate(self.layers)
+        """A copy of every parameter and buffer as NumPy arrays, keyed ``"<layer>.<name>"``."""
+        return {f"{i}.{k}": np.array(to_numpy(v), copy=True) for i, layer in enumerate(self.layers)
                 for store in (layer.params, layer.buffers) for k, v in store.items()}
 
     def load_state_arrays(self, arrays):
@@ -179,7 +179,7 @@ class Sequential:
                     a = np.asarray(arrays[key])
                     if a.shape != store[k].shape:
                         raise DataError(f"array {key!r} has shape {a.shape}, the model expects {store[k].shape}")
-                    store[k] = xp.asarray(a)
+                    store[k] = xp.array(a, dtype=store[k].dtype, copy=True)
 
     def save(self, path, metadata=None):
         """Write weights, batch-norm statistics, architecture and metadata to one .npz, atomically."""

@@ -15,13 +15,17 @@ def he_normal_(model, rng):
     return model
 
 
-def conv_bn_net(channels, pool_after, input_shape=(1, 28, 28), classes=10, name="conv_bn_net", dtype="float32"):
+def conv_bn_net(channels, pool_after, input_shape=(1, 28, 28), classes=10, name="conv_bn_net", dtype="float32",
+                head="gap"):
     """The RSO paper's family of MNIST networks.
 
     For each k: ReLU (not before the first conv) -> 3x3 conv, stride 1, padding 1, no bias
-    -> 2x2 average pool (if k in ``pool_after``) -> batch-norm. Then global average pool and
-    a dense layer to ``classes``, no bias.
+    -> 2x2 average pool (if k in ``pool_after``) -> batch-norm. Then, with ``head="gap"``
+    (the paper's), global average pool and a dense layer to ``classes``, no bias; with
+    ``head="flatten"``, ReLU, flatten and a dense layer over every position of the last map.
     """
+    if head not in ("gap", "flatten"):
+        raise ValueError(f"head must be 'gap' or 'flatten', got {head!r}")
     layers, c_in = [], input_shape[0]
     for k, c_out in enumerate(channels):
         if k > 0:
@@ -31,7 +35,11 @@ def conv_bn_net(channels, pool_after, input_shape=(1, 28, 28), classes=10, name=
             layers.append(AvgPool2D(2))
         layers.append(BatchNorm2D(c_out, dtype=dtype))
         c_in = c_out
-    layers += [GlobalAvgPool2D(), Flatten(), Dense(c_in, classes, dtype=dtype)]
+    if head == "gap":
+        layers += [GlobalAvgPool2D(), Flatten(), Dense(c_in, classes, dtype=dtype)]
+        return Sequential(layers, input_shape, name)
+    features = Sequential(layers, input_shape).shapes[-1]
+    layers += [ReLU(), Flatten(), Dense(int(np.prod(features)), classes, dtype=dtype)]
     return Sequential(layers, input_shape, name)
 
 

@@ -1,4 +1,6 @@
 """RSO's options, with the paper's and the authors' defaults."""
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
@@ -46,17 +48,26 @@ class RSOConfig:
         def need(ok, msg):
             if not ok:
                 raise ConfigError(msg)
-        need(isinstance(self.rounds, int) and self.rounds >= 1, f"rounds must be a positive integer, got {self.rounds!r}")
-        need(isinstance(self.batch_size, int) and self.batch_size >= 1,
+
+        def integer(v):
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        def real(v):
+            return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+        need(integer(self.rounds) and self.rounds >= 1, f"rounds must be a positive integer, got {self.rounds!r}")
+        need(integer(self.batch_size) and self.batch_size >= 1,
              f"batch_size must be a positive integer, got {self.batch_size!r}")
-        need(0.0 <= self.anneal <= 1.0, f"anneal must lie in [0, 1] (the final sigma fraction), got {self.anneal!r}")
-        need(self.bn_sigma > 0, f"bn_sigma must be positive, got {self.bn_sigma!r}")
-        need(0.0 <= self.weight_decay < 1.0, f"weight_decay must lie in [0, 1), got {self.weight_decay!r}")
+        need(real(self.anneal) and 0.0 <= self.anneal <= 1.0,
+             f"anneal must lie in [0, 1] (the final sigma fraction), got {self.anneal!r}")
+        need(real(self.bn_sigma) and self.bn_sigma > 0, f"bn_sigma must be positive, got {self.bn_sigma!r}")
+        need(real(self.weight_decay) and 0.0 <= self.weight_decay < 1.0,
+             f"weight_decay must lie in [0, 1), got {self.weight_decay!r}")
         need(self.order in ORDERS, f"order must be one of {', '.join(ORDERS)}, got {self.order!r}")
         need(self.evaluator in EVALUATORS, f"evaluator must be one of {', '.join(EVALUATORS)}, got {self.evaluator!r}")
-        need(isinstance(self.eval_every, int) and self.eval_every >= 0,
+        need(integer(self.eval_every) and self.eval_every >= 0,
              f"eval_every must be an integer >= 0, got {self.eval_every!r}")
-        need(isinstance(self.stats_images, int) and self.stats_images >= 1,
+        need(integer(self.stats_images) and self.stats_images >= 1,
              f"stats_images must be a positive integer, got {self.stats_images!r}")
         return self
 

@@ -226,20 +226,20 @@ class IncrementalEvaluator(Evaluator):
             pending[:] = True
             _, effect = self._channel_and_effect(index, h)
             y[:, :, o] += delta.astype(effect.dtype) * effect
-            self.param[index] = value
-            self.base_loss = {} if b is None or loss is None else {b: xp.asarray(loss, dtype=xp.float64)}
-            return
-        for bb in range(h.shape[0]):  # batch by batch: bounded temporary memory
-            channel, effect = self._channel_and_effect(index, h[bb:bb + 1])
+        elif s.nxt is None:  # no next conv/dense: channel o of the cached maps, every batch at once
+            channel, effect = self._channel_and_effect(index, h)
             if channel is None:
-                channel = self.acts[s.m][bb:bb + 1, :, o].copy()  # a copy: the cache is overwritten below
+                channel = self.acts[s.m][:, :, o]
             new = channel + delta.astype(effect.dtype) * effect
+            if s.k != s.m or s.is_bn:
+                self.acts[s.k][:, :, o] = self._push(new, o)
             if not s.is_bn:
-                self.acts[s.m][bb, :, o] = new[0]
-            if s.nxt is not None:
+                self.acts[s.m][:, :, o] = new
+        else:  # batch-norm followed by a conv: batch by batch, bounding the temporary memory
+            for bb in range(h.shape[0]):
+                channel, effect = self._channel_and_effect(index, h[bb:bb + 1])
+                new = channel + delta.astype(effect.dtype) * effect
                 pushed = self._push(xp.concatenate([channel, new]), o)
                 self.acts[s.z][bb] += self._next_effect(pushed[1:] - pushed[:1], o)[0]
-            elif s.k != s.m or s.is_bn:
-                self.acts[s.k][bb, :, o] = self._push(new, o)[0]
         self.param[index] = value
         self.base_loss = {} if b is None or loss is None else {b: xp.asarray(loss, dtype=xp.float64)}

@@ -34,7 +34,7 @@ class RSO:
 
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, record_trials=False, **options):
         if config is None:
-            config = RSOConfig(**options)
+            config = RSOConfig.from_dict(options)
         elif options:
             config = RSOConfig.from_dict({**config.to_dict(), **options})
         self.config = config.validate()
