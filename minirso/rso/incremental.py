@@ -38,6 +38,11 @@ from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
 
 
+def xp_moveaxis(h):
+    """(C, G, B, ...) -> a (G, B, C, ...) view."""
+    return h.transpose((1, 2, 0) + tuple(range(3, h.ndim)))
+
+
 def _apply_channel(layers, values, c):
     for layer in layers:
         values = layer.forward_channel(values, c)
@@ -106,17 +111,35 @@ class IncrementalEvaluator(Evaluator):
         super().begin(ref, batches)
         self.s = Structure(self.model, ref.layer)
         needed = self.s.needed
-        parts = {j: [] for j in needed}
+        self.acts = {}
         for b in range(len(batches)):
             h = self.batch(b)[0]
             for j in range(needed[-1] + 1):
-                if j in parts:
-                    parts[j].append(h)
-                if j < len(self.model.layers) and j < needed[-1]:
+                if j in needed:
+                    self._store(j, b, h, len(batches))
+                if j < needed[-1]:
                     h = self.model.layers[j].forward(h)
-        self.acts = {j: xp.stack(p) for j, p in parts.items()}
         self.base_loss = {}
         self.stale = {}
+
+    def _store(self, j, b, h, n_batches):
+        """acts[j][b] = h. The searched layer's input is kept channel-major, (C, n_batches, B, ...),
+        so that one input channel of every image (what a weight's effect reads) is contiguous."""
+        if j not in self.acts:
+            shape = (n_batches,) + h.shape
+            if j == self.s.i:
+                shape = (h.shape[1], n_batches, h.shape[0]) + h.shape[2:]
+            self.acts[j] = self.xp.empty(shape, dtype=h.dtype)
+        if j == self.s.i:
+            self.acts[j][:, b] = h.swapaxes(0, 1)
+        else:
+            self.acts[j][b] = h
+
+    def _inputs(self, b=None):
+        """The searched layer's inputs as a (G, B, C, ...) view: batch b (G = 1), or every batch."""
+        h = self.acts[self.s.i]
+        h = h[:, b:b + 1] if b is not None else h
+        return xp_moveaxis(h)
 
     def end(self):
         super().end()
@@ -179,8 +202,7 @@ class IncrementalEvaluator(Evaluator):
         self._refresh(b)
         current = self.param[index]
         deltas = xp.stack([xp.asarray(plus, dtype=xp.float64) - current, xp.asarray(minus, dtype=xp.float64) - current])
-        h = self.acts[s.i][b][None]
-        channel, effect = self._channel_and_effect(index, h)
+        channel, effect = self._channel_and_effect(index, self._inputs(b))
         if channel is None:
             channel = self.acts[s.m][b][:, o][None]
         deltas = deltas.astype(effect.dtype).reshape((2,) + (1,) * (effect.ndim - 1))
@@ -213,7 +235,7 @@ class IncrementalEvaluator(Evaluator):
         """Keep ``value``: update the weight and the cached activations of every mini-batch."""
         xp, s, o = self.xp, self.s, index[0]
         delta = (xp.asarray(value, dtype=xp.float64) - self.param[index])
-        h = self.acts[s.i]
+        h = self._inputs()
         if self._lazy:
             y = self.acts[s.m]
             then, pending = self.stale.get(o, (None, None))
