@@ -179,7 +179,7 @@ class Sequential:
                     a = np.asarray(arrays[key])
                     if a.shape != store[k].shape:
                         raise DataError(f"array {key!r} has shape {a.shape}, the model expects {store[k].shape}")
-                    store[k] = xp.array(a, dtype=store[k].dtype, copy=True)
+                    store[k] = xp.array(a, copy=True)
 
     def save(self, path, metadata=None):
         """Write weights, batch-norm statistics, architecture and metadata to one .npz, atomically."""

@@ -15,6 +15,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from minirso.backend import get_backend  # noqa: E402
+from minirso.errors import BackendError  # noqa: E402
+
 _HERE = Path(__file__).resolve().parent
 _CANDIDATES = [os.environ.get("MINIRSO_DATA"), str(_HERE.parent.parent / "shared" / "data" / "mnist")]
 
@@ -41,3 +44,24 @@ def mnist_dir():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def cupy_or_skip():
+    """The cupy module, or skip the test when CuPy or a CUDA device is missing."""
+    cupy = pytest.importorskip("cupy")
+    try:
+        get_backend("cupy")
+    except BackendError as err:
+        pytest.skip(f"no usable CUDA device: {err}")
+    return cupy
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def xp(request):
+    """Each test body runs on NumPy, and on CuPy where a GPU is available (marked gpu)."""
+    return np if request.param == "numpy" else cupy_or_skip()
+
+
+@pytest.fixture(scope="module")
+def cupy():
+    return cupy_or_skip()

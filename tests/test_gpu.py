@@ -17,17 +17,6 @@ from minirso.rso import RSO
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    cp = pytest.importorskip("cupy")
-    try:
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as err:  # no driver
-        pytest.skip(f"CUDA unavailable: {err}")
-    return cp
-
-
 def _data(seed=0, n=192, size=12):
     rng = np.random.default_rng(seed)
     templates = rng.standard_normal((10, 1, size, size))

@@ -14,20 +14,6 @@ from minirso.layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, Glob
 from minirso.layers import conv as conv_module
 
 
-def _cupy_or_skip():
-    cupy = pytest.importorskip("cupy")
-    try:
-        get_backend("cupy")
-    except BackendError as err:
-        pytest.skip(f"no usable CUDA device: {err}")
-    return cupy
-
-
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
-def xp(request):
-    return np if request.param == "numpy" else _cupy_or_skip()
-
-
 def _on(xp, layer):
     """The layer with its arrays moved to ``xp``."""
     return layer.to(xp)

@@ -9,20 +9,6 @@ from minirso.errors import BackendError, ShapeError
 from minirso.losses import accuracy, confusion_matrix, log_softmax, softmax_cross_entropy, softmax_cross_entropy_grad
 
 
-def _cupy_or_skip():
-    cupy = pytest.importorskip("cupy")
-    try:
-        get_backend("cupy")
-    except BackendError as err:
-        pytest.skip(f"no usable CUDA device: {err}")
-    return cupy
-
-
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
-def xp(request):
-    return np if request.param == "numpy" else _cupy_or_skip()
-
-
 def _direct(logits, labels):
     """-log(exp(z_y) / sum_j exp(z_j)) per example, written out with Python floats."""
     out = []
