@@ -52,7 +52,8 @@ def trial_macs(model, evaluator, layer, batch_size, base_cached=False):
     per_example = _channel_elements(model, s.m - 1)
     per_example += 3 * sum(_channel_elements(model, j) for j in range(s.m, s.k))
     if s.nxt is not None:
-        per_example += 2 * (layer_macs(model, s.k) // model.shapes[s.k][0] + forward_macs(model, s.k + 1, s.z))
+        j = s.nxt_index
+        per_example += 2 * (layer_macs(model, j) // model.shapes[s.k][0] + forward_macs(model, j + 1, s.z))
     per_example += (2 if base_cached else 3) * forward_macs(model, s.z)
     return batch_size * per_example
 

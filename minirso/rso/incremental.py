@@ -14,7 +14,8 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
    through them, for each candidate, with its own batch statistics.
 4. *The next conv or dense layer* is linear in its input and input channel o only meets
    ``weight[:, o]``: its output changes by a convolution of the one changed channel
-   (``input_channel_effect``, 1/in_channels of the full cost). Its output for the current
+   (``input_channel_effect``, 1/in_channels of the full cost). A flatten followed by a dense
+   layer counts as one such layer (channel o meets 1/C of the dense columns). Its output for the current
    weights is cached for all mini-batches and updated in place when a candidate is kept.
 5. From there on every channel differs, so the rest of the network runs, once for the
    candidates stacked along the batch axis (``groups``: batch-norm statistics per candidate).
@@ -31,9 +32,11 @@ Caches are the inputs of given layers for every mini-batch of the sweep, compute
 batch at the start of each sweep (batch-norm sees each mini-batch's own statistics, as in a
 full pass).
 """
+import math
+
 import numpy as np
 
-from ..layers import BatchNorm2D
+from ..layers import BatchNorm2D, Dense, Flatten
 from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
 
@@ -53,6 +56,22 @@ def _apply(layers, values):
     for layer in layers:
         values = layer.forward(values)
     return values
+
+
+class FlattenDense:
+    """Flatten then Dense, seen as one linear layer of a (C, H, W) map.
+
+    Channel c of the map becomes the features c*H*W .. (c+1)*H*W - 1, which meet only those
+    columns of the dense weight: a change of one channel changes the logits by a product with
+    1/C of the weight.
+    """
+
+    def __init__(self, dense, channel_size):
+        self.dense, self.size = dense, channel_size
+
+    def input_channel_effect(self, delta, c):
+        w = self.dense.params["weight"][:, c * self.size:(c + 1) * self.size]
+        return delta.reshape(delta.shape[0], self.size) @ w.T
 
 
 class Structure:
@@ -78,15 +97,20 @@ class Structure:
         while k < n and layers[k].is_channel_local(shapes[k]):
             k += 1
         self.m, self.k = m, k
-        self.nxt = layers[k] if k < n and hasattr(layers[k], "input_channel_effect") else None
-        z = k + 1 if self.nxt is not None else k
+        self.nxt, after = None, k
+        if k < n and hasattr(layers[k], "input_channel_effect"):
+            self.nxt, after = layers[k], k + 1
+        elif k + 1 < n and isinstance(layers[k], Flatten) and isinstance(layers[k + 1], Dense):
+            self.nxt, after = FlattenDense(layers[k + 1], math.prod(shapes[k][1:])), k + 2
+        self.nxt_index = after - 1  # the conv/dense layer the channel meets
+        z = after
         if self.nxt is not None:
             while z < n and layers[z].linear:
                 z += 1
         self.z = z
         self.fold_out = layers[i + 1:m]
         self.segment = layers[m:k]
-        self.fold_next = layers[k + 1:z] if self.nxt is not None else []
+        self.fold_next = layers[after:z] if self.nxt is not None else []
         self.needed = sorted({i, z} | (set() if self.is_bn else {m}))
 
 
