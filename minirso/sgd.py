@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from .backend import get_array_module, to_numpy
 from .errors import ConfigError, MinirsoError
-from .layers import Conv2D, Dense
 from .losses import softmax_cross_entropy, softmax_cross_entropy_grad
+from .rso.cost import forward_macs
 
 SCHEDULES = ("cosine", "constant")
 
@@ -76,22 +76,6 @@ class SGDConfig:
         return self
 
 
-def forward_macs_per_example(model):
-    """Approximate multiply-adds of one example's forward pass: convolutions and dense layers only.
-
-    conv: out * in * kh * kw * Ho * Wo; dense: in * out (batch-norm, pooling, ReLU are ignored).
-    """
-    total = 0
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, Conv2D):
-            _, ho, wo = model.shapes[i + 1]
-            kh, kw = layer.kernel_size
-            total += layer.out_channels * layer.in_channels * kh * kw * ho * wo
-        elif isinstance(layer, Dense):
-            total += layer.in_features * layer.out_features
-    return int(total)
-
-
 def _key(ref):
     return f"{ref.layer}.{ref.name}"
 
@@ -126,7 +110,7 @@ class SGD:
         self.velocity = {_key(r): xp.zeros_like(model.param(r)) for r in self.refs}
         self.epoch = 0            # completed epochs
         self.history = []
-        self.macs_per_example = forward_macs_per_example(model)
+        self.macs_per_example = forward_macs(model)  # the cost model RSO's accounting uses
         self.counters = {
             "steps": 0,             # weight updates
             "examples_seen": 0,     # training examples through forward + backward

@@ -9,7 +9,8 @@ import pytest
 
 from minirso import ConfigError, MinirsoError, Sequential, load_mnist, paper_mnist_net, small_mnist_net
 from minirso.layers import Dense
-from minirso.sgd import SGD, SGDConfig, forward_macs_per_example
+from minirso.rso.cost import forward_macs
+from minirso.sgd import SGD, SGDConfig
 
 RECORD_KEYS = {"optimizer", "epoch", "train_loss", "test_accuracy", "test_loss", "steps", "examples",
                "forward_macs", "wall_time"}
@@ -64,7 +65,7 @@ def test_sgd_learns_real_mnist_subset(mnist_dir):
     assert opt.steps_per_epoch == 47
     assert opt.counters["steps"] == last["steps"] == 5 * 47
     assert opt.counters["examples_seen"] == last["examples"] == 5 * 3000
-    assert opt.counters["forward_macs"] == last["forward_macs"] == 5 * 3000 * forward_macs_per_example(model)
+    assert opt.counters["forward_macs"] == last["forward_macs"] == 5 * 3000 * forward_macs(model)
     assert opt.counters["backward_macs"] == 2 * opt.counters["forward_macs"]
     assert last["wall_time"] == opt.counters["wall_time_train"] > 0
     assert opt.counters["wall_time_eval"] > 0  # measured apart from training
@@ -72,9 +73,15 @@ def test_sgd_learns_real_mnist_subset(mnist_dir):
 
 
 def test_forward_macs_of_the_paper_net():
+    """SGD counts with RSO's cost model: conv/dense multiply-adds plus one per element elsewhere."""
     # conv 1->16 at 28x28, 16->16 at 28x28, two at 14x14, two at 7x7, then dense 16->10.
-    expected = 9 * 16 * (1 * 784 + 16 * 784 + 2 * 16 * 196 + 2 * 16 * 49) + 16 * 10
-    assert forward_macs_per_example(paper_mnist_net(0)) == expected == 3048352
+    conv_dense = 9 * 16 * (1 * 784 + 16 * 784 + 2 * 16 * 196 + 2 * 16 * 49) + 16 * 10
+    # batch-norm x6, ReLU x5, two average pools, global pool, flatten: one per output element
+    elementwise = (16 * (784 + 196 + 196 + 49 + 49 + 49)   # batch-norms
+                   + 16 * (784 + 196 + 196 + 49 + 49)      # ReLUs
+                   + 16 * (196 + 49) + 16 + 16)            # average pools, global pool, flatten
+    assert conv_dense == 3048352
+    assert forward_macs(paper_mnist_net(0)) == conv_dense + elementwise
 
 
 # -- the update rule --------------------------------------------------------------------------------
