@@ -46,7 +46,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw: initial weights, data order, dw (default: 0)")
     p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
     p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
-    p.add_argument("--train-subset", type=int, help="use this many random training images (default: all 60,000)")
+    p.add_argument("--train-subset", type=int, help="use this many random training images (default: the preset's; "
+                   "quick uses 10,000, paper all 60,000)")
     p.add_argument("--test-subset", type=int, help="use this many random test images (default: all 10,000)")
     p.add_argument("--eval-every", type=int, help="test accuracy every N rounds/epochs (0: only at the end; default 1)")
     p.add_argument("--out", help="run directory (default: runs/<optimizer>-<preset>-<time>)")
@@ -66,7 +67,7 @@ def _settings_from_args(args):
     opt = preset[args.optimizer]
     s = {"optimizer": args.optimizer, "preset": args.preset, "model": args.model or preset["model"],
          "seed": args.seed, "data_dir": args.data_dir, "download": not args.no_download,
-         "train_subset": args.train_subset, "test_subset": args.test_subset,
+         "train_subset": _given(args.train_subset, opt.get("train_subset")), "test_subset": args.test_subset,
          "batch_size": _given(args.batch_size, opt["batch_size"]),
          "eval_every": 1 if args.eval_every is None else args.eval_every}
     if args.optimizer == "rso":
