@@ -1,0 +1,61 @@
+"""Plotting CLI: ``python -m minirso.plot RUN_DIR [RUN_DIR ...] --out DIR``.
+
+One run: every plot of that run (curves, accept rates and sigma for RSO, weights, filters).
+Several runs (e.g. RSO and SGD): their training curves overlaid, against rounds/epochs,
+evaluations, multiply-adds and wall time. Prints the paths of the PNGs written.
+"""
+import argparse
+import os
+import sys
+
+from .errors import MinirsoError
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m minirso.plot",
+        description="Render the plots of minirso run directories (written by python -m minirso.train) as PNGs.",
+        epilog="Examples: `python -m minirso.plot runs/rso-quick-XXXX` (one run's plots into RUN_DIR/plots); "
+               "`python -m minirso.plot runs/rso-* runs/sgd-* --out plots/` (RSO against SGD).")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (each holds metrics.jsonl)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/plots for one run, ./plots for several)")
+    p.add_argument("--label", action="append", dest="labels", metavar="TEXT",
+                   help="legend label of each run, in order (repeat once per run; default: folder and optimizer)")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        paths = _main(args)
+    except MinirsoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _main(args):
+    import matplotlib
+    matplotlib.use("Agg")  # files only: never needs a display
+    from .errors import ConfigError
+    from .plotting import X_AXES, load_records, render_run, training_curves
+
+    for run in args.runs:
+        load_records(run)  # a clear error for a folder that is not a run directory, before drawing anything
+    if args.labels is not None and len(args.labels) != len(args.runs):
+        raise ConfigError(f"--label was given {len(args.labels)} times for {len(args.runs)} runs: give one per run")
+    if len(args.runs) == 1:
+        return render_run(args.runs[0], args.out)
+    out = args.out or "plots"
+    paths = []
+    for x in X_AXES:
+        path = os.path.join(out, f"compare_{x}.png")
+        training_curves(args.runs, x=x, labels=args.labels, save=path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    sys.exit(main())
