@@ -216,7 +216,7 @@ def run_evaluator(args, name, xp):
     if args.backend == "cupy":
         peak["cupy_pool_total_mib"] = xp.get_default_memory_pool().total_bytes() / 2 ** 20
     return {"evaluator": name, "trials": k, "data": data_desc, "layers": results, "memory": peak,
-            "round_macs": round_macs(model, plan, name, bsz)}
+            "round_macs": round_macs(model, [p for p in plan if p.label in wanted], name, bsz)}
 
 
 # -- the report -------------------------------------------------------------------------------
