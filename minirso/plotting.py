@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .backend import to_numpy
 from .errors import DataError
@@ -153,6 +154,7 @@ def training_curves(runs, x="round", metrics=("test_accuracy", "train_loss"), la
                 ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, markersize=4, label=label)
         if log_x:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only: no crowded minor labels
         ax.set_xlabel(xlabel)
         ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
         ax.set_title(METRIC_LABELS.get(metric, metric).capitalize())
