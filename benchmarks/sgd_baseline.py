@@ -16,21 +16,9 @@ import os
 import platform
 import sys
 import time
+import common  # benchmarks/common.py (scripts run as `python benchmarks/...`)
 
 TARGET = 0.99
-
-
-def cpu_description():
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} logical CPUs visible)"
 
 
 def parse_args(argv=None):
@@ -95,7 +83,7 @@ def main(argv=None):
     acc = history[-1]["test_accuracy"]
     print(f"final: test_accuracy {100 * acc:.2f}% after {len(history)} epochs; train wall time "
           f"{opt.counters['wall_time_train']:.1f}s (+{opt.counters['wall_time_eval']:.1f}s evaluation, "
-          f"{total:.1f}s in all); CPU {cpu_description()}", flush=True)
+          f"{total:.1f}s in all); CPU {common.cpu_description()}", flush=True)
     print(f"target >= {100 * TARGET:.1f}%: {'met' if acc >= TARGET else 'NOT met'}", flush=True)
     return 0
 
