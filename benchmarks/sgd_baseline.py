@@ -13,7 +13,6 @@ final line with the accuracy, epochs, total training wall time and the CPU.
 """
 import argparse
 import os
-import platform
 import sys
 import time
 import common  # benchmarks/common.py (scripts run as `python benchmarks/...`)
