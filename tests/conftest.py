@@ -41,6 +41,17 @@ def mnist_dir():
     return found
 
 
+def central_difference(f, array, idx, eps):
+    """(f() at array[idx] + eps - f() at array[idx] - eps) / (2 eps); array[idx] is restored."""
+    old = float(array[idx])
+    array[idx] = old + eps
+    up = f()
+    array[idx] = old - eps
+    down = f()
+    array[idx] = old
+    return (up - down) / (2 * eps)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

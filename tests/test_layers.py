@@ -5,6 +5,7 @@ oracles themselves always run in NumPy float64.
 """
 import numpy as np
 import pytest
+from conftest import central_difference
 import scipy.signal
 
 from minirso.backend import get_backend, to_numpy
@@ -46,13 +47,7 @@ def finite_difference_check(layer, x, xp, rng, forward_kwargs=None, limit=40, ep
     def check(array, analytic, what):
         assert analytic.shape == tuple(array.shape), what
         for idx in _sample_indices(array.shape, rng, limit):
-            old = float(to_numpy(array[idx]))
-            array[idx] = old + eps
-            up = objective()
-            array[idx] = old - eps
-            down = objective()
-            array[idx] = old
-            numeric = (up - down) / (2 * eps)
+            numeric = central_difference(objective, array, idx, eps)
             assert abs(numeric - analytic[idx]) <= atol + rtol * abs(numeric), \
                 f"{what}{idx}: finite difference {numeric!r} vs backward {analytic[idx]!r}"
 

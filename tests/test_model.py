@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import central_difference
 
 from minirso.backend import get_backend, to_numpy
 from minirso.errors import BackendError, DataError, ShapeError
@@ -223,23 +224,11 @@ def test_backward_through_small_net_matches_finite_differences():
         assert grads[r].shape == p.shape
         for _ in range(3):
             idx = tuple(int(rng.integers(s)) for s in p.shape)
-            old = p[idx]
-            p[idx] = old + eps
-            up = loss()
-            p[idx] = old - eps
-            down = loss()
-            p[idx] = old
-            numeric = (up - down) / (2 * eps)
+            numeric = central_difference(loss, p, idx, eps)
             assert abs(numeric - grads[r][idx]) <= 1e-6 + 1e-4 * abs(numeric), (r, idx, numeric, grads[r][idx])
     for _ in range(3):
         idx = tuple(int(rng.integers(s)) for s in x.shape)
-        old = x[idx]
-        x[idx] = old + eps
-        up = loss()
-        x[idx] = old - eps
-        down = loss()
-        x[idx] = old
-        numeric = (up - down) / (2 * eps)
+        numeric = central_difference(loss, x, idx, eps)
         assert abs(numeric - grad_x[idx]) <= 1e-6 + 1e-4 * abs(numeric), ("input", idx, numeric, grad_x[idx])
 
 
