@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
 from .backend import to_numpy
 from .errors import DataError
@@ -109,6 +109,15 @@ def _save(fig, save):
     return fig
 
 
+def _log_x_axis(ax, values):
+    """A log x axis labelled at 1, 2, 5 x 10^k over a few decades, at the decades only over more."""
+    ax.set_xscale("log")
+    if values and math.log10(max(values) / min(values)) < 3:
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _grid(n, max_cols=4):
     cols = min(max_cols, n)
     return math.ceil(n / cols), cols
@@ -153,8 +162,7 @@ def training_curves(runs, x="round", metrics=("test_accuracy", "train_loss"), la
             if len(xs):
                 ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, markersize=4, label=label)
         if log_x:
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only: no crowded minor labels
+            _log_x_axis(ax, [v for _, xs, _ in series[metric] for v in xs if v > 0])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
         ax.set_title(METRIC_LABELS.get(metric, metric).capitalize())
