@@ -278,7 +278,7 @@ def _progress(rso):
     """One bar over every trial of the run: its ETA is the run's."""
     if not rso.progress:
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text bar: works in terminals and notebooks without ipywidgets
     total = rso.config.rounds * rso.trials_per_round
     return tqdm(total=total, initial=min(rso.trials_done, total), unit="trial", dynamic_ncols=True, mininterval=0.5)
 
