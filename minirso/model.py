@@ -130,11 +130,11 @@ class Sequential:
 
     @property
     def xp(self):
-        first = next(iter(self.layers[0].params.values()), None) if self.layers else None
+        """The array module of the parameters (numpy for a model without any)."""
         for layer in self.layers:
             for v in layer.params.values():
                 return get_array_module(v)
-        return np if first is None else get_array_module(first)
+        return np
 
     @property
     def dtype(self):

@@ -41,7 +41,7 @@ from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
 
 
-def xp_moveaxis(h):
+def _batch_major(h):
     """(C, G, B, ...) -> a (G, B, C, ...) view."""
     return h.transpose((1, 2, 0) + tuple(range(3, h.ndim)))
 
@@ -163,7 +163,7 @@ class IncrementalEvaluator(Evaluator):
         """The searched layer's inputs as a (G, B, C, ...) view: batch b (G = 1), or every batch."""
         h = self.acts[self.s.i]
         h = h[:, b:b + 1] if b is not None else h
-        return xp_moveaxis(h)
+        return _batch_major(h)
 
     def end(self):
         super().end()
@@ -190,24 +190,25 @@ class IncrementalEvaluator(Evaluator):
                 del self.stale[o]
 
     # -- the searched channel ----------------------------------------------------------------
-    def _channel_and_effect(self, index, h):
-        """Channel o of the (folded) searched output and d(channel o)/d param[index], for inputs h.
+    def _channel_and_effect(self, index, b=None):
+        """Channel o of the (folded) searched output and d(channel o)/d param[index].
 
-        h: (G, B, ...) inputs of the searched layer for G mini-batches. Returns two arrays of
-        shape (G, B, ...) (batch-norm statistics are per mini-batch).
+        For batch b (G = 1) or every batch (b None, G = n_batches): two (G, B, ...) arrays
+        (batch-norm statistics are per mini-batch). The channel is a view of the cache,
+        except for batch-norm, whose output channel is recomputed from its input.
         """
         s, o = self.s, index[0]
         layer = self.model.layers[s.i]
+        h = self._inputs(b)
         g, bsz = h.shape[:2]
         flat = h.reshape((g * bsz,) + h.shape[2:])
         effect = layer.weight_effect(flat, self.ref.name, index, groups=g)
         effect = effect.reshape((g, bsz) + effect.shape[1:])
         if s.is_bn:
-            channel = layer.forward_channel(h[:, :, o], o)
-        else:
-            effect = _apply_channel(s.fold_out, effect, o)
-            channel = None  # read from the cache by the caller
-        return channel, effect
+            return layer.forward_channel(h[:, :, o], o), effect
+        cached = self.acts[s.m]
+        channel = cached[b:b + 1, :, o] if b is not None else cached[:, :, o]
+        return channel, _apply_channel(s.fold_out, effect, o)
 
     def _push(self, channel_values, o):
         """Channel o through the channel-local segment: (G, B, ...) -> (G, B, ...)."""
@@ -226,9 +227,7 @@ class IncrementalEvaluator(Evaluator):
         self._refresh(b)
         current = self.param[index]
         deltas = xp.stack([xp.asarray(plus, dtype=xp.float64) - current, xp.asarray(minus, dtype=xp.float64) - current])
-        channel, effect = self._channel_and_effect(index, self._inputs(b))
-        if channel is None:
-            channel = self.acts[s.m][b][:, o][None]
+        channel, effect = self._channel_and_effect(index, b)
         deltas = deltas.astype(effect.dtype).reshape((2,) + (1,) * (effect.ndim - 1))
         values = xp.concatenate([channel, channel + deltas * effect])  # current, plus, minus
         pushed = self._push(values, o)
@@ -259,7 +258,6 @@ class IncrementalEvaluator(Evaluator):
         """Keep ``value``: update the weight and the cached activations of every mini-batch."""
         xp, s, o = self.xp, self.s, index[0]
         delta = (xp.asarray(value, dtype=xp.float64) - self.param[index])
-        h = self._inputs()
         if self._lazy:
             y = self.acts[s.m]
             then, pending = self.stale.get(o, (None, None))
@@ -270,20 +268,18 @@ class IncrementalEvaluator(Evaluator):
                 fresh = self.xp.asarray(~pending)
                 then[fresh] = y[fresh, :, o]
             pending[:] = True
-            _, effect = self._channel_and_effect(index, h)
+            _, effect = self._channel_and_effect(index)
             y[:, :, o] += delta.astype(effect.dtype) * effect
         elif s.nxt is None:  # no next conv/dense: channel o of the cached maps, every batch at once
-            channel, effect = self._channel_and_effect(index, h)
-            if channel is None:
-                channel = self.acts[s.m][:, :, o]
+            channel, effect = self._channel_and_effect(index)
             new = channel + delta.astype(effect.dtype) * effect
             if s.k != s.m or s.is_bn:
                 self.acts[s.k][:, :, o] = self._push(new, o)
             if not s.is_bn:
                 self.acts[s.m][:, :, o] = new
         else:  # batch-norm followed by a conv: batch by batch, bounding the temporary memory
-            for bb in range(h.shape[0]):
-                channel, effect = self._channel_and_effect(index, h[bb:bb + 1])
+            for bb in range(len(self.batches)):
+                channel, effect = self._channel_and_effect(index, bb)
                 new = channel + delta.astype(effect.dtype) * effect
                 pushed = self._push(xp.concatenate([channel, new]), o)
                 self.acts[s.z][bb] += self._next_effect(pushed[1:] - pushed[:1], o)[0]

@@ -138,6 +138,7 @@ class RSO:
         ev.begin(searched.ref, batches)
         label = searched.label
         macs_new = trial_macs(self.model, cfg.evaluator, searched.ref.layer, bsz)
+        macs_remembered = trial_macs(self.model, cfg.evaluator, searched.ref.layer, bsz, base_cached=True)
         bar = self._bar
         if bar is not None:
             bar.set_description(f"round {self.round + 1}/{cfg.rounds} layer {label}", refresh=False)
@@ -167,8 +168,7 @@ class RSO:
             cached = getattr(ev, "base_hits", 0) > hits
             self.counters["trials"] += 1
             self.counters["candidate_evaluations"] += 2 if cached else 3
-            self.counters["forward_macs"] += (trial_macs(self.model, cfg.evaluator, searched.ref.layer, bsz, True)
-                                              if cached else macs_new)
+            self.counters["forward_macs"] += macs_remembered if cached else macs_new
             self.trial = t + 1
             if bar is not None:
                 done = t + 1
