@@ -25,6 +25,16 @@ def _set_params(layer, xp, rng, dtype=np.float64):
         layer.params[k] = xp.asarray(rng.standard_normal(v.shape).astype(dtype))
 
 
+def _random_bn(xp, rng, channels, training):
+    """A float64 BatchNorm2D with random gamma, beta and running statistics, in the given mode."""
+    bn = _on(xp, BatchNorm2D(channels, dtype="float64"))
+    _set_params(bn, xp, rng)
+    bn.buffers["running_mean"] = xp.asarray(rng.standard_normal(channels))
+    bn.buffers["running_var"] = xp.asarray(rng.uniform(0.5, 2.0, channels))
+    bn.training = training
+    return bn
+
+
 def _sample_indices(shape, rng, limit):
     size = int(np.prod(shape))
     flat = np.arange(size) if size <= limit else rng.choice(size, limit, replace=False)
@@ -99,11 +109,7 @@ def test_batchnorm_training_backward_matches_finite_differences(xp, groups):
 
 def test_batchnorm_eval_backward_matches_finite_differences(xp):
     rng = np.random.default_rng(9)
-    layer = _on(xp, BatchNorm2D(3, dtype="float64"))
-    _set_params(layer, xp, rng)
-    layer.buffers["running_mean"] = xp.asarray(rng.standard_normal(3))
-    layer.buffers["running_var"] = xp.asarray(rng.uniform(0.5, 2.0, 3))
-    layer.training = False
+    layer = _random_bn(xp, rng, 3, False)
     finite_difference_check(layer, xp.asarray(rng.standard_normal((3, 3, 2, 3))), xp, rng)
 
 
@@ -312,11 +318,7 @@ def test_batchnorm_eval_uses_running_statistics(xp):
 @pytest.mark.parametrize("training", [True, False])
 def test_batchnorm_groups_equal_separate_forwards(xp, training):
     rng = np.random.default_rng(11)
-    bn = _on(xp, BatchNorm2D(4, dtype="float64"))
-    _set_params(bn, xp, rng)
-    bn.buffers["running_mean"] = xp.asarray(rng.standard_normal(4))
-    bn.buffers["running_var"] = xp.asarray(rng.uniform(0.5, 2, 4))
-    bn.training = training
+    bn = _random_bn(xp, rng, 4, training)
     g, n = 3, 5
     parts = [xp.asarray(rng.standard_normal((n, 4, 3, 3)) * (i + 1) + i) for i in range(g)]
     stacked = bn.forward(xp.concatenate(parts), groups=g)
@@ -334,11 +336,7 @@ def test_batchnorm_groups_must_divide_batch():
 @pytest.mark.parametrize("training", [True, False])
 def test_batchnorm_channel_functions_equal_slice_of_full_forward(xp, training):
     rng = np.random.default_rng(12)
-    bn = _on(xp, BatchNorm2D(3, dtype="float64"))
-    _set_params(bn, xp, rng)
-    bn.buffers["running_mean"] = xp.asarray(rng.standard_normal(3))
-    bn.buffers["running_var"] = xp.asarray(rng.uniform(0.5, 2, 3))
-    bn.training = training
+    bn = _random_bn(xp, rng, 3, training)
     k, n = 4, 6
     x = xp.asarray(rng.standard_normal((k * n, 3, 4, 4)) * 3 + 1)
     full = to_numpy(bn.forward(x, groups=k)).reshape(k, n, 3, 4, 4)
@@ -405,11 +403,7 @@ def test_dense_weight_effect(xp):
 @pytest.mark.parametrize("training", [True, False])
 def test_batchnorm_weight_effect(xp, training):
     rng = np.random.default_rng(16)
-    bn = _on(xp, BatchNorm2D(3, dtype="float64"))
-    _set_params(bn, xp, rng)
-    bn.buffers["running_mean"] = xp.asarray(rng.standard_normal(3))
-    bn.buffers["running_var"] = xp.asarray(rng.uniform(0.5, 2, 3))
-    bn.training = training
+    bn = _random_bn(xp, rng, 3, training)
     x = xp.asarray(rng.standard_normal((4, 3, 3, 3)) * 2 + 1)
     for o in range(3):
         _check_weight_effect(bn, x, "gamma", (o,), xp)
