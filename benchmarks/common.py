@@ -109,6 +109,17 @@ def machine_description():
             f"NumPy {numpy.__version__}")
 
 
+def backend_or_none(name):
+    """minirso's array module for ``name``, or None after printing why it is missing (exit 2 then)."""
+    from minirso.backend import get_backend  # here, not at the top: NumPy must load after apply_threads
+    from minirso.errors import BackendError
+    try:
+        return get_backend(name)
+    except BackendError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+
+
 def synchronize(xp):
     """Wait for the device (CuPy); nothing on NumPy."""
     if xp.__name__.split(".")[0] == "cupy":

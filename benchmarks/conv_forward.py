@@ -40,8 +40,6 @@ import numpy as np  # noqa: E402
 
 import minirso  # noqa: E402
 import minirso.layers.conv as conv_module  # noqa: E402
-from minirso.backend import get_backend  # noqa: E402
-from minirso.errors import BackendError  # noqa: E402
 from minirso.layers import Conv2D, Dense  # noqa: E402
 from minirso.rso.cost import layer_macs  # noqa: E402
 
@@ -209,10 +207,8 @@ def kernel_table(title, x, w, args, xp, peak):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        xp = get_backend(args.backend)
-    except BackendError as err:
-        print(f"error: {err}", file=sys.stderr)
+    xp = common.backend_or_none(args.backend)
+    if xp is None:
         return 2
     rng = np.random.default_rng(args.seed)
     print(f"conv_forward: batch {args.batch}, float32, backend {args.backend}", flush=True)

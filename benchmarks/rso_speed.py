@@ -49,8 +49,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import minirso  # noqa: E402
-from minirso.backend import get_backend, to_numpy  # noqa: E402
-from minirso.errors import BackendError, MinirsoError  # noqa: E402
+from minirso.backend import to_numpy  # noqa: E402
+from minirso.errors import MinirsoError  # noqa: E402
 from minirso.rso import (EVALUATOR_CLASSES, RSOConfig, annealed_sigma, round_macs, search_plan,  # noqa: E402
                          trial_macs, visit_order)
 
@@ -273,10 +273,8 @@ def report(args, model, plan, wanted, runs, peak):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        xp = get_backend(args.backend)
-    except BackendError as err:
-        print(f"error: {err}", file=sys.stderr)
+    xp = common.backend_or_none(args.backend)
+    if xp is None:
         return 2
 
     if args.worker:
