@@ -166,7 +166,8 @@ CONV_SHAPES = [
     (2, 1, 9, 8, 4, 3, 3),    # C=1: stacked taps
     (2, 1, 7, 7, 3, 5, 5),
     (3, 3, 6, 6, 2, 2, 3),
-    (2, 16, 8, 9, 5, 3, 3),   # C=16: shifted GEMM
+    (2, 16, 8, 9, 5, 3, 3),   # C=16: stacked taps (144 <= STACK_TAPS_BELOW)
+    (2, 32, 6, 7, 3, 3, 3),   # C=32: one shifted product per tap (288 > STACK_TAPS_BELOW)
     (1, 8, 5, 7, 3, 3, 3),
     (2, 16, 6, 6, 4, 1, 1),
 ]
@@ -192,7 +193,7 @@ def test_conv2d_matches_loops_and_scipy(xp, n, c, h, w, o, kh, kw, stride, paddi
 
 def test_conv2d_chunking_does_not_change_results(monkeypatch):
     rng = np.random.default_rng(5)
-    for c in (1, 16):
+    for c in (1, 16, 32):
         x = rng.standard_normal((7, c, 6, 5))
         w = rng.standard_normal((3, c, 3, 3))
         g = rng.standard_normal((7, 3, 3, 3))

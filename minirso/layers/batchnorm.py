@@ -5,6 +5,21 @@ from .base import Layer, check_ndim, xp_of
 from ..errors import ShapeError
 
 
+def centred_stats(g):
+    """Statistics over axes 1 and 3 of g (G, B, C, S): mean and (biased) variance, (G, C)
+    arrays in float64, and the centred values g - mean (a new array of g's dtype).
+
+    Two passes (the variance from the centred values, not E[x^2] - mean^2, which cancels
+    badly in float32). The inner sums run along the contiguous last axis; the sums over the
+    batch, of B partial sums each, are done in float64.
+    """
+    n = g.shape[1] * g.shape[3]
+    mean = g.sum(axis=3).sum(axis=1, dtype="float64") / n
+    d = g - mean.astype(g.dtype)[:, None, :, None]
+    var = xp_of(g).einsum("gbcs,gbcs->gbc", d, d).sum(axis=1, dtype="float64") / n
+    return mean, var, d
+
+
 class BatchNorm2D(Layer):
     """``y = gamma * (x - mean) / sqrt(var + eps) + beta`` per channel.
 
@@ -54,18 +69,22 @@ class BatchNorm2D(Layer):
             return gamma * xhat + beta
         if groups < 1 or x.shape[0] % groups:
             raise ShapeError(f"BatchNorm2D: batch of shape {tuple(x.shape)} cannot be split into {groups} equal groups")
-        g = x.reshape((groups, x.shape[0] // groups) + x.shape[1:])
-        mean, var = self._stats(g, (1, 3, 4))
+        g = x.reshape((groups, x.shape[0] // groups, self.channels, -1))  # (G, B, C, H*W)
+        mean, var, xhat = centred_stats(g)
         if self.stat_sums is not None:
             self.stat_sums[0] += mean.reshape(-1, self.channels).sum(axis=0)
             self.stat_sums[1] += var.reshape(-1, self.channels).sum(axis=0)
             self.stat_sums[2] += groups
-        inv = 1.0 / (var + self.eps) ** 0.5
-        xhat = g - mean
+        inv = (1.0 / (var + self.eps) ** 0.5).astype(x.dtype)[:, None, :, None]
         xhat *= inv  # in place: these arrays are large and fresh allocations cost page faults
         xhat = xhat.reshape(x.shape)
-        self._cache = (xhat, inv, True) if cache else None
-        y = xhat * gamma
+        if cache:
+            self._cache = (xhat, inv.reshape(groups, 1, self.channels, 1, 1), True)
+            y = xhat * gamma
+        else:
+            self._cache = None
+            y = xhat
+            y *= gamma
         y += beta
         return y
 

@@ -11,12 +11,16 @@ from .base import Layer, check_ndim, xp_of
 from ..errors import ShapeError
 
 CHUNK_BYTES = 1 << 20  # about the L2 cache: images per chunk are chosen to fit it
-STACK_TAPS_BELOW = 64  # c*kh*kw at or below which the taps are stacked into one product
+# c*kh*kw at or below which the taps are stacked into one product (inner dimension c*kh*kw
+# instead of c). Measured on 2 cores (16 -> 16 channels, 3x3, 15,000 images of 14x14):
+# 0.32 s stacked vs 0.90 s per tap; at 128 input channels the two are even.
+STACK_TAPS_BELOW = 256
 
 
-def _chunk_images(channels, hp, wp, itemsize, n):
+def _chunk_images(channels, hp, wp, itemsize, n, budget=None):
     """Images per chunk so that input and output of a chunk (``channels`` rows in all) fit CHUNK_BYTES."""
-    return max(1, min(n, CHUNK_BYTES // max(1, channels * hp * wp * itemsize)))
+    budget = CHUNK_BYTES if budget is None else budget
+    return max(1, min(n, budget // max(1, channels * hp * wp * itemsize)))
 
 
 def _taps(kh, kw, wp):
@@ -39,7 +43,9 @@ def conv2d(x, w, stride=1, padding=0):
     span = taps[-1][2]
     w_stacked = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # columns ordered (ky, kx, c) like the stacked taps
     out = xp.empty((n, o, (h1 - 1) // stride + 1, (w1 - 1) // stride + 1), dtype=x.dtype)
-    step = _chunk_images(c + o, hp, wp, x.dtype.itemsize, n)
+    stacked = c * kh * kw <= STACK_TAPS_BELOW
+    # the stacked taps are kh*kw copies of the chunk: a smaller chunk keeps them in cache
+    step = _chunk_images(c + o, hp, wp, x.dtype.itemsize, n, CHUNK_BYTES // 2 if stacked else None)
     for s in range(0, n, step):
         xc = x[s:s + step]
         m = xc.shape[0]
@@ -48,9 +54,9 @@ def conv2d(x, w, stride=1, padding=0):
         flat = flat.reshape(c, m * hp * wp)
         length = flat.shape[1] - span
         acc = xp.zeros((o, m * hp * wp), dtype=x.dtype)
-        if c * kh * kw <= STACK_TAPS_BELOW:
-            # Few input channels (the first layer, or RSO's one-channel updates): one product
-            # with the taps stacked beats kh*kw products whose inner dimension is tiny.
+        if stacked:
+            # Few input channels (16-channel layers, the first layer, RSO's one-channel updates):
+            # one product with the taps stacked beats kh*kw products whose inner dimension is small.
             cols = xp.concatenate([flat[:, off:off + length] for _, _, off in taps], axis=0)
             acc[:, :length] = w_stacked @ cols
         else:
