@@ -5,9 +5,10 @@ from .base import Layer, check_ndim, xp_of
 from ..errors import ShapeError
 
 
-def centred_stats(g):
+def centred_stats(g, out=None):
     """Statistics over axes 1 and 3 of g (G, B, C, S): mean and (biased) variance, (G, C)
-    arrays in float64, and the centred values g - mean (a new array of g's dtype).
+    arrays in float64, and the centred values g - mean (a new array of g's dtype, or ``out``,
+    which may be g itself).
 
     Two passes (the variance from the centred values, not E[x^2] - mean^2, which cancels
     badly in float32). The inner sums run along the contiguous last axis; the sums over the
@@ -15,7 +16,7 @@ def centred_stats(g):
     """
     n = g.shape[1] * g.shape[3]
     mean = g.sum(axis=3).sum(axis=1, dtype="float64") / n
-    d = g - mean.astype(g.dtype)[:, None, :, None]
+    d = xp_of(g).subtract(g, mean.astype(g.dtype)[:, None, :, None], out=out)
     var = xp_of(g).einsum("gbcs,gbcs->gbc", d, d).sum(axis=1, dtype="float64") / n
     return mean, var, d
 

@@ -29,38 +29,54 @@ def _taps(kh, kw, wp):
 
 def conv2d(x, w, stride=1, padding=0):
     """Cross-correlate ``x`` (N, C, H, W) with ``w`` (O, C, kh, kw); returns (N, O, Ho, Wo)."""
-    xp = xp_of(x)
     n, c, h, wd = x.shape
     o, c2, kh, kw = w.shape
     if c != c2:
         raise ShapeError(f"conv2d: input has {c} channels but the weight expects {c2} "
                          f"(input shape {tuple(x.shape)}, weight shape {tuple(w.shape)})")
     hp, wp = h + 2 * padding, wd + 2 * padding
-    h1, w1 = hp - kh + 1, wp - kw + 1  # stride-1 output size
-    if h1 < 1 or w1 < 1:
+    if hp < kh or wp < kw:
         raise ShapeError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {hp}x{wp}")
+
+    def fill(buf, s, m):
+        buf[:, :, padding:padding + h, padding:padding + wd] = x[s:s + m].transpose(1, 0, 2, 3)
+
+    return shifted_conv(fill, n, hp, wp, w, stride, x.dtype, xp_of(x))
+
+
+def shifted_conv(fill, n, hp, wp, w, stride, dtype, xp):
+    """The kernel of ``conv2d`` for n images that ``fill`` lays out.
+
+    ``fill(buf, s, m)`` writes images s .. s+m-1, padded to hp x wp, channel-major into
+    ``buf`` (C, m, hp, wp), whose padding is zero and stays untouched. Valid padding only:
+    the output is (n, O, Ho, Wo) with Ho = (hp - kh) // stride + 1.
+    """
+    o, c, kh, kw = w.shape
+    h1, w1 = hp - kh + 1, wp - kw + 1  # stride-1 output size
     taps = _taps(kh, kw, wp)
     span = taps[-1][2]
     w_stacked = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # columns ordered (ky, kx, c) like the stacked taps
-    out = xp.empty((n, o, (h1 - 1) // stride + 1, (w1 - 1) // stride + 1), dtype=x.dtype)
+    out = xp.empty((n, o, (h1 - 1) // stride + 1, (w1 - 1) // stride + 1), dtype=dtype)
     stacked = c * kh * kw <= STACK_TAPS_BELOW
     # the stacked taps are kh*kw copies of the chunk: a smaller chunk keeps them in cache
-    step = _chunk_images(c + o, hp, wp, x.dtype.itemsize, n, CHUNK_BYTES // 2 if stacked else None)
+    step = _chunk_images(c + o, hp, wp, dtype.itemsize, n, CHUNK_BYTES // 2 if stacked else None)
+    buf = None
     for s in range(0, n, step):
-        xc = x[s:s + step]
-        m = xc.shape[0]
-        flat = xp.zeros((c, m, hp, wp), dtype=x.dtype)
-        flat[:, :, padding:padding + h, padding:padding + wd] = xc.transpose(1, 0, 2, 3)
-        flat = flat.reshape(c, m * hp * wp)
+        m = min(step, n - s)
+        if buf is None or buf.shape[1] != m:  # zeroed once: fill writes the same interior every chunk
+            buf = xp.zeros((c, m, hp, wp), dtype=dtype)
+        fill(buf, s, m)
+        flat = buf.reshape(c, m * hp * wp)
         length = flat.shape[1] - span
-        acc = xp.zeros((o, m * hp * wp), dtype=x.dtype)
+        acc = xp.empty((o, m * hp * wp), dtype=dtype)  # the last span columns are never read
         if stacked:
             # Few input channels (16-channel layers, the first layer, RSO's one-channel updates):
             # one product with the taps stacked beats kh*kw products whose inner dimension is small.
             cols = xp.concatenate([flat[:, off:off + length] for _, _, off in taps], axis=0)
             acc[:, :length] = w_stacked @ cols
         else:
-            for ky, kx, off in taps:
+            acc[:, :length] = w[:, :, 0, 0] @ flat[:, :length]
+            for ky, kx, off in taps[1:]:
                 acc[:, :length] += w[:, :, ky, kx] @ flat[:, off:off + length]
         acc = acc.reshape(o, m, hp, wp)[:, :, :h1:stride, :w1:stride]
         out[s:s + m] = acc.transpose(1, 0, 2, 3)

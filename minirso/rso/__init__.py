@@ -1,6 +1,6 @@
 """RSO: Algorithm 1 of Tripathi & Singh (2020), with the authors' options and three evaluators."""
 from .config import RSOConfig
-from .cost import forward_macs, round_macs, trial_macs
+from .cost import forward_macs, rest_macs, round_macs, trial_macs
 from .evaluators import Evaluator, LiteralEvaluator, PrefixEvaluator
 from .incremental import IncrementalEvaluator, Structure
 from .optimizer import EVALUATOR_CLASSES, RSO
@@ -8,4 +8,4 @@ from .plan import SearchedParam, annealed_sigma, search_plan, sigma_d_of, visit_
 
 __all__ = ["RSO", "RSOConfig", "Evaluator", "LiteralEvaluator", "PrefixEvaluator", "IncrementalEvaluator",
            "Structure", "EVALUATOR_CLASSES", "SearchedParam", "annealed_sigma", "search_plan", "sigma_d_of",
-           "visit_order", "forward_macs", "round_macs", "trial_macs"]
+           "visit_order", "forward_macs", "rest_macs", "round_macs", "trial_macs"]

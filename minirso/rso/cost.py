@@ -7,6 +7,7 @@ The optimizer's accounting (``counters["forward_macs"]``) adds up these figures.
 import math
 
 from ..layers import Conv2D, Dense
+from ..layers.pooled_conv import can_fold
 
 
 def layer_macs(model, j):
@@ -26,6 +27,30 @@ def forward_macs(model, start=0, stop=None):
     return sum(layer_macs(model, j) for j in range(start, stop))
 
 
+def _folded_macs(model, j, in_channels=None):
+    """Per-example cost of conv j and the average pool j+1 run as one strided convolution
+    (``PooledConv2D``: a kernel of ceil((kh+k-1)/k)^2 taps over C*k*k phase channels)."""
+    conv, k = model.layers[j], model.layers[j + 1].kernel_size
+    c = conv.in_channels if in_channels is None else in_channels
+    taps = math.prod(-(-(n + k - 1) // k) for n in conv.kernel_size)
+    return math.prod(model.shapes[j + 2]) * c * k * k * taps
+
+
+def rest_macs(model, start):
+    """Per-example cost of layers start.. as the incremental evaluator's ``RestPass`` runs them:
+    like ``forward_macs``, but each stride-1 conv followed by an average pool counts as the
+    one strided convolution it is folded into."""
+    total, j, layers = 0, start, model.layers
+    while j < len(layers):
+        if j + 1 < len(layers) and can_fold(layers[j], layers[j + 1]):
+            total += _folded_macs(model, j)
+            j += 2
+        else:
+            total += layer_macs(model, j)
+            j += 1
+    return total
+
+
 def _channel_elements(model, j):
     """Elements of one channel of layer j's output, per example."""
     shape = model.shapes[j + 1]
@@ -38,8 +63,9 @@ def trial_macs(model, evaluator, layer, batch_size, base_cached=False):
     literal: three full forward passes. prefix: three passes from the searched layer.
     incremental: the effect of the weight on one channel, that channel through the
     channel-local layers for each candidate, the one-channel update of the next conv/dense
-    for two candidates, and the rest of the network for three candidates (two when the
-    current weight's loss on this batch is remembered).
+    (folded with its average pool) for two candidates, and the rest of the network (folded,
+    ``rest_macs``) for three candidates (two when the current weight's loss on this batch
+    is remembered).
     """
     if evaluator == "literal":
         return 3 * batch_size * forward_macs(model, 0)
@@ -53,8 +79,11 @@ def trial_macs(model, evaluator, layer, batch_size, base_cached=False):
     per_example += 3 * sum(_channel_elements(model, j) for j in range(s.m, s.k))
     if s.nxt is not None:
         j = s.nxt_index
-        per_example += 2 * (layer_macs(model, j) // model.shapes[s.k][0] + forward_macs(model, j + 1, s.z))
-    per_example += (2 if base_cached else 3) * forward_macs(model, s.z)
+        if s.z == j + 2 and can_fold(model.layers[j], model.layers[j + 1]):
+            per_example += 2 * _folded_macs(model, j, in_channels=1)
+        else:
+            per_example += 2 * (layer_macs(model, j) // model.shapes[s.k][0] + forward_macs(model, j + 1, s.z))
+    per_example += (2 if base_cached else 3) * rest_macs(model, s.z)
     return batch_size * per_example
 
 

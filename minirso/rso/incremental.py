@@ -18,7 +18,10 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
    layer counts as one such layer (channel o meets 1/C of the dense columns). Its output for the current
    weights is cached for all mini-batches and updated in place when a candidate is kept.
 5. From there on every channel differs, so the rest of the network runs, once for the
-   candidates stacked along the batch axis (``groups``: batch-norm statistics per candidate).
+   candidates stacked along the batch axis (``groups``: batch-norm statistics per candidate),
+   as a :class:`~minirso.rso.rest.RestPass`: a conv and the average pool after it run as one
+   strided convolution (pooling is linear), batch-norm and ReLU in place. The next conv's
+   one-channel update (4.) is folded with its pool the same way.
 6. *The current weight's loss* on batch b does not change until some candidate is kept;
    it is remembered per batch and forgotten at every kept change.
 7. *Lazy refresh of the next layer's cache.* A kept change of a conv/dense weight updates the
@@ -37,8 +40,10 @@ import math
 import numpy as np
 
 from ..layers import BatchNorm2D, Dense, Flatten
+from ..layers.pooled_conv import PooledConv2D, can_fold
 from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
+from .rest import RestPass
 
 
 def _batch_major(h):
@@ -133,16 +138,29 @@ class IncrementalEvaluator(Evaluator):
         """
         xp = self.xp
         super().begin(ref, batches)
-        self.s = Structure(self.model, ref.layer)
-        needed = self.s.needed
+        self.s = s = Structure(self.model, ref.layer)
+        # the layers after the searched one are fixed during the sweep: fold them once
+        self.rest = RestPass(self.model, s.z if s.nxt is not None else s.k)
+        self.next_op, self.next_fold = s.nxt, s.fold_next
+        if len(s.fold_next) == 1 and can_fold(s.nxt, s.fold_next[0]):
+            self.next_op, self.next_fold = PooledConv2D(s.nxt, s.fold_next[0]), []
+        needed = s.needed
+        layers, last = self.model.layers, needed[-1]
+        # a conv and its pool run as one strided convolution where no cache needs the conv's output
+        folded = {j: PooledConv2D(layers[j], layers[j + 1]) for j in range(last - 1)
+                  if j + 1 not in needed and can_fold(layers[j], layers[j + 1])}
         self.acts = {}
         for b in range(len(batches)):
-            h = self.batch(b)[0]
-            for j in range(needed[-1] + 1):
+            h, j = self.batch(b)[0], 0
+            while j <= last:
                 if j in needed:
                     self._store(j, b, h, len(batches))
-                if j < needed[-1]:
-                    h = self.model.layers[j].forward(h)
+                if j == last:
+                    break
+                if j in folded:
+                    h, j = folded[j].forward(h), j + 2
+                else:
+                    h, j = layers[j].forward(h), j + 1
         self.base_loss = {}
         self.stale = {}
 
@@ -217,8 +235,8 @@ class IncrementalEvaluator(Evaluator):
     def _next_effect(self, delta, o):
         """Change of the (folded) output of the next conv/dense for a change ``delta`` (G, B, ...) of its input channel o."""
         g, bsz = delta.shape[:2]
-        e = self.s.nxt.input_channel_effect(delta.reshape((g * bsz,) + delta.shape[2:]), o)
-        e = _apply(self.s.fold_next, e)
+        e = self.next_op.input_channel_effect(delta.reshape((g * bsz,) + delta.shape[2:]), o)
+        e = _apply(self.next_fold, e)
         return e.reshape((g, bsz) + e.shape[1:])
 
     # -- a trial ------------------------------------------------------------------------------
@@ -235,17 +253,16 @@ class IncrementalEvaluator(Evaluator):
         first = 1 if cached is not None else 0
         if s.nxt is not None:
             z = self.acts[s.z][b]
-            zs = z[None] + self._next_effect(pushed[1:] - pushed[:1], o)
+            inputs = xp.empty((3 - first,) + z.shape, dtype=z.dtype)  # the rest pass overwrites it
             if first == 0:
-                zs = xp.concatenate([z[None], zs])
-            start, inputs = s.z, zs
+                inputs[0] = z
+            xp.add(z[None], self._next_effect(pushed[1:] - pushed[:1], o), out=inputs[1 - first:])
         else:
             a = self.acts[s.k][b]
             inputs = xp.repeat(a[None], 3 - first, axis=0)
             inputs[:, :, o] = pushed[first:]
-            start = s.k
         groups = inputs.shape[0]
-        logits = self.model.forward_from(start, inputs.reshape((-1,) + inputs.shape[2:]), groups=groups)
+        logits = self.rest(inputs.reshape((-1,) + inputs.shape[2:]), groups)
         found = softmax_cross_entropy(logits.reshape((groups, -1) + logits.shape[1:]), self.labels(b, groups))
         if cached is not None:
             self.base_hits += 1

@@ -1,0 +1,50 @@
+"""RestPass (the incremental evaluator's fast forward from layer z) against its slow twin, Sequential.forward_from."""
+import numpy as np
+import pytest
+
+from minirso.backend import to_numpy
+from minirso.layers.pooled_conv import PooledConv2D
+from minirso.nets import conv_bn_net, he_normal_, paper_mnist_net
+from minirso.rso.rest import RestPass
+
+
+def _inputs(model, start, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n,) + tuple(model.shapes[start])) + 0.3).astype(dtype)
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_rest_pass_matches_forward_from_at_every_layer(xp, groups):
+    model = conv_bn_net([3, 4, 4, 4, 4, 3], pool_after={1, 3}, input_shape=(1, 8, 8), dtype="float64")
+    he_normal_(model, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for layer in model.layers:  # batch-norm with non-trivial gamma and beta
+        if "gamma" in layer.params:
+            layer.params["gamma"][...] = rng.uniform(0.5, 1.5, layer.params["gamma"].shape)
+            layer.params["beta"][...] = rng.normal(0, 0.3, layer.params["beta"].shape)
+    model.to(xp).train(True)
+    for start in range(len(model.layers)):
+        h = xp.asarray(_inputs(model, start, 4 * groups, "float64", seed=start))
+        slow = to_numpy(model.forward_from(start, h, groups=groups))
+        fast = to_numpy(RestPass(model, start)(h.copy(), groups))
+        np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-10, err_msg=f"from layer {start}")
+
+
+def test_rest_pass_folds_the_paper_nets_pools_and_matches_in_float32():
+    model = paper_mnist_net().train(True)
+    rest = RestPass(model, 8)  # from bn3: bn3+relu, conv4+pool, bn4+relu, conv5, bn5+relu, conv6, bn6, gap, flatten, dense
+    kinds = [(kind, type(layer).__name__, relu) for kind, layer, relu in rest.steps]
+    assert kinds[:3] == [("bn", "BatchNorm2D", True), ("layer", "PooledConv2D", False), ("bn", "BatchNorm2D", True)]
+    assert sum(isinstance(layer, PooledConv2D) for _, layer, _ in rest.steps) == 1
+    h = _inputs(model, 8, 60, "float32")
+    slow = model.forward_from(8, h, groups=3)
+    fast = rest(h.copy(), 3)
+    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4)
+
+
+def test_rest_pass_leaves_evaluation_mode_batchnorm_to_the_layer():
+    model = paper_mnist_net().train(False)
+    rest = RestPass(model, 15)
+    assert all(kind != "bn" for kind, _, _ in rest.steps)
+    h = _inputs(model, 15, 8, "float32")
+    np.testing.assert_allclose(rest(h.copy()), model.forward_from(15, h), rtol=1e-5, atol=1e-5)
