@@ -54,9 +54,10 @@ from minirso.errors import MinirsoError  # noqa: E402
 from minirso.rso import (EVALUATOR_CLASSES, RSOConfig, annealed_sigma, round_macs, search_plan,  # noqa: E402
                          trial_macs, visit_order)
 
-# literal and prefix cost seconds per trial at batch 5000 and the same for every trial of an array:
-# two trials each keep the full default run near 20 minutes on a loaded 2-core CPU
-DEFAULT_TRIALS = {"literal": 2, "prefix": 2, "incremental": 20}
+# literal and prefix cost seconds per trial at batch 5000 and the same for every trial of an array
+# (their median of 3 damps the noise of fresh page-faulted allocations); incremental trials vary
+# with acceptances: 24 each. The full default run takes about 25 minutes on a 2-core CPU.
+DEFAULT_TRIALS = {"literal": 3, "prefix": 3, "incremental": 24}
 
 
 def parse_args(argv=None):
@@ -71,7 +72,7 @@ def parse_args(argv=None):
                    help="comma-separated, from: " + ", ".join(EVALUATOR_CLASSES) + " (default: all three)")
     p.add_argument("--trials", default=None,
                    help="trials per searched array: N for every evaluator, or e.g. literal=1,incremental=40 "
-                        "(default: literal 2, prefix 2, incremental 20)")
+                        "(default: literal 3, prefix 3, incremental 24)")
     p.add_argument("--layers", default=None,
                    help="only these plan labels, comma-separated (e.g. 21.weight,3.weight; default: all)")
     p.add_argument("--threads", type=int, default=None,

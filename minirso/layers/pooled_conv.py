@@ -81,6 +81,33 @@ def pooled_conv2d(x, w, padding, k, kernel=None):
     return shifted_conv(fill, n, hs, ws, kernel, 1, x.dtype, xp_of(x))
 
 
+def box_average(x, padding, k):
+    """The k x k box average of the zero-padded maps x (..., H, W): (..., H+2p-k+1, W+2p-k+1).
+
+    A stride-1 conv weight (o, c, ky, kx) changes the k-pooled output channel o by dw times
+    ``pooled_shift(box_average(x[:, c]), ky, kx)``: the pooled shifted input channel is
+    1/k^2 sum_{dy,dx < k} xpad[k r + dy + ky, k q + dx + kx] = box[k r + ky, k q + kx].
+    One box average per input channel serves all kh*kw weights that read it.
+    """
+    xp = xp_of(x)
+    h, w = x.shape[-2:]
+    xpad = xp.zeros(x.shape[:-2] + (h + 2 * padding, w + 2 * padding), dtype=x.dtype)
+    xpad[..., padding:padding + h, padding:padding + w] = x
+    bh, bw = h + 2 * padding - k + 1, w + 2 * padding - k + 1
+    box = xpad[..., :bh, :bw].copy()
+    for dy in range(k):
+        for dx in range(k):
+            if dy or dx:
+                box += xpad[..., dy:dy + bh, dx:dx + bw]
+    box *= 1.0 / (k * k)
+    return box
+
+
+def pooled_shift(box, ky, kx, k, ho, wo):
+    """The (..., ho, wo) view of ``box_average`` that is the pooled input shifted by (ky, kx)."""
+    return box[..., ky:ky + k * (ho - 1) + 1:k, kx:kx + k * (wo - 1) + 1:k]
+
+
 class PooledConv2D:
     """A ``Conv2D`` (stride 1) and the ``AvgPool2D`` after it, run as one strided convolution.
 

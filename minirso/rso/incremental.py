@@ -40,7 +40,7 @@ import math
 import numpy as np
 
 from ..layers import BatchNorm2D, Dense, Flatten
-from ..layers.pooled_conv import PooledConv2D, can_fold
+from ..layers.pooled_conv import PooledConv2D, box_average, can_fold, pooled_shift
 from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
 from .rest import RestPass
@@ -144,6 +144,12 @@ class IncrementalEvaluator(Evaluator):
         self.next_op, self.next_fold = s.nxt, s.fold_next
         if len(s.fold_next) == 1 and can_fold(s.nxt, s.fold_next[0]):
             self.next_op, self.next_fold = PooledConv2D(s.nxt, s.fold_next[0]), []
+        searched = self.model.layers[s.i]
+        # a conv weight whose output is average-pooled: its pooled effect is a view of the
+        # input channel's box average (pooled_conv.box_average), computed once per input channel
+        self.box_k = (s.fold_out[0].kernel_size if ref.name == "weight" and len(s.fold_out) == 1
+                      and can_fold(searched, s.fold_out[0]) else None)
+        self.box = (None, None)  # (input channel, its box average for every batch)
         needed = s.needed
         layers, last = self.model.layers, needed[-1]
         # a conv and its pool run as one strided convolution where no cache needs the conv's output
@@ -188,7 +194,7 @@ class IncrementalEvaluator(Evaluator):
         self.release()
 
     def release(self):
-        self.acts, self.base_loss, self.stale = {}, {}, {}
+        self.acts, self.base_loss, self.stale, self.box = {}, {}, {}, (None, None)
 
     @property
     def _lazy(self):
@@ -217,6 +223,9 @@ class IncrementalEvaluator(Evaluator):
         """
         s, o = self.s, index[0]
         layer = self.model.layers[s.i]
+        if self.box_k:
+            channel = self.acts[s.m][b:b + 1, :, o] if b is not None else self.acts[s.m][:, :, o]
+            return channel, self._box_effect(index, b, channel.shape[-2:])
         h = self._inputs(b)
         g, bsz = h.shape[:2]
         flat = h.reshape((g * bsz,) + h.shape[2:])
@@ -227,6 +236,16 @@ class IncrementalEvaluator(Evaluator):
         cached = self.acts[s.m]
         channel = cached[b:b + 1, :, o] if b is not None else cached[:, :, o]
         return channel, _apply_channel(s.fold_out, effect, o)
+
+    def _box_effect(self, index, b, pooled_shape):
+        """The pooled effect of conv weight ``index`` for batch b or every batch: a view of
+        the box average of its input channel (recomputed when the visit moves to another channel)."""
+        _, c, ky, kx = index
+        if self.box[0] != c:
+            self.box = (c, None)  # frees the previous channel's first
+            self.box = (c, box_average(self.acts[self.s.i][c], self.model.layers[self.s.i].padding, self.box_k))
+        box = self.box[1][b:b + 1] if b is not None else self.box[1]
+        return pooled_shift(box, ky, kx, self.box_k, *pooled_shape)
 
     def _push(self, channel_values, o):
         """Channel o through the channel-local segment: (G, B, ...) -> (G, B, ...)."""
