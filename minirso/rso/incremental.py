@@ -30,6 +30,8 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
    changes by ``input_channel_effect(segment(Y_o now) - segment(Y_o then))``, which is exact
    for any number of kept changes to channel o since "then" (the function is linear in the
    difference), so consecutive kept changes of one output unit cost one update per batch.
+   A searched batch-norm channel is refreshed the same way, from the gamma and beta it had
+   when batch b was last refreshed (its output channel is gamma * xhat + beta, xhat fixed).
 
 Caches are the inputs of given layers for every mini-batch of the sweep, computed batch by
 batch at the start of each sweep (batch-norm sees each mini-batch's own statistics, as in a
@@ -196,18 +198,21 @@ class IncrementalEvaluator(Evaluator):
     def release(self):
         self.acts, self.base_loss, self.stale, self.box = {}, {}, {}, (None, None)
 
-    @property
-    def _lazy(self):
-        return self.s.nxt is not None and not self.s.is_bn
-
     def _refresh(self, b):
         """Bring the next layer's cached output of batch b up to date (shortcut 7)."""
         for o in list(self.stale):
             then, pending = self.stale[o]
             if not pending[b]:
                 continue
-            now = self.acts[self.s.m][b, :, o]
-            pushed = self._push(self.xp.stack([then[b], now]), o)
+            if self.s.is_bn:  # then[b]: gamma and beta of channel o when batch b was last refreshed
+                bn = self.model.layers[self.s.i]
+                xhat = bn.normalize_channel(self.acts[self.s.i][o, b:b + 1], o)
+                gamma, beta = bn.params["gamma"][o], bn.params["beta"][o]
+                old_gamma, old_beta = (float(v) for v in then[b])
+                values = self.xp.concatenate([old_gamma * xhat + old_beta, gamma * xhat + beta])
+            else:  # then[b]: channel o of the searched output when batch b was last refreshed
+                values = self.xp.stack([then[b], self.acts[self.s.m][b, :, o]])
+            pushed = self._push(values, o)
             self.acts[self.s.z][b] += self._next_effect(pushed[1:] - pushed[:1], o)[0]
             pending[b] = False
             if not pending.any():
@@ -294,7 +299,15 @@ class IncrementalEvaluator(Evaluator):
         """Keep ``value``: update the weight and the cached activations of every mini-batch."""
         xp, s, o = self.xp, self.s, index[0]
         delta = (xp.asarray(value, dtype=xp.float64) - self.param[index])
-        if self._lazy:
+        if s.nxt is not None and s.is_bn:  # lazily too: remember gamma and beta of channel o per batch
+            bn = self.model.layers[s.i]
+            then, pending = self.stale.get(o, (None, None))
+            if then is None:
+                then, pending = np.empty((len(self.batches), 2)), np.zeros(len(self.batches), dtype=bool)
+                self.stale[o] = (then, pending)
+            then[~pending] = float(bn.params["gamma"][o]), float(bn.params["beta"][o])
+            pending[:] = True
+        elif s.nxt is not None:
             y = self.acts[s.m]
             then, pending = self.stale.get(o, (None, None))
             if then is None:
@@ -306,18 +319,12 @@ class IncrementalEvaluator(Evaluator):
             pending[:] = True
             _, effect = self._channel_and_effect(index)
             y[:, :, o] += delta.astype(effect.dtype) * effect
-        elif s.nxt is None:  # no next conv/dense: channel o of the cached maps, every batch at once
+        else:  # no next conv/dense: channel o of the cached maps, every batch at once
             channel, effect = self._channel_and_effect(index)
             new = channel + delta.astype(effect.dtype) * effect
             if s.k != s.m or s.is_bn:
                 self.acts[s.k][:, :, o] = self._push(new, o)
             if not s.is_bn:
                 self.acts[s.m][:, :, o] = new
-        else:  # batch-norm followed by a conv: batch by batch, bounding the temporary memory
-            for bb in range(len(self.batches)):
-                channel, effect = self._channel_and_effect(index, bb)
-                new = channel + delta.astype(effect.dtype) * effect
-                pushed = self._push(xp.concatenate([channel, new]), o)
-                self.acts[s.z][bb] += self._next_effect(pushed[1:] - pushed[:1], o)[0]
         self.param[index] = value
         self.base_loss = {} if b is None or loss is None else {b: xp.asarray(loss, dtype=xp.float64)}
