@@ -47,7 +47,7 @@ def build_parser():
     p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
     p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
     p.add_argument("--train-subset", type=int, help="use this many random training images (default: the preset's; "
-                   "quick uses 10,000, paper all 60,000)")
+                   "quick uses 30,000, paper all 60,000)")
     p.add_argument("--test-subset", type=int, help="use this many random test images (default: all 10,000)")
     p.add_argument("--eval-every", type=int, help="test accuracy every N rounds/epochs (0: only at the end; default 1)")
     p.add_argument("--out", help="run directory (default: runs/<optimizer>-<preset>-<time>)")
