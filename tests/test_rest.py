@@ -13,8 +13,9 @@ def _inputs(model, start, n, dtype, seed=0):
     return (rng.standard_normal((n,) + tuple(model.shapes[start])) + 0.3).astype(dtype)
 
 
+@pytest.mark.parametrize("rows_max_width", [0, 4, None])  # no rows layout, from the 4-wide maps on, everywhere
 @pytest.mark.parametrize("groups", [1, 3])
-def test_rest_pass_matches_forward_from_at_every_layer(xp, groups):
+def test_rest_pass_matches_forward_from_at_every_layer(xp, groups, rows_max_width):
     model = conv_bn_net([3, 4, 4, 4, 4, 3], pool_after={1, 3}, input_shape=(1, 8, 8), dtype="float64")
     he_normal_(model, np.random.default_rng(0))
     rng = np.random.default_rng(1)
@@ -26,16 +27,26 @@ def test_rest_pass_matches_forward_from_at_every_layer(xp, groups):
     for start in range(len(model.layers)):
         h = xp.asarray(_inputs(model, start, 4 * groups, "float64", seed=start))
         slow = to_numpy(model.forward_from(start, h, groups=groups))
-        fast = to_numpy(RestPass(model, start)(h.copy(), groups))
+        rest = RestPass(model, start, rows_max_width)
+        fast = to_numpy(rest(h.copy(), groups))
         np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-10, err_msg=f"from layer {start}")
+        again = to_numpy(rest(2 * h, groups))  # the rows-layout buffers are reused: a second call is right too
+        np.testing.assert_allclose(again, to_numpy(model.forward_from(start, 2 * h, groups=groups)), rtol=1e-10,
+                                   atol=1e-10, err_msg=f"second call from layer {start}")
 
 
 def test_rest_pass_folds_the_paper_nets_pools_and_matches_in_float32():
     model = paper_mnist_net().train(True)
     rest = RestPass(model, 8)  # from bn3: bn3+relu, conv4+pool, bn4+relu, conv5, bn5+relu, conv6, bn6, gap, flatten, dense
     kinds = [(kind, type(layer).__name__, relu) for kind, layer, relu in rest.steps]
-    assert kinds[:3] == [("bn", "BatchNorm2D", True), ("layer", "PooledConv2D", False), ("bn", "BatchNorm2D", True)]
+    # the 14-wide maps directly, the 7-wide ones (ROWS_MAX_WIDTH = 8) in the rows layout
+    assert kinds == [("bn", "BatchNorm2D", True), ("layer", "PooledConv2D", False), ("to_rows", "NoneType", False),
+                     ("rows_bn", "BatchNorm2D", True), ("rows_conv", "RowConv", False),
+                     ("rows_bn", "BatchNorm2D", True), ("rows_conv", "RowConv", False),
+                     ("rows_bn", "BatchNorm2D", False), ("rows_gap", "GlobalAvgPool2D", False),
+                     ("layer", "Flatten", False), ("layer", "Dense", False)]
     assert sum(isinstance(layer, PooledConv2D) for _, layer, _ in rest.steps) == 1
+    assert all("rows" not in kind for kind, _, _ in RestPass(model, 8, rows_max_width=0).steps)
     h = _inputs(model, 8, 60, "float32")
     slow = model.forward_from(8, h, groups=3)
     fast = rest(h.copy(), 3)
@@ -48,3 +59,18 @@ def test_rest_pass_leaves_evaluation_mode_batchnorm_to_the_layer():
     assert all(kind != "bn" for kind, _, _ in rest.steps)
     h = _inputs(model, 15, 8, "float32")
     np.testing.assert_allclose(rest(h.copy()), model.forward_from(15, h), rtol=1e-5, atol=1e-5)
+
+
+def test_rest_pass_leaves_the_rows_layout_before_a_flatten_head(xp):
+    """A flatten-head network: the maps go back to (N, C, H, W) before Flatten, whose feature order is C, H, W."""
+    model = conv_bn_net([3, 4, 4], pool_after={0}, input_shape=(1, 8, 8), dtype="float64", head="flatten")
+    he_normal_(model, np.random.default_rng(0))
+    model.to(xp).train(True)
+    for start in range(len(model.layers)):
+        rest = RestPass(model, start)
+        kinds = [kind for kind, _, _ in rest.steps]
+        if "to_rows" in kinds:  # ... rows_relu, from_rows, Flatten, Dense
+            assert type(rest.steps[kinds.index("from_rows") + 1][1]).__name__ == "Flatten"
+        h = xp.asarray(_inputs(model, start, 6, "float64", seed=start))
+        np.testing.assert_allclose(to_numpy(rest(h.copy(), 2)), to_numpy(model.forward_from(start, h, groups=2)),
+                                   rtol=1e-10, atol=1e-10, err_msg=f"from layer {start}")

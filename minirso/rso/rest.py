@@ -13,13 +13,23 @@ tests hold the two together) with two exact speed-ups:
    built for this trial and no one else reads: statistics per candidate (``groups``), then
    ``max(x * scale + shift, 0)`` with a scale and shift per candidate and channel. Same
    formula as ``BatchNorm2D.forward``; no temporaries the size of the batch.
+3. *Small maps in the rows layout* (:mod:`~minirso.layers.row_conv`): from the first run of
+   steps that holds a convolution of maps at most ``ROWS_MAX_WIDTH`` wide and otherwise only
+   batch-norm, ReLU and global average pooling, the maps are copied once to (N, H, C, W) and
+   each convolution is one matrix product per output row, read and written in place.
+   Batch-norm, ReLU and the global average pool are the same formulas on that layout.
 
 Only the rounding differs from the slow twin (float64 decisions agree; see tests/test_rso.py).
 """
-from ..layers import BatchNorm2D, ReLU
+from ..layers import BatchNorm2D, Conv2D, GlobalAvgPool2D, ReLU
 from ..layers.base import xp_of
 from ..layers.batchnorm import centred_stats
 from ..layers.pooled_conv import PooledConv2D, can_fold
+from ..layers.row_conv import RowConv, from_rows, to_rows
+
+# Widest maps the rest pass convolves in the rows layout (measured by benchmarks/conv_forward.py
+# part 3 on 2 cores: 7-wide maps 0.05 s rows vs 0.13 s direct for 15,000 images; see there).
+ROWS_MAX_WIDTH = 8
 
 
 def batchnorm_relu_(bn, x, groups, relu):
@@ -35,35 +45,125 @@ def batchnorm_relu_(bn, x, groups, relu):
     return x
 
 
+def batchnorm_relu_rows_(bn, x, groups, relu):
+    """``batchnorm_relu_`` for rows-layout maps x (N, H, C, W), contiguous, overwritten.
+
+    The statistics per candidate and channel are over images, rows and columns: partial sums
+    per image in x's dtype (over its H rows, along the contiguous C*W axis), then the sum over
+    the images in float64, like ``centred_stats``; two passes (mean, then the centred squares).
+    The per-channel scale and shift are spread over the C*W columns so every element-wise
+    operation runs along a contiguous axis.
+    """
+    xp = xp_of(x)
+    n, h, c, w = x.shape
+    b = n // groups
+    rows = x.reshape(groups, b, h, c * w)
+    count = b * h * w
+
+    def channel_sums(per_image):  # (G, B, C*W) -> (G, C) float64
+        return per_image.sum(axis=1, dtype="float64").reshape(groups, c, w).sum(axis=2)
+
+    def spread(v):  # (G, C) -> (G, 1, 1, C*W) in x's dtype
+        return xp.repeat(v.astype(x.dtype), w, axis=1).reshape(groups, 1, 1, c * w)
+
+    mean = channel_sums(rows.sum(axis=2)) / count
+    rows -= spread(mean)
+    var = channel_sums(xp.einsum("gbhk,gbhk->gbk", rows, rows)) / count
+    rows *= spread(1.0 / (var + bn.eps) ** 0.5 * bn.params["gamma"][None, :])
+    rows += spread(xp.broadcast_to(bn.params["beta"][None, :], (groups, c)))
+    if relu:
+        xp.maximum(rows, 0, out=rows)
+    return x
+
+
+def _rows_capable(layer, shape, max_width):
+    """Whether a step runs in the rows layout; shape is its input (C, H, W)."""
+    if isinstance(layer, (PooledConv2D, Conv2D)):
+        return len(shape) == 3 and shape[2] <= max_width
+    return isinstance(layer, (ReLU, GlobalAvgPool2D)) or (isinstance(layer, BatchNorm2D) and layer.training
+                                                          and layer.stat_sums is None)
+
+
 class RestPass:
     """``model.forward_from(start, h, groups=G)`` in training mode, faster; may overwrite h."""
 
-    def __init__(self, model, start):
-        layers = model.layers[start:]
-        self.steps = []  # (kind, layer, fuse_relu)
-        j = 0
+    def __init__(self, model, start, rows_max_width=None):
+        max_width = ROWS_MAX_WIDTH if rows_max_width is None else rows_max_width
+        layers, shapes = model.layers, model.shapes
+        steps = []  # (kind, layer, fuse_relu, input shape)
+        j = start
         while j < len(layers):
             layer = layers[j]
             after = layers[j + 1] if j + 1 < len(layers) else None
             if can_fold(layer, after):
-                self.steps.append(("layer", PooledConv2D(layer, after), False))
+                steps.append(("layer", PooledConv2D(layer, after), False, shapes[j]))
                 j += 2
             elif isinstance(layer, BatchNorm2D) and layer.training and layer.stat_sums is None:
                 relu = isinstance(after, ReLU)
-                self.steps.append(("bn", layer, relu))
+                steps.append(("bn", layer, relu, shapes[j]))
                 j += 2 if relu else 1
             else:
-                self.steps.append(("grouped" if getattr(layer, "batch_dependent", False) else "layer", layer, False))
+                steps.append(("grouped" if getattr(layer, "batch_dependent", False) else "layer", layer, False,
+                              shapes[j]))
                 j += 1
+        self.steps = self._rows_layout(steps, max_width)
+        self._buffers = {}  # step -> the rows-layout array it wrote last time, reused (no fresh page faults)
+
+    def _buffer(self, step, shape, like):
+        buf = self._buffers.get(step)
+        if buf is None or buf.shape != shape or buf.dtype != like.dtype:
+            buf = self._buffers[step] = xp_of(like).empty(shape, dtype=like.dtype)
+        return buf
+
+    @staticmethod
+    def _rows_layout(steps, max_width):
+        """Put each run of rows-capable steps that holds a small-map convolution in the rows layout."""
+        out, j = [], 0
+        while j < len(steps):
+            end = j
+            while end < len(steps) and _rows_capable(steps[end][1], steps[end][3], max_width):
+                end += 1
+                if isinstance(steps[end - 1][1], GlobalAvgPool2D):  # maps end there
+                    break
+            if not any(isinstance(s[1], (Conv2D, PooledConv2D)) for s in steps[j:end]):
+                out.append(steps[j][:3])
+                j += 1
+                continue
+            out.append(("to_rows", None, False))
+            for kind, layer, relu, shape in steps[j:end]:
+                if isinstance(layer, (Conv2D, PooledConv2D)):
+                    out.append(("rows_conv", RowConv(layer, shape), False))
+                elif isinstance(layer, GlobalAvgPool2D):
+                    out.append(("rows_gap", layer, False))
+                else:
+                    out.append(("rows_bn" if kind == "bn" else "rows_relu", layer, relu))
+            if not isinstance(steps[end - 1][1], GlobalAvgPool2D):
+                out.append(("from_rows", None, False))
+            j = end
+        return out
 
     def __call__(self, h, groups=1):
-        for kind, layer, relu in self.steps:
+        xp = xp_of(h)
+        for step, (kind, layer, relu) in enumerate(self.steps):
             if kind == "bn":
                 if not h.flags.c_contiguous:
                     h = h.copy()
                 h = batchnorm_relu_(layer, h, groups, relu)
             elif kind == "grouped":
                 h = layer.forward(h, groups=groups)
+            elif kind == "to_rows":
+                n, c, height, width = h.shape
+                h = to_rows(h, self._buffer(step, (n, height, c, width), h))
+            elif kind == "from_rows":
+                h = from_rows(h)
+            elif kind == "rows_conv":
+                h = layer(h, self._buffer(step, layer.output_shape(h.shape[0]), h))
+            elif kind == "rows_bn":
+                h = batchnorm_relu_rows_(layer, h, groups, relu)
+            elif kind == "rows_relu":
+                xp.maximum(h, 0, out=h)
+            elif kind == "rows_gap":
+                h = h.mean(axis=1).mean(axis=2)  # (N, H, C, W) -> (N, C)
             else:
                 h = layer.forward(h)
         return h

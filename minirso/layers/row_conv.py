@@ -1,0 +1,105 @@
+"""Convolution of small maps in the *rows layout*: one wide matrix product per output row.
+
+The rows layout of a batch of maps is (N, H, C, W): image, row, channel, column. An output
+row r of a convolution (kernel kh x kw, stride s, padding p), all O channels and Wo columns,
+is a linear function of the kh input rows r*s - p .. r*s - p + kh - 1, all C channels and W
+columns, and in this layout those are one contiguous stretch of kh*C*W values of each image.
+So, for the whole batch at once,
+
+    out[:, r] = x[:, r*s - p : r*s - p + kh].reshape(N, kh*C*W) @ T,    T: (kh*C*W, O*Wo),
+    T[(ky, c, col), (o, q)] = w[o, c, ky, col - q*s + p]   (0 where that kx is outside the kernel),
+
+the convolution's matrix along the width (banded, Toeplitz-like), built once from the
+weights. The product reads the input in place (a strided view BLAS takes as it is) and
+writes the output row in place: no padding copy, no stacked taps, no transposed output.
+Zero padding needs no copy either: along the width it is inside T (the zero terms are left
+out), and an input row outside the map contributes zeros, so a border output row uses only
+the rows of T of the input rows that exist. Every term of the direct convolution is in the
+product, plus products with zeros of T, so only the rounding differs.
+
+T has W / kw times the multiply-adds of the direct kernel (2.3x for 7-wide maps and a 3x3
+kernel), but on maps this small the direct kernel's copies cost more than that
+(``benchmarks/conv_forward.py`` part 3 measures both). The incremental RSO evaluator's
+:class:`~minirso.rso.rest.RestPass` runs the small-map end of the network this way. Slow
+twin: ``conv.conv2d`` (tests/test_row_conv.py).
+"""
+from .base import xp_of
+from .pooled_conv import PooledConv2D, fold_avgpool
+
+IMAGES_PER_PRODUCT = 512  # NumPy: the chunk of images per product (measured: 512 best of 64 .. all 15,000)
+
+
+def to_rows(x, out=None):
+    """(N, C, H, W) -> a contiguous (N, H, C, W) copy (written into ``out`` when given)."""
+    if out is None:
+        return xp_of(x).ascontiguousarray(x.transpose(0, 2, 1, 3))
+    out[...] = x.transpose(0, 2, 1, 3)
+    return out
+
+
+def from_rows(x):
+    """(N, H, C, W) -> a contiguous (N, C, H, W) copy."""
+    return xp_of(x).ascontiguousarray(x.transpose(0, 2, 1, 3))
+
+
+def row_matrices(w, height, width, stride, padding):
+    """For each output row r: (first input row, stop input row, T restricted to those rows).
+
+    ``w`` (O, C, kh, kw). T_r is ((stop - first) * C * width, O * Wo), contiguous.
+    """
+    xp = xp_of(w)
+    o, c, kh, kw = w.shape
+    ho = (height + 2 * padding - kh) // stride + 1
+    wo = (width + 2 * padding - kw) // stride + 1
+    t = xp.zeros((kh, c, width, o, wo), dtype=w.dtype)
+    wt = w.transpose(2, 1, 3, 0)  # (kh, C, kw, O)
+    for q in range(wo):
+        for kx in range(kw):
+            col = q * stride + kx - padding
+            if 0 <= col < width:
+                t[:, :, col, :, q] = wt[:, :, kx, :]
+    plan = []
+    for r in range(ho):
+        top = r * stride - padding
+        first, stop = max(top, 0), min(top + kh, height)
+        plan.append((first, stop, xp.ascontiguousarray(t[first - top:stop - top].reshape(-1, o * wo))))
+    return plan, (ho, wo)
+
+
+class RowConv:
+    """A convolution (with its folded average pool, for a ``PooledConv2D``) on rows-layout maps.
+
+    ``input_shape`` (C, H, W). Built once per RSO sweep for layers whose weights the sweep
+    does not change. Call with (N, H, C, W); returns (N, Ho, O, Wo).
+    """
+
+    def __init__(self, layer, input_shape):
+        c, h, w = input_shape
+        if isinstance(layer, PooledConv2D):
+            conv, k = layer.conv, layer.k
+            weight, stride = fold_avgpool(conv.params["weight"], k), k  # conv + k-pool = stride-k conv
+        else:
+            conv, weight, stride = layer, layer.params["weight"], layer.stride
+        self.layer, self.bias = layer, conv.params.get("bias")
+        self.out_channels = weight.shape[0]
+        self.plan, (self.ho, self.wo) = row_matrices(weight, h, w, stride, conv.padding)
+
+    def output_shape(self, n):
+        return (n, self.ho, self.out_channels, self.wo)
+
+    def __call__(self, x, out=None):
+        """``out``: a contiguous array of ``output_shape(N)`` and x's dtype to write into."""
+        xp = xp_of(x)
+        n, h, c, w = x.shape
+        row, orow = c * w, self.out_channels * self.wo
+        flat = x.reshape(n, h * row)
+        if out is None:
+            out = xp.empty(self.output_shape(n), dtype=x.dtype)
+        oflat = out.reshape(n, self.ho * orow)
+        step = IMAGES_PER_PRODUCT if xp.__name__ == "numpy" else n
+        for s in range(0, n, step):
+            for r, (first, stop, t) in enumerate(self.plan):
+                xp.matmul(flat[s:s + step, first * row:stop * row], t, out=oflat[s:s + step, r * orow:(r + 1) * orow])
+        if self.bias is not None:
+            out += self.bias[None, None, :, None]  # the pool of a constant is the constant
+        return out
