@@ -4,6 +4,7 @@ import pytest
 
 from minirso.backend import to_numpy
 from minirso.layers.pooled_conv import PooledConv2D
+from minirso.layers.row_conv import to_rows
 from minirso.nets import conv_bn_net, he_normal_, paper_mnist_net
 from minirso.rso.rest import RestPass
 
@@ -39,18 +40,21 @@ def test_rest_pass_folds_the_paper_nets_pools_and_matches_in_float32():
     model = paper_mnist_net().train(True)
     rest = RestPass(model, 8)  # from bn3: bn3+relu, conv4+pool, bn4+relu, conv5, bn5+relu, conv6, bn6, gap, flatten, dense
     kinds = [(kind, type(layer).__name__, relu) for kind, layer, relu in rest.steps]
-    # the 14-wide maps directly, the 7-wide ones (ROWS_MAX_WIDTH = 8) in the rows layout
-    assert kinds == [("bn", "BatchNorm2D", True), ("layer", "PooledConv2D", False), ("to_rows", "NoneType", False),
+    # every map is at most 14 wide (ROWS_MAX_WIDTH): the whole pass in the rows layout
+    assert kinds == [("to_rows", "NoneType", False), ("rows_bn", "BatchNorm2D", True), ("rows_conv", "RowConv", False),
                      ("rows_bn", "BatchNorm2D", True), ("rows_conv", "RowConv", False),
                      ("rows_bn", "BatchNorm2D", True), ("rows_conv", "RowConv", False),
                      ("rows_bn", "BatchNorm2D", False), ("rows_gap", "GlobalAvgPool2D", False),
                      ("layer", "Flatten", False), ("layer", "Dense", False)]
-    assert sum(isinstance(layer, PooledConv2D) for _, layer, _ in rest.steps) == 1
+    assert rest.takes_rows
+    narrow = RestPass(model, 8, rows_max_width=8)  # the 14-wide maps directly, conv4 and its pool folded
+    assert [kind for kind, _, _ in narrow.steps][:4] == ["bn", "layer", "to_rows", "rows_bn"]
+    assert isinstance(narrow.steps[1][1], PooledConv2D)
     assert all("rows" not in kind for kind, _, _ in RestPass(model, 8, rows_max_width=0).steps)
     h = _inputs(model, 8, 60, "float32")
     slow = model.forward_from(8, h, groups=3)
-    fast = rest(h.copy(), 3)
-    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4)
+    for fast in (rest(h.copy(), 3), narrow(h.copy(), 3), rest(to_rows(h), 3, rows=True)):  # rows=True: input already (N, H, C, W)
+        np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4)
 
 
 def test_rest_pass_leaves_evaluation_mode_batchnorm_to_the_layer():

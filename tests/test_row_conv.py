@@ -61,7 +61,7 @@ def test_row_conv_equals_the_loop_twin(xp, n, c, h, w, o, kernel, stride, paddin
     slow = conv2d_loops(x.astype("float64"), to_numpy(conv.params["weight"]).astype("float64"), stride, padding)
     if conv.bias:
         slow += to_numpy(conv.params["bias"])[None, :, None, None]
-    rows = RowConv(conv, (c, h, w))(to_rows(xp.asarray(x)))
+    rows = RowConv.of(conv, (c, h, w))(to_rows(xp.asarray(x)))
     fast = to_numpy(from_rows(rows))
     assert fast.shape == slow.shape == to_numpy(conv.forward(xp.asarray(x))).shape and fast.dtype == np.dtype(dtype)
     tol = 1e-12 if dtype == "float64" else 2e-5
@@ -75,7 +75,7 @@ def test_row_conv_of_a_folded_pool_equals_conv_then_pool(xp, n, c, h, w, o, padd
     avg = AvgPool2D(pool)
     x = xp.asarray(np.random.default_rng(2).standard_normal((n, c, h, w)))
     slow = to_numpy(avg.forward(conv.forward(x)))
-    rows = RowConv(PooledConv2D(conv, avg), (c, h, w))
+    rows = RowConv.of(PooledConv2D(conv, avg), (c, h, w))
     out = xp.full(rows.output_shape(n), np.nan)  # written in place, every element
     assert rows(to_rows(x), out) is out
     np.testing.assert_allclose(to_numpy(from_rows(out)), slow, rtol=1e-12, atol=1e-12)

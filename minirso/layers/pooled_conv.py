@@ -81,26 +81,33 @@ def pooled_conv2d(x, w, padding, k, kernel=None):
     return shifted_conv(fill, n, hs, ws, kernel, 1, x.dtype, xp_of(x))
 
 
-def box_average(x, padding, k):
+def box_average(x, padding, k, out=None):
     """The k x k box average of the zero-padded maps x (..., H, W): (..., H+2p-k+1, W+2p-k+1).
 
     A stride-1 conv weight (o, c, ky, kx) changes the k-pooled output channel o by dw times
     ``pooled_shift(box_average(x[:, c]), ky, kx)``: the pooled shifted input channel is
     1/k^2 sum_{dy,dx < k} xpad[k r + dy + ky, k q + dx + kx] = box[k r + ky, k q + kx].
     One box average per input channel serves all kh*kw weights that read it.
+
+    Computed as k*k shifted adds of x into the zeroed output (each over the window where the
+    padded input is x, not padding), so no padded copy of x is made; ``out``: an array of the
+    result's shape and x's dtype to write into (reused, it costs no fresh page faults).
     """
     xp = xp_of(x)
     h, w = x.shape[-2:]
-    xpad = xp.zeros(x.shape[:-2] + (h + 2 * padding, w + 2 * padding), dtype=x.dtype)
-    xpad[..., padding:padding + h, padding:padding + w] = x
     bh, bw = h + 2 * padding - k + 1, w + 2 * padding - k + 1
-    box = xpad[..., :bh, :bw].copy()
+    if out is None:
+        out = xp.empty(x.shape[:-2] + (bh, bw), dtype=x.dtype)
+    out[...] = 0
     for dy in range(k):
         for dx in range(k):
-            if dy or dx:
-                box += xpad[..., dy:dy + bh, dx:dx + bw]
-    box *= 1.0 / (k * k)
-    return box
+            # box[r, q] += xpad[r + dy, q + dx] = x[r + dy - p, q + dx - p] where that is inside x
+            r0, q0 = max(0, padding - dy), max(0, padding - dx)
+            r1, q1 = min(bh, h + padding - dy), min(bw, w + padding - dx)
+            if r1 > r0 and q1 > q0:
+                out[..., r0:r1, q0:q1] += x[..., r0 + dy - padding:r1 + dy - padding, q0 + dx - padding:q1 + dx - padding]
+    out *= 1.0 / (k * k)
+    return out
 
 
 def pooled_shift(box, ky, kx, k, ho, wo):

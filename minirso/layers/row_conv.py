@@ -73,16 +73,24 @@ class RowConv:
     does not change. Call with (N, H, C, W); returns (N, Ho, O, Wo).
     """
 
-    def __init__(self, layer, input_shape):
+    def __init__(self, weight, input_shape, stride=1, padding=0, bias=None):
         c, h, w = input_shape
-        if isinstance(layer, PooledConv2D):
-            conv, k = layer.conv, layer.k
-            weight, stride = fold_avgpool(conv.params["weight"], k), k  # conv + k-pool = stride-k conv
-        else:
-            conv, weight, stride = layer, layer.params["weight"], layer.stride
-        self.layer, self.bias = layer, conv.params.get("bias")
-        self.out_channels = weight.shape[0]
-        self.plan, (self.ho, self.wo) = row_matrices(weight, h, w, stride, conv.padding)
+        self.bias, self.out_channels = bias, weight.shape[0]
+        self.plan, (self.ho, self.wo) = row_matrices(weight, h, w, stride, padding)
+
+    @classmethod
+    def of(cls, layer, input_shape, channel=None):
+        """For a ``Conv2D`` or a ``PooledConv2D`` (its folded kernel, stride k), or for its input
+        ``channel`` alone (the change of its output when that channel changes: no bias)."""
+        conv, k = (layer.conv, layer.k) if isinstance(layer, PooledConv2D) else (layer, None)
+        weight = conv.params["weight"]
+        if channel is not None:
+            weight, input_shape = weight[:, channel:channel + 1], (1,) + tuple(input_shape[1:])
+        if k is not None:  # conv + k-pool = a stride-k conv with the folded kernel
+            return cls(fold_avgpool(weight, k), input_shape, k, conv.padding,
+                       None if channel is not None else conv.params.get("bias"))
+        return cls(weight, input_shape, conv.stride, conv.padding,
+                   None if channel is not None else conv.params.get("bias"))
 
     def output_shape(self, n):
         return (n, self.ho, self.out_channels, self.wo)

@@ -20,8 +20,12 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
 5. From there on every channel differs, so the rest of the network runs, once for the
    candidates stacked along the batch axis (``groups``: batch-norm statistics per candidate),
    as a :class:`~minirso.rso.rest.RestPass`: a conv and the average pool after it run as one
-   strided convolution (pooling is linear), batch-norm and ReLU in place. The next conv's
-   one-channel update (4.) is folded with its pool the same way.
+   strided convolution (pooling is linear), batch-norm and ReLU in place, and the maps at most
+   ``rest.ROWS_MAX_WIDTH`` wide in the rows layout (N, H, C, W), where a convolution is one
+   matrix product per output row (:mod:`~minirso.layers.row_conv`). The next conv's
+   one-channel update (4.) is folded with its pool the same way; when the rest pass starts
+   in the rows layout, that update is a rows-layout convolution of the one channel and the
+   next conv's cache is kept in the rows layout, so no trial converts it.
 6. *The current weight's loss* on batch b does not change until some candidate is kept;
    it is remembered per batch and forgotten at every kept change.
 7. *Lazy refresh of the next layer's cache.* A kept change of a conv/dense weight updates the
@@ -41,8 +45,9 @@ import math
 
 import numpy as np
 
-from ..layers import BatchNorm2D, Dense, Flatten
+from ..layers import BatchNorm2D, Conv2D, Dense, Flatten
 from ..layers.pooled_conv import PooledConv2D, box_average, can_fold, pooled_shift
+from ..layers.row_conv import RowConv, to_rows
 from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
 from .rest import RestPass
@@ -130,6 +135,7 @@ class IncrementalEvaluator(Evaluator):
         self.base_loss = {}      # batch -> loss at the current weights
         self.base_hits = 0
         self.stale = {}          # output channel -> (its values when each batch was last refreshed, pending flags)
+        self.scratch = {}        # name -> work array reused from trial to trial
 
     # -- caches -------------------------------------------------------------------------------
     def begin(self, ref, batches):
@@ -146,6 +152,10 @@ class IncrementalEvaluator(Evaluator):
         self.next_op, self.next_fold = s.nxt, s.fold_next
         if len(s.fold_next) == 1 and can_fold(s.nxt, s.fold_next[0]):
             self.next_op, self.next_fold = PooledConv2D(s.nxt, s.fold_next[0]), []
+        # when the rest pass starts in the rows layout (rest.py), the next conv's cached output
+        # and its one-channel updates are kept in that layout too: no conversion per trial
+        self.rows = (self.rest.takes_rows and not self.next_fold and isinstance(self.next_op, (Conv2D, PooledConv2D)))
+        self.next_rows = {}  # input channel o -> RowConv of the next conv's weights that meet channel o
         searched = self.model.layers[s.i]
         # a conv weight whose output is average-pooled: its pooled effect is a view of the
         # input channel's box average (pooled_conv.box_average), computed once per input channel
@@ -179,9 +189,13 @@ class IncrementalEvaluator(Evaluator):
             shape = (n_batches,) + h.shape
             if j == self.s.i:
                 shape = (h.shape[1], n_batches, h.shape[0]) + h.shape[2:]
+            elif j == self.s.z and self.rows:  # (n_batches, B, H, C, W)
+                shape = (n_batches, h.shape[0], h.shape[2], h.shape[1], h.shape[3])
             self.acts[j] = self.xp.empty(shape, dtype=h.dtype)
         if j == self.s.i:
             self.acts[j][:, b] = h.swapaxes(0, 1)
+        elif j == self.s.z and self.rows:
+            to_rows(h, self.acts[j][b])
         else:
             self.acts[j][b] = h
 
@@ -197,6 +211,7 @@ class IncrementalEvaluator(Evaluator):
 
     def release(self):
         self.acts, self.base_loss, self.stale, self.box = {}, {}, {}, (None, None)
+        self.next_rows, self.scratch = {}, {}
 
     def _refresh(self, b):
         """Bring the next layer's cached output of batch b up to date (shortcut 7)."""
@@ -247,8 +262,10 @@ class IncrementalEvaluator(Evaluator):
         the box average of its input channel (recomputed when the visit moves to another channel)."""
         _, c, ky, kx = index
         if self.box[0] != c:
-            self.box = (c, None)  # frees the previous channel's first
-            self.box = (c, box_average(self.acts[self.s.i][c], self.model.layers[self.s.i].padding, self.box_k))
+            x = self.acts[self.s.i][c]
+            pad = self.model.layers[self.s.i].padding
+            shape = x.shape[:-2] + tuple(d + 2 * pad - self.box_k + 1 for d in x.shape[-2:])
+            self.box = (c, box_average(x, pad, self.box_k, out=self._scratch("box", shape, x.dtype)))
         box = self.box[1][b:b + 1] if b is not None else self.box[1]
         return pooled_shift(box, ky, kx, self.box_k, *pooled_shape)
 
@@ -256,9 +273,27 @@ class IncrementalEvaluator(Evaluator):
         """Channel o through the channel-local segment: (G, B, ...) -> (G, B, ...)."""
         return _apply_channel(self.s.segment, channel_values, o)
 
-    def _next_effect(self, delta, o):
-        """Change of the (folded) output of the next conv/dense for a change ``delta`` (G, B, ...) of its input channel o."""
+    def _scratch(self, name, shape, dtype):
+        """A work array kept from trial to trial (a fresh one of this size would cost page faults every trial)."""
+        buf = self.scratch.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            self.scratch[name] = None  # frees the old one first
+            buf = self.scratch[name] = self.xp.empty(shape, dtype=dtype)
+        return buf
+
+    def _next_effect(self, delta, o, out=None):
+        """Change of the (folded) output of the next conv/dense for a change ``delta`` (G, B, ...) of its input channel o.
+
+        ``out``: a contiguous (G, B, ...) array to write it into (rows layout only)."""
         g, bsz = delta.shape[:2]
+        if self.rows:  # one channel (N, H, W) is already in the rows layout (N, H, 1, W)
+            if o not in self.next_rows:
+                self.next_rows[o] = RowConv.of(self.next_op, self.model.shapes[self.s.nxt_index], channel=o)
+            op = self.next_rows[o]
+            if out is None:
+                out = self._scratch("effect", (g, bsz) + op.output_shape(1)[1:], delta.dtype)
+            op(delta.reshape((g * bsz, delta.shape[2], 1, delta.shape[3])), out.reshape(op.output_shape(g * bsz)))
+            return out
         e = self.next_op.input_channel_effect(delta.reshape((g * bsz,) + delta.shape[2:]), o)
         e = _apply(self.next_fold, e)
         return e.reshape((g, bsz) + e.shape[1:])
@@ -277,16 +312,20 @@ class IncrementalEvaluator(Evaluator):
         first = 1 if cached is not None else 0
         if s.nxt is not None:
             z = self.acts[s.z][b]
-            inputs = xp.empty((3 - first,) + z.shape, dtype=z.dtype)  # the rest pass overwrites it
+            inputs = self._scratch("inputs", (3 - first,) + z.shape, z.dtype)  # the rest pass overwrites it
             if first == 0:
                 inputs[0] = z
-            xp.add(z[None], self._next_effect(pushed[1:] - pushed[:1], o), out=inputs[1 - first:])
+            if self.rows:
+                self._next_effect(pushed[1:] - pushed[:1], o, out=inputs[1 - first:])
+                inputs[1 - first:] += z
+            else:
+                xp.add(z[None], self._next_effect(pushed[1:] - pushed[:1], o), out=inputs[1 - first:])
         else:
             a = self.acts[s.k][b]
             inputs = xp.repeat(a[None], 3 - first, axis=0)
             inputs[:, :, o] = pushed[first:]
         groups = inputs.shape[0]
-        logits = self.rest(inputs.reshape((-1,) + inputs.shape[2:]), groups)
+        logits = self.rest(inputs.reshape((-1,) + inputs.shape[2:]), groups, rows=self.rows)
         found = softmax_cross_entropy(logits.reshape((groups, -1) + logits.shape[1:]), self.labels(b, groups))
         if cached is not None:
             self.base_hits += 1

@@ -29,7 +29,7 @@ from ..layers.row_conv import RowConv, from_rows, to_rows
 
 # Widest maps the rest pass convolves in the rows layout (measured by benchmarks/conv_forward.py
 # part 3 on 2 cores: 7-wide maps 0.05 s rows vs 0.13 s direct for 15,000 images; see there).
-ROWS_MAX_WIDTH = 8
+ROWS_MAX_WIDTH = 14
 
 
 def batchnorm_relu_(bn, x, groups, relu):
@@ -132,7 +132,7 @@ class RestPass:
             out.append(("to_rows", None, False))
             for kind, layer, relu, shape in steps[j:end]:
                 if isinstance(layer, (Conv2D, PooledConv2D)):
-                    out.append(("rows_conv", RowConv(layer, shape), False))
+                    out.append(("rows_conv", RowConv.of(layer, shape), False))
                 elif isinstance(layer, GlobalAvgPool2D):
                     out.append(("rows_gap", layer, False))
                 else:
@@ -142,9 +142,19 @@ class RestPass:
             j = end
         return out
 
-    def __call__(self, h, groups=1):
+    @property
+    def takes_rows(self):
+        """Whether the pass starts in the rows layout: then ``__call__(h, rows=True)`` takes h as (N, H, C, W)."""
+        return bool(self.steps) and self.steps[0][0] == "to_rows"
+
+    def __call__(self, h, groups=1, rows=False):
+        """The logits for h, the input of layer ``start``: (N, C, H, W), or (N, H, C, W) with ``rows``."""
+        if rows and not self.takes_rows:
+            raise ValueError("RestPass: rows=True but this pass does not start in the rows layout")
         xp = xp_of(h)
         for step, (kind, layer, relu) in enumerate(self.steps):
+            if rows and step == 0:
+                continue
             if kind == "bn":
                 if not h.flags.c_contiguous:
                     h = h.copy()
