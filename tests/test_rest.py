@@ -14,15 +14,17 @@ def _inputs(model, start, n, dtype, seed=0):
     return (rng.standard_normal((n,) + tuple(model.shapes[start])) + 0.3).astype(dtype)
 
 
-@pytest.mark.parametrize("rows_max_width", [0, 4, None])  # no rows layout, from the 4-wide maps on, everywhere
+@pytest.mark.parametrize("rows_max_width,low_gamma", [(0, 0.5), (4, 0.5), (None, 0.5), (None, -1.5)])
 @pytest.mark.parametrize("groups", [1, 3])
-def test_rest_pass_matches_forward_from_at_every_layer(xp, groups, rows_max_width):
+def test_rest_pass_matches_forward_from_at_every_layer(xp, groups, rows_max_width, low_gamma):
+    """rows_max_width: no rows layout, from the 4-wide maps on, everywhere; gamma in [low_gamma, 1.5]:
+    with negative gammas some fused batch-norm + ReLU + conv steps fall back to the written-out form."""
     model = conv_bn_net([3, 4, 4, 4, 4, 3], pool_after={1, 3}, input_shape=(1, 8, 8), dtype="float64")
     he_normal_(model, np.random.default_rng(0))
     rng = np.random.default_rng(1)
     for layer in model.layers:  # batch-norm with non-trivial gamma and beta
         if "gamma" in layer.params:
-            layer.params["gamma"][...] = rng.uniform(0.5, 1.5, layer.params["gamma"].shape)
+            layer.params["gamma"][...] = rng.uniform(low_gamma, 1.5, layer.params["gamma"].shape)
             layer.params["beta"][...] = rng.normal(0, 0.3, layer.params["beta"].shape)
     model.to(xp).train(True)
     for start in range(len(model.layers)):
@@ -40,15 +42,13 @@ def test_rest_pass_folds_the_paper_nets_pools_and_matches_in_float32():
     model = paper_mnist_net().train(True)
     rest = RestPass(model, 8)  # from bn3: bn3+relu, conv4+pool, bn4+relu, conv5, bn5+relu, conv6, bn6, gap, flatten, dense
     kinds = [(kind, type(layer).__name__, relu) for kind, layer, relu in rest.steps]
-    # every map is at most 14 wide (ROWS_MAX_WIDTH): the whole pass in the rows layout
-    assert kinds == [("to_rows", "NoneType", False), ("rows_bn", "BatchNorm2D", True), ("rows_conv", "RowConv", False),
-                     ("rows_bn", "BatchNorm2D", True), ("rows_conv", "RowConv", False),
-                     ("rows_bn", "BatchNorm2D", True), ("rows_conv", "RowConv", False),
-                     ("rows_bn", "BatchNorm2D", False), ("rows_gap", "GlobalAvgPool2D", False),
-                     ("layer", "Flatten", False), ("layer", "Dense", False)]
+    # every map is at most 14 wide (ROWS_MAX_WIDTH): the whole pass in the rows layout, each
+    # batch-norm + ReLU fused with the conv after it, the last batch-norm with the global pool
+    assert kinds == [("to_rows", "NoneType", False)] + [("rows_bn_relu_conv", "tuple", True)] * 3 + [
+        ("rows_bn_gap", "BatchNorm2D", False), ("layer", "Flatten", False), ("layer", "Dense", False)]
     assert rest.takes_rows
     narrow = RestPass(model, 8, rows_max_width=8)  # the 14-wide maps directly, conv4 and its pool folded
-    assert [kind for kind, _, _ in narrow.steps][:4] == ["bn", "layer", "to_rows", "rows_bn"]
+    assert [kind for kind, _, _ in narrow.steps][:4] == ["bn", "layer", "to_rows", "rows_bn_relu_conv"]
     assert isinstance(narrow.steps[1][1], PooledConv2D)
     assert all("rows" not in kind for kind, _, _ in RestPass(model, 8, rows_max_width=0).steps)
     h = _inputs(model, 8, 60, "float32")

@@ -8,7 +8,7 @@ from minirso.backend import to_numpy
 from minirso.layers import AvgPool2D, BatchNorm2D, Conv2D, conv2d_loops
 from minirso.layers.pooled_conv import PooledConv2D
 from minirso.layers.row_conv import RowConv, from_rows, row_matrices, to_rows
-from minirso.rso.rest import batchnorm_relu_rows_
+from minirso.layers.rows_batchnorm import batchnorm_gap_rows, batchnorm_relu_rows_, relu_threshold_rows_
 
 CASES = [
     # n, c, h, w, o, kernel, stride, padding
@@ -89,9 +89,54 @@ def test_rows_batchnorm_equals_the_layer(xp, groups, relu, dtype):
     bn.params["gamma"][...] = rng.uniform(-1.5, 1.5, 5)
     bn.params["beta"][...] = rng.normal(0, 0.5, 5)
     bn.to(xp)
-    x = xp.asarray((rng.standard_normal((4 * groups, 5, 6, 7)) * 3 + 2).astype(dtype))  # mean far from 0
+    x = xp.asarray((rng.standard_normal((4 * groups, 5, 6, 7)) * 2 + 10).astype(dtype))  # mean >> std: var = E[x^2] - mean^2 cancels
     slow = bn.forward(x, groups=groups)
     slow = to_numpy(xp.maximum(slow, 0) if relu else slow)
     fast = to_numpy(from_rows(batchnorm_relu_rows_(bn, to_rows(x), groups, relu)))
     tol = 1e-12 if dtype == "float64" else 2e-6
+    np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
+
+
+def _bn(c, dtype, xp, low=-1.5, seed=3):
+    rng = np.random.default_rng(seed)
+    bn = BatchNorm2D(c, dtype=dtype)
+    bn.params["gamma"][...] = rng.uniform(low, 1.5, c)
+    bn.params["beta"][...] = rng.normal(0, 0.5, c)
+    return bn.to(xp)
+
+
+@pytest.mark.parametrize("stride,pool", [(1, None), (1, 2)])
+def test_relu_threshold_then_affine_row_conv_equals_batchnorm_relu_conv(xp, stride, pool):
+    """relu(bn(x)) = s * max(x, u) + t, and RowConv folds s and t into its matrices and a bias per output row."""
+    groups, c, h, w = 3, 4, 8, 6
+    bn = _bn(c, "float64", xp, low=0.2)
+    conv = _conv(c, 5, 3, stride, 1, "float64", xp)
+    layer = PooledConv2D(conv, AvgPool2D(pool)) if pool else conv
+    x = xp.asarray(np.random.default_rng(4).standard_normal((2 * groups, c, h, w)) * 2 + 1)
+    hidden = xp.maximum(bn.forward(x, groups=groups), 0)
+    slow = to_numpy(layer.forward(hidden))
+    rows = to_rows(x)
+    affine = relu_threshold_rows_(bn, rows, groups)
+    assert affine is not None
+    fast = RowConv.of(layer, (c, h, w))(rows, None, *affine, groups=groups)
+    np.testing.assert_allclose(to_numpy(from_rows(fast)), slow, rtol=1e-11, atol=1e-11)
+
+
+def test_relu_threshold_declines_a_non_positive_scale(xp):
+    bn = _bn(3, "float64", xp, low=0.5)
+    bn.params["gamma"][1] = -0.3
+    x = to_rows(xp.asarray(np.random.default_rng(5).standard_normal((4, 3, 5, 5))))
+    before = to_numpy(x).copy()
+    assert relu_threshold_rows_(bn, x, 2) is None
+    np.testing.assert_array_equal(to_numpy(x), before)  # untouched
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_batchnorm_then_global_pool_from_the_statistics(xp, dtype):
+    bn = _bn(5, dtype, xp)
+    x = xp.asarray((np.random.default_rng(6).standard_normal((6, 5, 7, 7)) * 2 + 10).astype(dtype))  # mean >> std
+    slow = to_numpy(bn.forward(x, groups=3).mean(axis=(2, 3)))
+    fast = to_numpy(batchnorm_gap_rows(bn, to_rows(x), 3))
+    tol = 1e-11 if dtype == "float64" else 1e-5
+    assert fast.dtype == np.dtype(dtype)
     np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)

@@ -76,7 +76,8 @@ class RowConv:
     def __init__(self, weight, input_shape, stride=1, padding=0, bias=None):
         c, h, w = input_shape
         self.bias, self.out_channels = bias, weight.shape[0]
-        self.plan, (self.ho, self.wo) = row_matrices(weight, h, w, stride, padding)
+        plan, (self.ho, self.wo) = row_matrices(weight, h, w, stride, padding)
+        self.plan = [(first, stop, t, None) for first, stop, t in plan]  # None: no bias per output row
 
     @classmethod
     def of(cls, layer, input_shape, channel=None):
@@ -95,8 +96,15 @@ class RowConv:
     def output_shape(self, n):
         return (n, self.ho, self.out_channels, self.wo)
 
-    def __call__(self, x, out=None):
-        """``out``: a contiguous array of ``output_shape(N)`` and x's dtype to write into."""
+    def __call__(self, x, out=None, scale=None, offset=None, groups=1):
+        """The convolution of x (N, H, C, W), or of ``x * scale + offset`` (per candidate and input channel).
+
+        ``out``: a contiguous array of ``output_shape(N)`` and x's dtype to write into.
+        ``scale``, ``offset`` (G, C): the batch is G stacked candidates; candidate g's input is
+        x * scale[g, c] + offset[g, c] in channel c. That affine map is folded into the matrices
+        (T rows of channel c times scale[g, c]) and a bias per output row (the offsets through
+        the rows of T that exist), so x itself is read once, as it is.
+        """
         xp = xp_of(x)
         n, h, c, w = x.shape
         row, orow = c * w, self.out_channels * self.wo
@@ -105,9 +113,27 @@ class RowConv:
             out = xp.empty(self.output_shape(n), dtype=x.dtype)
         oflat = out.reshape(n, self.ho * orow)
         step = IMAGES_PER_PRODUCT if xp.__name__ == "numpy" else n
-        for s in range(0, n, step):
-            for r, (first, stop, t) in enumerate(self.plan):
-                xp.matmul(flat[s:s + step, first * row:stop * row], t, out=oflat[s:s + step, r * orow:(r + 1) * orow])
+        size = n // groups
+        for g in range(groups):
+            plan = self.plan if scale is None else self._affine_plan(scale[g], offset[g], c, w, x.dtype)
+            for s in range(g * size, (g + 1) * size, step):
+                e = min(s + step, (g + 1) * size)
+                for r, (first, stop, t, bias) in enumerate(plan):
+                    o = oflat[s:e, r * orow:(r + 1) * orow]
+                    xp.matmul(flat[s:e, first * row:stop * row], t, out=o)
+                    if bias is not None:
+                        o += bias
         if self.bias is not None:
             out += self.bias[None, None, :, None]  # the pool of a constant is the constant
         return out
+
+    def _affine_plan(self, scale, offset, c, w, dtype):
+        xp = xp_of(scale)
+        plan = []
+        for first, stop, t, _ in self.plan:
+            k = stop - first
+            t4 = t.reshape(k, c, w, -1)
+            scaled = (t4 * scale.astype(dtype)[None, :, None, None]).reshape(t.shape)
+            bias = xp.broadcast_to(offset.astype(dtype)[None, :, None], (k, c, w)).reshape(1, -1) @ t
+            plan.append((first, stop, scaled, bias))
+        return plan

@@ -17,7 +17,10 @@ tests hold the two together) with two exact speed-ups:
    steps that holds a convolution of maps at most ``ROWS_MAX_WIDTH`` wide and otherwise only
    batch-norm, ReLU and global average pooling, the maps are copied once to (N, H, C, W) and
    each convolution is one matrix product per output row, read and written in place.
-   Batch-norm, ReLU and the global average pool are the same formulas on that layout.
+   Batch-norm there (:mod:`~minirso.layers.rows_batchnorm`) reads x twice for its statistics;
+   with the ReLU and conv after it, it then writes x once (max(x, u)) and the conv takes the
+   per-candidate scale and shift into its matrices; before the global average pool it writes
+   nothing (the pool of an affine map is the affine map of the pool).
 
 Only the rounding differs from the slow twin (float64 decisions agree; see tests/test_rso.py).
 """
@@ -26,6 +29,7 @@ from ..layers.base import xp_of
 from ..layers.batchnorm import centred_stats
 from ..layers.pooled_conv import PooledConv2D, can_fold
 from ..layers.row_conv import RowConv, from_rows, to_rows
+from ..layers.rows_batchnorm import batchnorm_gap_rows, batchnorm_relu_rows_, relu_threshold_rows_
 
 # Widest maps the rest pass convolves in the rows layout (measured by benchmarks/conv_forward.py
 # part 3 on 2 cores: 7-wide maps 0.05 s rows vs 0.13 s direct for 15,000 images; see there).
@@ -42,37 +46,6 @@ def batchnorm_relu_(bn, x, groups, relu):
     g += bn.params["beta"][None, :, None]
     if relu:
         xp_of(x).maximum(g, 0, out=g)
-    return x
-
-
-def batchnorm_relu_rows_(bn, x, groups, relu):
-    """``batchnorm_relu_`` for rows-layout maps x (N, H, C, W), contiguous, overwritten.
-
-    The statistics per candidate and channel are over images, rows and columns: partial sums
-    per image in x's dtype (over its H rows, along the contiguous C*W axis), then the sum over
-    the images in float64, like ``centred_stats``; two passes (mean, then the centred squares).
-    The per-channel scale and shift are spread over the C*W columns so every element-wise
-    operation runs along a contiguous axis.
-    """
-    xp = xp_of(x)
-    n, h, c, w = x.shape
-    b = n // groups
-    rows = x.reshape(groups, b, h, c * w)
-    count = b * h * w
-
-    def channel_sums(per_image):  # (G, B, C*W) -> (G, C) float64
-        return per_image.sum(axis=1, dtype="float64").reshape(groups, c, w).sum(axis=2)
-
-    def spread(v):  # (G, C) -> (G, 1, 1, C*W) in x's dtype
-        return xp.repeat(v.astype(x.dtype), w, axis=1).reshape(groups, 1, 1, c * w)
-
-    mean = channel_sums(rows.sum(axis=2)) / count
-    rows -= spread(mean)
-    var = channel_sums(xp.einsum("gbhk,gbhk->gbk", rows, rows)) / count
-    rows *= spread(1.0 / (var + bn.eps) ** 0.5 * bn.params["gamma"][None, :])
-    rows += spread(xp.broadcast_to(bn.params["beta"][None, :], (groups, c)))
-    if relu:
-        xp.maximum(rows, 0, out=rows)
     return x
 
 
@@ -140,6 +113,20 @@ class RestPass:
             if not isinstance(steps[end - 1][1], GlobalAvgPool2D):
                 out.append(("from_rows", None, False))
             j = end
+        return RestPass._fuse_rows_batchnorm(out)
+
+    @staticmethod
+    def _fuse_rows_batchnorm(steps):
+        """Batch-norm + ReLU + conv -> one step (the affine part folded into the conv), batch-norm + global pool -> one step."""
+        out = []
+        for step in steps:
+            prev = out[-1] if out else None
+            if prev and prev[0] == "rows_bn" and prev[2] and step[0] == "rows_conv":
+                out[-1] = ("rows_bn_relu_conv", (prev[1], step[1]), True)
+            elif prev and prev[0] == "rows_bn" and not prev[2] and step[0] == "rows_gap":
+                out[-1] = ("rows_bn_gap", prev[1], False)
+            else:
+                out.append(step)
         return out
 
     @property
@@ -168,10 +155,20 @@ class RestPass:
                 h = from_rows(h)
             elif kind == "rows_conv":
                 h = layer(h, self._buffer(step, layer.output_shape(h.shape[0]), h))
+            elif kind == "rows_bn_relu_conv":
+                bn, conv = layer
+                out = self._buffer(step, conv.output_shape(h.shape[0]), h)
+                affine = relu_threshold_rows_(bn, h, groups)
+                if affine is None:  # a gamma <= 0: batch-norm + ReLU written out, then the conv
+                    h = conv(batchnorm_relu_rows_(bn, h, groups, True), out)
+                else:
+                    h = conv(h, out, *affine, groups=groups)
             elif kind == "rows_bn":
                 h = batchnorm_relu_rows_(layer, h, groups, relu)
             elif kind == "rows_relu":
                 xp.maximum(h, 0, out=h)
+            elif kind == "rows_bn_gap":
+                h = batchnorm_gap_rows(layer, h, groups)
             elif kind == "rows_gap":
                 h = h.mean(axis=1).mean(axis=2)  # (N, H, C, W) -> (N, C)
             else:

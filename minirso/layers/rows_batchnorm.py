@@ -1,0 +1,83 @@
+"""Batch-norm of rows-layout maps (N, H, C, W) (see ``row_conv``), in training mode, for RSO's rest pass.
+
+The statistics of each candidate (``groups``) and channel are over its images, rows and
+columns. They come from two partial sums per image along the contiguous C*W axis, in x's
+dtype, of at most H terms each: S1 = sum of x and S2 = sum of x^2 over the image's rows. The
+sums over the images and columns are in float64: mean = S1 / n, var = S2 / n - mean^2. That is
+one read of x for each sum and nothing written. The subtraction cancels log10(1 + mean^2/var)
+of float64's 16 digits (not of float32's 7: the float32 rounding is only in the partial
+sums, relative 1e-7 of a sum of at most H squares). ``BatchNorm2D.forward`` is the slow twin
+(tests/test_row_conv.py).
+
+Three ways to apply it, each exact in real arithmetic:
+
+- :func:`batchnorm_relu_rows_`: in place, ``max(x * scale + shift, 0)``;
+- :func:`relu_threshold_rows_`, for a batch-norm + ReLU whose result only feeds a convolution:
+  with scale s > 0 and shift t, ``max(x s + t, 0) = s (max(x, u) - u)`` where u = -t / s. So x is
+  overwritten by ``max(x, u)`` (one pass instead of three) and the next convolution takes
+  ``s max(x, u) + t`` per channel, which ``RowConv`` folds into its matrices and a bias;
+- :func:`batchnorm_gap_rows`, batch-norm then global average pooling (no ReLU between):
+  ``mean over H, W of (x s + t) = s * mean(x) + t``, and mean(x) per image is S1 already:
+  no pass over x beyond the statistics.
+"""
+from .base import xp_of
+
+
+def rows_stats(bn, x, groups):
+    """Per-image sums S1 (G, B, C) of x (N, H, C, W), and the batch-norm scale and shift (G, C), float64."""
+    n, h, c, w = x.shape
+    b = n // groups
+    rows = x.reshape(groups, b, h, c * w)
+    s1 = rows.sum(axis=2)  # (G, B, C*W): each image's H rows, along the contiguous axis
+    s2 = xp_of(x).einsum("gbhk,gbhk->gbk", rows, rows)
+    count = b * h * w
+    mean = s1.sum(axis=1, dtype="float64").reshape(groups, c, w).sum(axis=2) / count
+    ex2 = s2.sum(axis=1, dtype="float64").reshape(groups, c, w).sum(axis=2) / count
+    var = xp_of(x).maximum(ex2 - mean * mean, 0.0)
+    scale = bn.params["gamma"][None, :] / (var + bn.eps) ** 0.5
+    shift = bn.params["beta"][None, :] - mean * scale
+    return s1.reshape(groups, b, c, w).sum(axis=3), scale, shift
+
+
+def _spread(v, x, groups):
+    """(G, C) -> (G, 1, 1, C*W) in x's dtype: a per-channel value along each row of x (N, H, C, W)."""
+    w = x.shape[3]
+    return xp_of(x).repeat(v.astype(x.dtype), w, axis=1).reshape(groups, 1, 1, -1)
+
+
+def _rows(x, groups):
+    n, h, c, w = x.shape
+    return x.reshape(groups, n // groups, h, c * w)
+
+
+def batchnorm_relu_rows_(bn, x, groups, relu):
+    """``relu(bn.forward(x, groups))`` (or without the ReLU) for x (N, H, C, W), contiguous, overwritten."""
+    _, scale, shift = rows_stats(bn, x, groups)
+    rows = _rows(x, groups)
+    rows *= _spread(scale, x, groups)
+    rows += _spread(shift, x, groups)
+    if relu:
+        xp_of(x).maximum(rows, 0, out=rows)
+    return x
+
+
+def relu_threshold_rows_(bn, x, groups):
+    """Batch-norm + ReLU for a convolution to finish: x (N, H, C, W) becomes max(x, u); returns (s, t), (G, C).
+
+    relu(bn(x)) = relu(s x + t) = s * max(x, u) + t per channel, u = -t / s. Returns None (x
+    untouched) when some scale is not positive (gamma <= 0): then use :func:`batchnorm_relu_rows_`.
+    """
+    _, scale, shift = rows_stats(bn, x, groups)
+    if not bool((scale > 0).all()):
+        return None
+    rows = _rows(x, groups)
+    xp_of(x).maximum(rows, _spread(-shift / scale, x, groups), out=rows)
+    return scale, shift
+
+
+def batchnorm_gap_rows(bn, x, groups):
+    """``bn.forward(x, groups)`` then the global average pool, for x (N, H, C, W): (N, C)."""
+    n, h, c, w = x.shape
+    s1, scale, shift = rows_stats(bn, x, groups)
+    pooled = s1 / (h * w) * scale[:, None, :] + shift[:, None, :]  # (G, B, C)
+    return pooled.reshape(n, c).astype(x.dtype)
