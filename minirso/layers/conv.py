@@ -178,6 +178,17 @@ class Conv2D(Layer):
         """
         return conv2d(delta[:, None], self.params["weight"][:, c:c + 1], self.stride, self.padding)
 
+    def effect_window(self, ky, kx, in_hw, out_hw):
+        """Stride 1: the (output, input) slices of the rows and columns where output (r, q) reads
+        input (r + ky - p, q + kx - p) inside the map (elsewhere weight (., ., ky, kx) meets padding);
+        None where there are none."""
+        p = self.padding
+        r0, q0 = max(0, p - ky), max(0, p - kx)
+        r1, q1 = min(out_hw[0], in_hw[0] + p - ky), min(out_hw[1], in_hw[1] + p - kx)
+        if r1 <= r0 or q1 <= q0:
+            return None
+        return ((slice(r0, r1), slice(q0, q1)), (slice(r0 + ky - p, r1 + ky - p), slice(q0 + kx - p, q1 + kx - p)))
+
     def weight_effect(self, x, name, index, groups=1):
         """d output[:, o] / d weight[o, c, ky, kx] for input ``x`` (N, C, H, W): the shifted input channel c.
 
@@ -193,10 +204,9 @@ class Conv2D(Layer):
         p, s = self.padding, self.stride
         if s == 1:  # output (r, q) reads input (r + ky - p, q + kx - p): copy the valid window only
             out = xp.zeros((n, ho, wo), dtype=x.dtype)
-            r0, q0 = max(0, p - ky), max(0, p - kx)
-            r1, q1 = min(ho, h + p - ky), min(wo, w + p - kx)
-            if r1 > r0 and q1 > q0:
-                out[:, r0:r1, q0:q1] = x[:, c, r0 + ky - p:r1 + ky - p, q0 + kx - p:q1 + kx - p]
+            window = self.effect_window(ky, kx, (h, w), (ho, wo))
+            if window is not None:
+                out[(slice(None),) + window[0]] = x[(slice(None), c) + window[1]]
             return out
         padded = xp.zeros((n, h + 2 * p, w + 2 * p), dtype=x.dtype)
         padded[:, p:p + h, p:p + w] = x[:, c]

@@ -298,6 +298,34 @@ class IncrementalEvaluator(Evaluator):
         e = _apply(self.next_fold, e)
         return e.reshape((g, bsz) + e.shape[1:])
 
+    def _add_kept_change(self, index, delta):
+        """acts[m][:, :, o] += delta * d(channel o)/d param[index] for every batch, one batch at a time.
+
+        Where the effect is a view of a cache (a pooled conv weight: the box average; a stride-1
+        conv weight with nothing folded after it: the input channel's shifted window) no
+        effect array is made; the product of one batch goes through a reused buffer. The same
+        sums as ``channel + delta * effect`` with the whole effect, element by element.
+        """
+        s, o = self.s, index[0]
+        y = self.acts[s.m][:, :, o]
+        layer = self.model.layers[s.i]
+        window = None
+        if self.box_k:
+            effect = self._box_effect(index, None, y.shape[-2:])
+        elif isinstance(layer, Conv2D) and layer.stride == 1 and not s.fold_out and self.ref.name == "weight":
+            x = self.acts[s.i][index[1]]  # (n_batches, B, H, W): input channel c of every batch
+            window = layer.effect_window(index[2], index[3], x.shape[-2:], y.shape[-2:])
+            if window is None:  # the weight only ever meets padding
+                return
+            y, effect = y[(Ellipsis,) + window[0]], x[(Ellipsis,) + window[1]]
+        else:
+            _, effect = self._channel_and_effect(index)
+        d = delta.astype(effect.dtype)
+        product = self._scratch("keep", effect.shape[1:], effect.dtype)
+        for b in range(y.shape[0]):
+            self.xp.multiply(effect[b], d, out=product)
+            y[b] += product
+
     # -- a trial ------------------------------------------------------------------------------
     def losses(self, index, plus, minus, b):
         xp, s, o = self.xp, self.s, index[0]
@@ -356,8 +384,7 @@ class IncrementalEvaluator(Evaluator):
                 fresh = self.xp.asarray(~pending)
                 then[fresh] = y[fresh, :, o]
             pending[:] = True
-            _, effect = self._channel_and_effect(index)
-            y[:, :, o] += delta.astype(effect.dtype) * effect
+            self._add_kept_change(index, delta)
         else:  # no next conv/dense: channel o of the cached maps, every batch at once
             channel, effect = self._channel_and_effect(index)
             new = channel + delta.astype(effect.dtype) * effect
