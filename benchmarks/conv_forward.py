@@ -16,7 +16,15 @@ implemented here, for conv 2's shape (5000, 16, 28, 28) x (16, 16, 3, 3) and con
 - einsum over shifted views: one ``einsum('nchw,oc->nohw', ...)`` per tap of the padded
   input, summed, with ``optimize=True`` (tensordot/BLAS) and ``optimize=False`` (einsum's loops).
 
-It also runs minirso's kernel with the tap stacking forced on and off (by setting
+Part 3 times the small maps of the incremental RSO evaluator's rest pass, 15,000 images (three
+candidates of 5000, ``--small-batch``) of 16 channels: a 3x3 conv of 7x7 maps, of 14x14 maps,
+and conv 4 + its 2x2 average pool (14x14 -> 7x7, ``PooledConv2D``): the direct kernel
+(``conv2d`` / ``pooled_conv2d``, (N, C, H, W) in and out) against the rows-layout kernel
+(``minirso.layers.row_conv.RowConv``: one matrix product per output row on (N, H, C, W) maps),
+alone and with the two layout copies around it. This is what ``minirso.rso.rest.ROWS_MAX_WIDTH``
+is chosen from.
+
+Part 2 also runs minirso's kernel with the tap stacking forced on and off (by setting
 ``minirso.layers.conv.STACK_TAPS_BELOW`` for the call) to show what the stacking buys. All
 variants are checked against each other (max abs diff against the library, and against a
 float64 im2col reference on the first images) before they are timed. Finally the machine's
@@ -24,6 +32,7 @@ float32 matrix-multiply rate is measured (a 2048 x 2048 x 2048 sgemm) as the cei
 
     python benchmarks/conv_forward.py                   # batch 5000, OpenBLAS default threads
     python benchmarks/conv_forward.py --threads 1 --batch 1000
+    python benchmarks/conv_forward.py --threads 2 --skip-forward --skip-kernels   # part 3 only
 
 GMAC/s = 1e9 multiply-adds per second (one multiply-add = 2 FLOP).
 """
@@ -54,7 +63,9 @@ def parse_args(argv=None):
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-forward", action="store_true", help="only the kernel comparison")
-    p.add_argument("--skip-kernels", action="store_true", help="only the per-layer forward pass")
+    p.add_argument("--skip-kernels", action="store_true", help="skip part 2 (the kernel comparison)")
+    p.add_argument("--skip-small", action="store_true", help="skip part 3 (small maps, rows layout)")
+    p.add_argument("--small-batch", type=int, default=15000, help="images for part 3 (default 15000)")
     p.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
     return p.parse_args(argv)
 
@@ -205,6 +216,42 @@ def kernel_table(title, x, w, args, xp, peak):
                                                  "macs": macs, "agree": ok, "variants": results}
 
 
+# -- part 3: small maps, rows layout ----------------------------------------------------------
+def small_maps_table(args, xp, peak, rng):
+    from minirso.layers import AvgPool2D
+    from minirso.layers.pooled_conv import PooledConv2D
+    from minirso.layers.row_conv import RowConv, from_rows, to_rows
+    n = args.small_batch
+    conv = Conv2D(16, 16, 3, 1, 1)
+    conv.params["weight"][...] = rng.normal(0.0, np.sqrt(2.0 / 144), size=(16, 16, 3, 3))
+    conv.to(xp)
+    cases = [("3x3 conv, 7x7 maps", conv, 7), ("3x3 conv, 14x14 maps", conv, 14),
+             ("conv + 2x2 avg pool, 14x14 -> 7x7", PooledConv2D(conv, AvgPool2D(2)), 14)]
+    rows, results, ok = [], [], True
+    for title, layer, size in cases:
+        x = xp.asarray(rng.standard_normal((n, 16, size, size), dtype=np.float32))
+        xr = to_rows(x)
+        kernel = RowConv.of(layer, (16, size, size))
+        direct = layer.forward(x)
+        diff = float(xp.abs(from_rows(kernel(xr)) - direct).max())
+        ok &= diff <= 1e-4 * max(1.0, float(xp.abs(direct).max()))
+        out_px = direct.shape[2] * direct.shape[3]
+        macs = n * 16 * out_px * (16 * 16 if isinstance(layer, PooledConv2D) else 16 * 9)
+        t_direct = common.timed(lambda: layer.forward(x), args.repeats, xp=xp)[0]
+        t_rows = common.timed(lambda: kernel(xr), args.repeats, xp=xp)[0]
+        t_both = common.timed(lambda: from_rows(kernel(to_rows(x))), args.repeats, xp=xp)[0]
+        for name, t in (("direct, (N, C, H, W)", t_direct), ("rows kernel, (N, H, C, W)", t_rows),
+                        ("rows kernel + both layout copies", t_both)):
+            rows.append([title, name, f"{t * 1e3:.1f}", f"{macs / t / 1e9:.1f}", f"{t_direct / t:.2f}x"])
+        results.append({"case": title, "n": n, "macs": macs, "direct_s": t_direct, "rows_s": t_rows,
+                        "rows_with_copies_s": t_both, "max_abs_diff": diff})
+        del x, xr, direct
+    head = (f"small maps, {n} images of 16 channels, float32, median of {args.repeats} "
+            f"(GMAC/s counts the direct convolution's multiply-adds; agreement {'OK' if ok else 'MISMATCH'})")
+    table = common.fmt_table(["case", "kernel", "ms", "GMAC/s", "vs direct"], rows, "llrrr")
+    return head + "\n" + table, results, ok
+
+
 def main(argv=None):
     args = parse_args(argv)
     xp = common.backend_or_none(args.backend)
@@ -249,6 +296,12 @@ def main(argv=None):
             if not res["agree"]:
                 print("error: the conv variants disagree (see the table)", file=sys.stderr)
                 return 1
+    if not args.skip_small:
+        table, out["small_maps"], ok = small_maps_table(args, xp, peak, rng)
+        print(f"\n{table}\n({common.loadavg()})", flush=True)
+        if not ok:
+            print("error: the rows-layout kernel disagrees with the direct one", file=sys.stderr)
+            return 1
     print(f"\nend: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {common.loadavg()}")
     if args.json:
         out["loadavg_end"] = list(__import__("os").getloadavg())

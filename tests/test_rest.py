@@ -78,3 +78,27 @@ def test_rest_pass_leaves_the_rows_layout_before_a_flatten_head(xp):
         h = xp.asarray(_inputs(model, start, 6, "float64", seed=start))
         np.testing.assert_allclose(to_numpy(rest(h.copy(), 2)), to_numpy(model.forward_from(start, h, groups=2)),
                                    rtol=1e-10, atol=1e-10, err_msg=f"from layer {start}")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_batchnorm_then_global_pool_from_the_statistics_in_nchw(xp, dtype):
+    from minirso.layers import BatchNorm2D
+    from minirso.rso.rest import batchnorm_gap
+    rng = np.random.default_rng(7)
+    bn = BatchNorm2D(4, dtype=dtype)
+    bn.params["gamma"][...] = rng.uniform(-1.5, 1.5, 4)
+    bn.params["beta"][...] = rng.normal(0, 0.5, 4)
+    bn.to(xp)
+    x = xp.asarray((rng.standard_normal((6, 4, 7, 7)) * 2 + 10).astype(dtype))  # mean >> std
+    slow = to_numpy(bn.forward(x, groups=3).mean(axis=(2, 3)))
+    fast = to_numpy(batchnorm_gap(bn, x, 3))
+    tol = 1e-11 if dtype == "float64" else 1e-5
+    assert fast.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
+    model = paper_mnist_net().train(True)
+    rest = RestPass(model, 18)  # bn6, gap, flatten, dense
+    assert [kind for kind, _, _ in rest.steps] == ["bn_gap", "layer", "layer"] and rest.takes_rows
+    h = _inputs(model, 18, 12, "float32")
+    slow = model.forward_from(18, h, groups=3)
+    for fast in (rest(h.copy(), 3), rest(to_rows(h), 3, rows=True)):
+        np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4)

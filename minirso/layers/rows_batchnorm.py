@@ -23,20 +23,24 @@ Three ways to apply it, each exact in real arithmetic:
 from .base import xp_of
 
 
+def scale_shift(bn, s1, s2, count):
+    """Batch-norm's scale and shift (G, C), float64, from per-image sums s1 of x and s2 of x^2 (G, B, C)
+    over ``count`` values per candidate and channel: y = x * scale + shift."""
+    mean = s1.sum(axis=1, dtype="float64") / count
+    ex2 = s2.sum(axis=1, dtype="float64") / count
+    var = xp_of(s1).maximum(ex2 - mean * mean, 0.0)
+    scale = bn.params["gamma"][None, :] / (var + bn.eps) ** 0.5
+    return scale, bn.params["beta"][None, :] - mean * scale
+
+
 def rows_stats(bn, x, groups):
     """Per-image sums S1 (G, B, C) of x (N, H, C, W), and the batch-norm scale and shift (G, C), float64."""
     n, h, c, w = x.shape
     b = n // groups
     rows = x.reshape(groups, b, h, c * w)
-    s1 = rows.sum(axis=2)  # (G, B, C*W): each image's H rows, along the contiguous axis
-    s2 = xp_of(x).einsum("gbhk,gbhk->gbk", rows, rows)
-    count = b * h * w
-    mean = s1.sum(axis=1, dtype="float64").reshape(groups, c, w).sum(axis=2) / count
-    ex2 = s2.sum(axis=1, dtype="float64").reshape(groups, c, w).sum(axis=2) / count
-    var = xp_of(x).maximum(ex2 - mean * mean, 0.0)
-    scale = bn.params["gamma"][None, :] / (var + bn.eps) ** 0.5
-    shift = bn.params["beta"][None, :] - mean * scale
-    return s1.reshape(groups, b, c, w).sum(axis=3), scale, shift
+    s1 = rows.sum(axis=2).reshape(groups, b, c, w).sum(axis=3)  # each image's H rows along the contiguous axis, then W
+    s2 = xp_of(x).einsum("gbhk,gbhk->gbk", rows, rows).reshape(groups, b, c, w).sum(axis=3)
+    return (s1,) + scale_shift(bn, s1, s2, b * h * w)
 
 
 def _spread(v, x, groups):

@@ -3,6 +3,11 @@
 Conv and dense layers count their multiply-adds; every other layer counts one operation
 per output element (they are memory-bound, and this keeps them from counting as free).
 The optimizer's accounting (``counters["forward_macs"]``) adds up these figures.
+
+A convolution counts the direct kernel's multiply-adds, the arithmetic the algorithm needs.
+The rows-layout kernel the incremental evaluator uses on small maps (``layers/row_conv.py``)
+also multiplies by the zeros of its banded matrices: W / kw times as many (2.3x for 7-wide
+maps), not counted here, so a GMAC/s figure from this model is useful multiply-adds per second.
 """
 import math
 

@@ -29,7 +29,7 @@ from ..layers.base import xp_of
 from ..layers.batchnorm import centred_stats
 from ..layers.pooled_conv import PooledConv2D, can_fold
 from ..layers.row_conv import RowConv, from_rows, to_rows
-from ..layers.rows_batchnorm import batchnorm_gap_rows, batchnorm_relu_rows_, relu_threshold_rows_
+from ..layers.rows_batchnorm import batchnorm_gap_rows, batchnorm_relu_rows_, relu_threshold_rows_, scale_shift
 
 # Widest maps the rest pass convolves in the rows layout (measured by benchmarks/conv_forward.py
 # part 3 on 2 cores: 7-wide maps 0.05 s rows vs 0.13 s direct for 15,000 images; see there).
@@ -47,6 +47,18 @@ def batchnorm_relu_(bn, x, groups, relu):
     if relu:
         xp_of(x).maximum(g, 0, out=g)
     return x
+
+
+def batchnorm_gap(bn, x, groups):
+    """``bn.forward(x, groups)`` then the global average pool, for x (N, C, H, W): (N, C), from
+    per-image sums of x and x^2 alone (``rows_batchnorm``: the pool of an affine map is the
+    affine map of the pool), without writing the normalised maps."""
+    n, c = x.shape[:2]
+    g = x.reshape(groups, n // groups, c, -1)
+    s1 = g.sum(axis=3)
+    s2 = xp_of(x).einsum("gbck,gbck->gbc", g, g)
+    scale, shift = scale_shift(bn, s1, s2, g.shape[1] * g.shape[3])
+    return (s1 / g.shape[3] * scale[:, None, :] + shift[:, None, :]).reshape(n, c).astype(x.dtype)
 
 
 def _rows_capable(layer, shape, max_width):
@@ -79,7 +91,7 @@ class RestPass:
                 steps.append(("grouped" if getattr(layer, "batch_dependent", False) else "layer", layer, False,
                               shapes[j]))
                 j += 1
-        self.steps = self._rows_layout(steps, max_width)
+        self.steps = self._fuse_batchnorm_gap(self._rows_layout(steps, max_width))
         self._buffers = {}  # step -> the rows-layout array it wrote last time, reused (no fresh page faults)
 
     def _buffer(self, step, shape, like):
@@ -116,6 +128,18 @@ class RestPass:
         return RestPass._fuse_rows_batchnorm(out)
 
     @staticmethod
+    def _fuse_batchnorm_gap(steps):
+        """Batch-norm (no ReLU) then the global average pool, in (N, C, H, W): one step from the statistics."""
+        out = []
+        for step in steps:
+            prev = out[-1] if out else None
+            if prev and prev[0] == "bn" and not prev[2] and isinstance(step[1], GlobalAvgPool2D):
+                out[-1] = ("bn_gap", prev[1], False)
+            else:
+                out.append(step)
+        return out
+
+    @staticmethod
     def _fuse_rows_batchnorm(steps):
         """Batch-norm + ReLU + conv -> one step (the affine part folded into the conv), batch-norm + global pool -> one step."""
         out = []
@@ -131,8 +155,9 @@ class RestPass:
 
     @property
     def takes_rows(self):
-        """Whether the pass starts in the rows layout: then ``__call__(h, rows=True)`` takes h as (N, H, C, W)."""
-        return bool(self.steps) and self.steps[0][0] == "to_rows"
+        """Whether ``__call__(h, rows=True)`` takes h as (N, H, C, W): the pass starts in the rows
+        layout, or with batch-norm + global pool (which reads either layout)."""
+        return bool(self.steps) and self.steps[0][0] in ("to_rows", "bn_gap")
 
     def __call__(self, h, groups=1, rows=False):
         """The logits for h, the input of layer ``start``: (N, C, H, W), or (N, H, C, W) with ``rows``."""
@@ -141,6 +166,8 @@ class RestPass:
         xp = xp_of(h)
         for step, (kind, layer, relu) in enumerate(self.steps):
             if rows and step == 0:
+                if kind == "bn_gap":
+                    h = batchnorm_gap_rows(layer, h, groups)
                 continue
             if kind == "bn":
                 if not h.flags.c_contiguous:
@@ -167,6 +194,8 @@ class RestPass:
                 h = batchnorm_relu_rows_(layer, h, groups, relu)
             elif kind == "rows_relu":
                 xp.maximum(h, 0, out=h)
+            elif kind == "bn_gap":
+                h = batchnorm_gap(layer, h, groups)
             elif kind == "rows_bn_gap":
                 h = batchnorm_gap_rows(layer, h, groups)
             elif kind == "rows_gap":
