@@ -30,6 +30,7 @@ peak resident memory (ru_maxrss) is its own.
     python benchmarks/rso_speed.py --threads 1 --json /tmp/rso_speed.json   # the full default
     python benchmarks/rso_speed.py --evaluators incremental --layers 21.weight,3.weight
     python benchmarks/rso_speed.py --backend cupy
+    python benchmarks/rso_speed.py --evaluators incremental,prefix --interleave   # same load for both
 
 GMAC = 1e9 multiply-adds; one multiply-add is 2 FLOP (GFLOP/s = 2 x GMAC/s).
 """
@@ -81,6 +82,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, data subset, data order and dw")
     p.add_argument("--no-subprocess", action="store_true",
                    help="run every evaluator in this process (peak memory is then cumulative)")
+    p.add_argument("--interleave", action="store_true",
+                   help="one subprocess per searched array and evaluator, the evaluators one after the other for "
+                        "each array, so that they meet the same machine load (this VM's speed drifts by 2x within "
+                        "an hour); peak memory is the largest of an evaluator's subprocesses")
     p.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
     p.add_argument("--worker", metavar="EVALUATOR", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", metavar="FILE", help=argparse.SUPPRESS)
@@ -220,6 +225,38 @@ def run_evaluator(args, name, xp):
             "round_macs": round_macs(model, [p for p in plan if p.label in wanted], name, bsz)}
 
 
+def run_worker(args, argv, name, out, extra=()):
+    """Run one evaluator in a subprocess (its own peak memory); returns its results, or None if it failed."""
+    cmd = [sys.executable, os.path.abspath(__file__), *(argv if argv is not None else sys.argv[1:]), *extra,
+           "--worker", name, "--worker-out", out]
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        print(f"error: the {name} worker failed (exit status {rc})", file=sys.stderr)
+        return None
+    with open(out) as f:
+        return json.load(f)
+
+
+def run_interleaved(args, argv, plan, wanted):
+    """--interleave: for each searched array, each evaluator in its own subprocess, one after the other."""
+    merged = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label in [p.label for p in plan if p.label in wanted]:
+            for name in args.evaluator_list:
+                res = run_worker(args, argv, name, os.path.join(tmp, f"{name}.json"), ("--layers", label))
+                if res is None:
+                    return None
+                if name not in merged:
+                    merged[name] = res
+                else:
+                    m = merged[name]
+                    m["layers"] += res["layers"]
+                    m["round_macs"] += res["round_macs"]
+                    for key, value in res["memory"].items():
+                        m["memory"][key] = max(m["memory"].get(key, 0), value)
+    return [merged[name] for name in args.evaluator_list]
+
+
 # -- the report -------------------------------------------------------------------------------
 def fmt_s(s):
     return f"{s:.4f}" if s < 10 else f"{s:.2f}"
@@ -299,22 +336,21 @@ def main(argv=None):
           f"{common.loadavg()}", flush=True)
 
     runs = []
+    if args.interleave and not args.no_subprocess:
+        runs = run_interleaved(args, argv, plan, wanted)
+        if runs is None:
+            return 1
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.evaluator_list:
+        for name in ([] if runs else args.evaluator_list):
             t0 = time.perf_counter()
             print(f"{name}: {trials_for(args, name)} trials per array, {common.loadavg()}", flush=True)
             if args.no_subprocess:
                 runs.append(run_evaluator(args, name, xp))
             else:
-                out = os.path.join(tmp, f"{name}.json")
-                cmd = [sys.executable, os.path.abspath(__file__), *(argv if argv is not None else sys.argv[1:]),
-                       "--worker", name, "--worker-out", out]
-                rc = subprocess.call(cmd)
-                if rc != 0:
-                    print(f"error: the {name} worker failed (exit status {rc})", file=sys.stderr)
+                res = run_worker(args, argv, name, os.path.join(tmp, f"{name}.json"))
+                if res is None:
                     return 1
-                with open(out) as f:
-                    runs.append(json.load(f))
+                runs.append(res)
             print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
 
     table1, table2, ratios, summary = report(args, model, plan, wanted, runs, peak)
