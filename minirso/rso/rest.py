@@ -91,7 +91,7 @@ class RestPass:
                 steps.append(("grouped" if getattr(layer, "batch_dependent", False) else "layer", layer, False,
                               shapes[j]))
                 j += 1
-        self.steps = self._fuse_batchnorm_gap(self._rows_layout(steps, max_width))
+        self.steps = self._fuse(self._rows_layout(steps, max_width))
         self._buffers = {}  # step -> the rows-layout array it wrote last time, reused (no fresh page faults)
 
     def _buffer(self, step, shape, like):
@@ -125,30 +125,22 @@ class RestPass:
             if not isinstance(steps[end - 1][1], GlobalAvgPool2D):
                 out.append(("from_rows", None, False))
             j = end
-        return RestPass._fuse_rows_batchnorm(out)
-
-    @staticmethod
-    def _fuse_batchnorm_gap(steps):
-        """Batch-norm (no ReLU) then the global average pool, in (N, C, H, W): one step from the statistics."""
-        out = []
-        for step in steps:
-            prev = out[-1] if out else None
-            if prev and prev[0] == "bn" and not prev[2] and isinstance(step[1], GlobalAvgPool2D):
-                out[-1] = ("bn_gap", prev[1], False)
-            else:
-                out.append(step)
         return out
 
     @staticmethod
-    def _fuse_rows_batchnorm(steps):
-        """Batch-norm + ReLU + conv -> one step (the affine part folded into the conv), batch-norm + global pool -> one step."""
+    def _fuse(steps):
+        """Pairs of steps that run as one: batch-norm + ReLU + conv in the rows layout (the affine
+        part folded into the conv), and batch-norm + global average pool in either layout (from
+        the statistics alone)."""
         out = []
         for step in steps:
-            prev = out[-1] if out else None
-            if prev and prev[0] == "rows_bn" and prev[2] and step[0] == "rows_conv":
-                out[-1] = ("rows_bn_relu_conv", (prev[1], step[1]), True)
-            elif prev and prev[0] == "rows_bn" and not prev[2] and step[0] == "rows_gap":
-                out[-1] = ("rows_bn_gap", prev[1], False)
+            prev = out[-1] if out else (None, None, None)
+            pair = (prev[0], bool(prev[2]), type(step[1]).__name__ if step[0] == "layer" else step[0])
+            fused = {("rows_bn", True, "rows_conv"): ("rows_bn_relu_conv", (prev[1], step[1]), True),
+                     ("rows_bn", False, "rows_gap"): ("rows_bn_gap", prev[1], False),
+                     ("bn", False, "GlobalAvgPool2D"): ("bn_gap", prev[1], False)}.get(pair)
+            if fused:
+                out[-1] = fused
             else:
                 out.append(step)
         return out
