@@ -31,8 +31,11 @@ from ..layers.pooled_conv import PooledConv2D, can_fold
 from ..layers.row_conv import RowConv, from_rows, to_rows
 from ..layers.rows_batchnorm import batchnorm_gap_rows, batchnorm_relu_rows_, relu_threshold_rows_, scale_shift
 
-# Widest maps the rest pass convolves in the rows layout (measured by benchmarks/conv_forward.py
-# part 3 on 2 cores: 7-wide maps 0.05 s rows vs 0.13 s direct for 15,000 images; see there).
+# Widest maps the rest pass convolves in the rows layout. benchmarks/conv_forward.py part 3 (2 cores,
+# 15,000 images of 16 channels, 2026-11-27): 3x3 conv of 7x7 maps 76 ms rows vs 343 ms direct;
+# conv + 2x2 pool 14x14 -> 7x7 135 vs 268 ms; 3x3 conv of 14x14 maps 410 vs 440 ms (about even, but
+# in the rows layout the pass needs no copy back and batch-norm folds into the conv). 28-wide maps
+# (W/kw = 9.3 times the multiply-adds) stay direct.
 ROWS_MAX_WIDTH = 14
 
 
