@@ -83,7 +83,7 @@ def test_rest_pass_leaves_the_rows_layout_before_a_flatten_head(xp):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_batchnorm_then_global_pool_from_the_statistics_in_nchw(xp, dtype):
     from minirso.layers import BatchNorm2D
-    from minirso.rso.rest import batchnorm_gap
+    from minirso.layers.rows_batchnorm import batchnorm_gap
     rng = np.random.default_rng(7)
     bn = BatchNorm2D(4, dtype=dtype)
     bn.params["gamma"][...] = rng.uniform(-1.5, 1.5, 4)
@@ -91,7 +91,7 @@ def test_batchnorm_then_global_pool_from_the_statistics_in_nchw(xp, dtype):
     bn.to(xp)
     x = xp.asarray((rng.standard_normal((6, 4, 7, 7)) * 2 + 10).astype(dtype))  # mean >> std
     slow = to_numpy(bn.forward(x, groups=3).mean(axis=(2, 3)))
-    fast = to_numpy(batchnorm_gap(bn, x, 3))
+    fast = to_numpy(batchnorm_gap(bn, x, 3, rows=False))
     tol = 1e-11 if dtype == "float64" else 1e-5
     assert fast.dtype == np.dtype(dtype)
     np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)

@@ -8,7 +8,7 @@ from minirso.backend import to_numpy
 from minirso.layers import AvgPool2D, BatchNorm2D, Conv2D, conv2d_loops
 from minirso.layers.pooled_conv import PooledConv2D
 from minirso.layers.row_conv import RowConv, from_rows, row_matrices, to_rows
-from minirso.layers.rows_batchnorm import batchnorm_gap_rows, batchnorm_relu_rows_, relu_threshold_rows_
+from minirso.layers.rows_batchnorm import batchnorm_gap, batchnorm_relu_rows_, relu_threshold_rows_
 
 CASES = [
     # n, c, h, w, o, kernel, stride, padding
@@ -136,7 +136,7 @@ def test_batchnorm_then_global_pool_from_the_statistics(xp, dtype):
     bn = _bn(5, dtype, xp)
     x = xp.asarray((np.random.default_rng(6).standard_normal((6, 5, 7, 7)) * 2 + 10).astype(dtype))  # mean >> std
     slow = to_numpy(bn.forward(x, groups=3).mean(axis=(2, 3)))
-    fast = to_numpy(batchnorm_gap_rows(bn, to_rows(x), 3))
+    fast = to_numpy(batchnorm_gap(bn, to_rows(x), 3, rows=True))
     tol = 1e-11 if dtype == "float64" else 1e-5
     assert fast.dtype == np.dtype(dtype)
     np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)

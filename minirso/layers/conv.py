@@ -27,6 +27,17 @@ def _taps(kh, kw, wp):
     return [(ky, kx, ky * wp + kx) for ky in range(kh) for kx in range(kw)]
 
 
+def shifted_window(dy, dx, padding, in_hw, out_hw):
+    """Where out[r, q] reads xpad[r + dy, q + dx] = x[r + dy - p, q + dx - p] inside x (not padding):
+    the (output, input) slices of rows and columns, or None where there are none."""
+    p = padding
+    r0, q0 = max(0, p - dy), max(0, p - dx)
+    r1, q1 = min(out_hw[0], in_hw[0] + p - dy), min(out_hw[1], in_hw[1] + p - dx)
+    if r1 <= r0 or q1 <= q0:
+        return None
+    return ((slice(r0, r1), slice(q0, q1)), (slice(r0 + dy - p, r1 + dy - p), slice(q0 + dx - p, q1 + dx - p)))
+
+
 def conv2d(x, w, stride=1, padding=0):
     """Cross-correlate ``x`` (N, C, H, W) with ``w`` (O, C, kh, kw); returns (N, O, Ho, Wo)."""
     n, c, h, wd = x.shape
@@ -178,17 +189,6 @@ class Conv2D(Layer):
         """
         return conv2d(delta[:, None], self.params["weight"][:, c:c + 1], self.stride, self.padding)
 
-    def effect_window(self, ky, kx, in_hw, out_hw):
-        """Stride 1: the (output, input) slices of the rows and columns where output (r, q) reads
-        input (r + ky - p, q + kx - p) inside the map (elsewhere weight (., ., ky, kx) meets padding);
-        None where there are none."""
-        p = self.padding
-        r0, q0 = max(0, p - ky), max(0, p - kx)
-        r1, q1 = min(out_hw[0], in_hw[0] + p - ky), min(out_hw[1], in_hw[1] + p - kx)
-        if r1 <= r0 or q1 <= q0:
-            return None
-        return ((slice(r0, r1), slice(q0, q1)), (slice(r0 + ky - p, r1 + ky - p), slice(q0 + kx - p, q1 + kx - p)))
-
     def weight_effect(self, x, name, index, groups=1):
         """d output[:, o] / d weight[o, c, ky, kx] for input ``x`` (N, C, H, W): the shifted input channel c.
 
@@ -204,7 +204,7 @@ class Conv2D(Layer):
         p, s = self.padding, self.stride
         if s == 1:  # output (r, q) reads input (r + ky - p, q + kx - p): copy the valid window only
             out = xp.zeros((n, ho, wo), dtype=x.dtype)
-            window = self.effect_window(ky, kx, (h, w), (ho, wo))
+            window = shifted_window(ky, kx, p, (h, w), (ho, wo))
             if window is not None:
                 out[(slice(None),) + window[0]] = x[(slice(None), c) + window[1]]
             return out

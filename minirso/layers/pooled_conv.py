@@ -19,7 +19,7 @@ is a stride-1 convolution with a ceil((kh+k-1)/k)-square kernel, which ``conv2d`
 few, wide matrix products. The slow twin is ``Conv2D.forward`` then ``AvgPool2D.forward``.
 """
 from .base import xp_of
-from .conv import shifted_conv
+from .conv import shifted_conv, shifted_window
 
 
 def fold_avgpool(w, k):
@@ -100,12 +100,10 @@ def box_average(x, padding, k, out=None):
         out = xp.empty(x.shape[:-2] + (bh, bw), dtype=x.dtype)
     out[...] = 0
     for dy in range(k):
-        for dx in range(k):
-            # box[r, q] += xpad[r + dy, q + dx] = x[r + dy - p, q + dx - p] where that is inside x
-            r0, q0 = max(0, padding - dy), max(0, padding - dx)
-            r1, q1 = min(bh, h + padding - dy), min(bw, w + padding - dx)
-            if r1 > r0 and q1 > q0:
-                out[..., r0:r1, q0:q1] += x[..., r0 + dy - padding:r1 + dy - padding, q0 + dx - padding:q1 + dx - padding]
+        for dx in range(k):  # box[r, q] += xpad[r + dy, q + dx] where that is inside x
+            window = shifted_window(dy, dx, padding, (h, w), (bh, bw))
+            if window is not None:
+                out[(Ellipsis,) + window[0]] += x[(Ellipsis,) + window[1]]
     out *= 1.0 / (k * k)
     return out
 

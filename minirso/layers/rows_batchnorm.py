@@ -16,7 +16,7 @@ Three ways to apply it, each exact in real arithmetic:
   with scale s > 0 and shift t, ``max(x s + t, 0) = s (max(x, u) - u)`` where u = -t / s. So x is
   overwritten by ``max(x, u)`` (one pass instead of three) and the next convolution takes
   ``s max(x, u) + t`` per channel, which ``RowConv`` folds into its matrices and a bias;
-- :func:`batchnorm_gap_rows`, batch-norm then global average pooling (no ReLU between):
+- :func:`batchnorm_gap`, batch-norm then global average pooling (no ReLU between; either layout):
   ``mean over H, W of (x s + t) = s * mean(x) + t``, and mean(x) per image is S1 already:
   no pass over x beyond the statistics.
 """
@@ -33,14 +33,26 @@ def scale_shift(bn, s1, s2, count):
     return scale, bn.params["beta"][None, :] - mean * scale
 
 
-def rows_stats(bn, x, groups):
-    """Per-image sums S1 (G, B, C) of x (N, H, C, W), and the batch-norm scale and shift (G, C), float64."""
-    n, h, c, w = x.shape
-    b = n // groups
-    rows = x.reshape(groups, b, h, c * w)
-    s1 = rows.sum(axis=2).reshape(groups, b, c, w).sum(axis=3)  # each image's H rows along the contiguous axis, then W
-    s2 = xp_of(x).einsum("gbhk,gbhk->gbk", rows, rows).reshape(groups, b, c, w).sum(axis=3)
-    return (s1,) + scale_shift(bn, s1, s2, b * h * w)
+def image_sums(x, groups, rows=True):
+    """Per-image sums S1 of x and S2 of x^2 for each channel, (G, B, C) in x's dtype, and the
+    values per candidate and channel: x is (N, H, C, W) with ``rows``, else (N, C, H, W)."""
+    xp = xp_of(x)
+    if rows:
+        n, h, c, w = x.shape
+        r = x.reshape(groups, n // groups, h, c * w)  # each image's H rows, along the contiguous axis, then W
+        s1 = r.sum(axis=2).reshape(groups, -1, c, w).sum(axis=3)
+        s2 = xp.einsum("gbhk,gbhk->gbk", r, r).reshape(groups, -1, c, w).sum(axis=3)
+    else:
+        n, c = x.shape[:2]
+        g = x.reshape(groups, n // groups, c, -1)
+        s1, s2 = g.sum(axis=3), xp.einsum("gbck,gbck->gbc", g, g)
+    return s1, s2, x.size // c // groups
+
+
+def rows_scale_shift(bn, x, groups):
+    """The batch-norm scale and shift (G, C), float64, of x (N, H, C, W)."""
+    s1, s2, count = image_sums(x, groups)
+    return scale_shift(bn, s1, s2, count)
 
 
 def _spread(v, x, groups):
@@ -56,7 +68,7 @@ def _rows(x, groups):
 
 def batchnorm_relu_rows_(bn, x, groups, relu):
     """``relu(bn.forward(x, groups))`` (or without the ReLU) for x (N, H, C, W), contiguous, overwritten."""
-    _, scale, shift = rows_stats(bn, x, groups)
+    scale, shift = rows_scale_shift(bn, x, groups)
     rows = _rows(x, groups)
     rows *= _spread(scale, x, groups)
     rows += _spread(shift, x, groups)
@@ -71,7 +83,7 @@ def relu_threshold_rows_(bn, x, groups):
     relu(bn(x)) = relu(s x + t) = s * max(x, u) + t per channel, u = -t / s. Returns None (x
     untouched) when some scale is not positive (gamma <= 0): then use :func:`batchnorm_relu_rows_`.
     """
-    _, scale, shift = rows_stats(bn, x, groups)
+    scale, shift = rows_scale_shift(bn, x, groups)
     if not bool((scale > 0).all()):
         return None
     rows = _rows(x, groups)
@@ -79,9 +91,10 @@ def relu_threshold_rows_(bn, x, groups):
     return scale, shift
 
 
-def batchnorm_gap_rows(bn, x, groups):
-    """``bn.forward(x, groups)`` then the global average pool, for x (N, H, C, W): (N, C)."""
-    n, h, c, w = x.shape
-    s1, scale, shift = rows_stats(bn, x, groups)
-    pooled = s1 / (h * w) * scale[:, None, :] + shift[:, None, :]  # (G, B, C)
-    return pooled.reshape(n, c).astype(x.dtype)
+def batchnorm_gap(bn, x, groups, *, rows):
+    """``bn.forward(x, groups)`` then the global average pool: (N, C), for x (N, H, C, W) with
+    ``rows``, else (N, C, H, W), from the per-image sums alone (no normalised maps written)."""
+    s1, s2, count = image_sums(x, groups, rows)
+    scale, shift = scale_shift(bn, s1, s2, count)
+    pooled = s1 / (count // s1.shape[1]) * scale[:, None, :] + shift[:, None, :]  # (G, B, C)
+    return pooled.reshape(-1, s1.shape[2]).astype(x.dtype)

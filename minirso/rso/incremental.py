@@ -47,10 +47,11 @@ import numpy as np
 
 from ..layers import BatchNorm2D, Conv2D, Dense, Flatten
 from ..layers.pooled_conv import PooledConv2D, box_average, can_fold, pooled_shift
+from ..layers.conv import shifted_window
 from ..layers.row_conv import RowConv, to_rows
 from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
-from .rest import RestPass
+from .rest import RestPass, WorkArrays
 
 
 def _batch_major(h):
@@ -135,7 +136,7 @@ class IncrementalEvaluator(Evaluator):
         self.base_loss = {}      # batch -> loss at the current weights
         self.base_hits = 0
         self.stale = {}          # output channel -> (its values when each batch was last refreshed, pending flags)
-        self.scratch = {}        # name -> work array reused from trial to trial
+        self.scratch = WorkArrays()  # work arrays reused from trial to trial
 
     # -- caches -------------------------------------------------------------------------------
     def begin(self, ref, batches):
@@ -211,7 +212,7 @@ class IncrementalEvaluator(Evaluator):
 
     def release(self):
         self.acts, self.base_loss, self.stale, self.box = {}, {}, {}, (None, None)
-        self.next_rows, self.scratch = {}, {}
+        self.next_rows, self.scratch = {}, WorkArrays()
 
     def _refresh(self, b):
         """Bring the next layer's cached output of batch b up to date (shortcut 7)."""
@@ -274,12 +275,7 @@ class IncrementalEvaluator(Evaluator):
         return _apply_channel(self.s.segment, channel_values, o)
 
     def _scratch(self, name, shape, dtype):
-        """A work array kept from trial to trial (a fresh one of this size would cost page faults every trial)."""
-        buf = self.scratch.get(name)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            self.scratch[name] = None  # frees the old one first
-            buf = self.scratch[name] = self.xp.empty(shape, dtype=dtype)
-        return buf
+        return self.scratch.get(name, shape, dtype, self.xp)
 
     def _next_effect(self, delta, o, out=None):
         """Change of the (folded) output of the next conv/dense for a change ``delta`` (G, B, ...) of its input channel o.
@@ -309,12 +305,11 @@ class IncrementalEvaluator(Evaluator):
         s, o = self.s, index[0]
         y = self.acts[s.m][:, :, o]
         layer = self.model.layers[s.i]
-        window = None
         if self.box_k:
             effect = self._box_effect(index, None, y.shape[-2:])
         elif isinstance(layer, Conv2D) and layer.stride == 1 and not s.fold_out and self.ref.name == "weight":
             x = self.acts[s.i][index[1]]  # (n_batches, B, H, W): input channel c of every batch
-            window = layer.effect_window(index[2], index[3], x.shape[-2:], y.shape[-2:])
+            window = shifted_window(index[2], index[3], layer.padding, x.shape[-2:], y.shape[-2:])
             if window is None:  # the weight only ever meets padding
                 return
             y, effect = y[(Ellipsis,) + window[0]], x[(Ellipsis,) + window[1]]

@@ -29,7 +29,7 @@ from ..layers.base import xp_of
 from ..layers.batchnorm import centred_stats
 from ..layers.pooled_conv import PooledConv2D, can_fold
 from ..layers.row_conv import RowConv, from_rows, to_rows
-from ..layers.rows_batchnorm import batchnorm_gap_rows, batchnorm_relu_rows_, relu_threshold_rows_, scale_shift
+from ..layers.rows_batchnorm import batchnorm_gap, batchnorm_relu_rows_, relu_threshold_rows_
 
 # Widest maps the rest pass convolves in the rows layout. benchmarks/conv_forward.py part 3 (2 cores,
 # 15,000 images of 16 channels, 2026-11-27): 3x3 conv of 7x7 maps 76 ms rows vs 343 ms direct;
@@ -52,16 +52,19 @@ def batchnorm_relu_(bn, x, groups, relu):
     return x
 
 
-def batchnorm_gap(bn, x, groups):
-    """``bn.forward(x, groups)`` then the global average pool, for x (N, C, H, W): (N, C), from
-    per-image sums of x and x^2 alone (``rows_batchnorm``: the pool of an affine map is the
-    affine map of the pool), without writing the normalised maps."""
-    n, c = x.shape[:2]
-    g = x.reshape(groups, n // groups, c, -1)
-    s1 = g.sum(axis=3)
-    s2 = xp_of(x).einsum("gbck,gbck->gbc", g, g)
-    scale, shift = scale_shift(bn, s1, s2, g.shape[1] * g.shape[3])
-    return (s1 / g.shape[3] * scale[:, None, :] + shift[:, None, :]).reshape(n, c).astype(x.dtype)
+class WorkArrays:
+    """Arrays kept by name and reused while the requested shape and dtype stay the same (a
+    fresh array of hundreds of megabytes costs page faults on every trial)."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, name, shape, dtype, xp):
+        buf = self.arrays.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            self.arrays[name] = None  # frees the old one first
+            buf = self.arrays[name] = xp.empty(shape, dtype=dtype)
+        return buf
 
 
 def _rows_capable(layer, shape, max_width):
@@ -95,13 +98,10 @@ class RestPass:
                               shapes[j]))
                 j += 1
         self.steps = self._fuse(self._rows_layout(steps, max_width))
-        self._buffers = {}  # step -> the rows-layout array it wrote last time, reused (no fresh page faults)
+        self._buffers = WorkArrays()  # per step: the rows-layout array it wrote last time
 
     def _buffer(self, step, shape, like):
-        buf = self._buffers.get(step)
-        if buf is None or buf.shape != shape or buf.dtype != like.dtype:
-            buf = self._buffers[step] = xp_of(like).empty(shape, dtype=like.dtype)
-        return buf
+        return self._buffers.get(step, shape, like.dtype, xp_of(like))
 
     @staticmethod
     def _rows_layout(steps, max_width):
@@ -162,7 +162,7 @@ class RestPass:
         for step, (kind, layer, relu) in enumerate(self.steps):
             if rows and step == 0:
                 if kind == "bn_gap":
-                    h = batchnorm_gap_rows(layer, h, groups)
+                    h = batchnorm_gap(layer, h, groups, rows=True)
                 continue
             if kind == "bn":
                 if not h.flags.c_contiguous:
@@ -189,10 +189,8 @@ class RestPass:
                 h = batchnorm_relu_rows_(layer, h, groups, relu)
             elif kind == "rows_relu":
                 xp.maximum(h, 0, out=h)
-            elif kind == "bn_gap":
-                h = batchnorm_gap(layer, h, groups)
-            elif kind == "rows_bn_gap":
-                h = batchnorm_gap_rows(layer, h, groups)
+            elif kind in ("bn_gap", "rows_bn_gap"):
+                h = batchnorm_gap(layer, h, groups, rows=kind == "rows_bn_gap")
             elif kind == "rows_gap":
                 h = h.mean(axis=1).mean(axis=2)  # (N, H, C, W) -> (N, C)
             else:
