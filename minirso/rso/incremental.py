@@ -51,6 +51,7 @@ from ..layers.conv import shifted_window
 from ..layers.row_conv import RowConv, to_rows
 from ..losses import softmax_cross_entropy
 from .evaluators import Evaluator
+from .logit_trials import LogitTrials
 from .rest import RestPass, WorkArrays
 
 
@@ -137,6 +138,7 @@ class IncrementalEvaluator(Evaluator):
         self.base_hits = 0
         self.stale = {}          # output channel -> (its values when each batch was last refreshed, pending flags)
         self.scratch = WorkArrays()  # work arrays reused from trial to trial
+        self.logit_trials = None  # set in begin() when the output layer is searched
 
     # -- caches -------------------------------------------------------------------------------
     def begin(self, ref, batches):
@@ -182,6 +184,11 @@ class IncrementalEvaluator(Evaluator):
                     h, j = layers[j].forward(h), j + 1
         self.base_loss = {}
         self.stale = {}
+        # the output layer: trials from the cached logits (logit_trials.py)
+        self.logit_trials = None
+        if isinstance(searched, Dense) and s.m == s.k == len(layers):
+            self.logit_trials = LogitTrials(self.acts[s.k], self.acts[s.i], self.y[self.batches],
+                                            bias=ref.name == "bias")
 
     def _store(self, j, b, h, n_batches):
         """acts[j][b] = h. The searched layer's input is kept channel-major, (C, n_batches, B, ...),
@@ -212,6 +219,7 @@ class IncrementalEvaluator(Evaluator):
 
     def release(self):
         self.acts, self.base_loss, self.stale, self.box = {}, {}, {}, (None, None)
+        self.logit_trials = None
         self.next_rows, self.scratch = {}, WorkArrays()
 
     def _refresh(self, b):
@@ -323,16 +331,34 @@ class IncrementalEvaluator(Evaluator):
 
     # -- a trial ------------------------------------------------------------------------------
     def losses(self, index, plus, minus, b):
-        xp, s, o = self.xp, self.s, index[0]
-        self._refresh(b)
+        xp, o = self.xp, index[0]
         current = self.param[index]
         deltas = xp.stack([xp.asarray(plus, dtype=xp.float64) - current, xp.asarray(minus, dtype=xp.float64) - current])
+        lt = self.logit_trials
+        if lt is not None and lt.unit != o:  # its remembered losses used the previous unit's q and r
+            lt.start_unit(o)
+            self.base_loss = {}
+        cached = self.base_loss.get(b)
+        first = 1 if cached is not None else 0
+        if lt is not None:
+            found = lt.losses(index, deltas, b)[first:]
+        else:
+            found = self._rest_losses(index, deltas, b, first)
+        if cached is not None:
+            self.base_hits += 1
+            found = xp.concatenate([cached[None], found])
+        else:
+            self.base_loss[b] = found[0]
+        return found
+
+    def _rest_losses(self, index, deltas, b, first):
+        """Losses of the candidates ``first``.. (0: current, 1: plus, 2: minus) through the rest of the network."""
+        xp, s, o = self.xp, self.s, index[0]
+        self._refresh(b)
         channel, effect = self._channel_and_effect(index, b)
         deltas = deltas.astype(effect.dtype).reshape((2,) + (1,) * (effect.ndim - 1))
         values = xp.concatenate([channel, channel + deltas * effect])  # current, plus, minus
         pushed = self._push(values, o)
-        cached = self.base_loss.get(b)
-        first = 1 if cached is not None else 0
         if s.nxt is not None:
             z = self.acts[s.z][b]
             inputs = self._scratch("inputs", (3 - first,) + z.shape, z.dtype)  # the rest pass overwrites it
@@ -349,19 +375,15 @@ class IncrementalEvaluator(Evaluator):
             inputs[:, :, o] = pushed[first:]
         groups = inputs.shape[0]
         logits = self.rest(inputs.reshape((-1,) + inputs.shape[2:]), groups, rows=self.rows)
-        found = softmax_cross_entropy(logits.reshape((groups, -1) + logits.shape[1:]), self.labels(b, groups))
-        if cached is not None:
-            self.base_hits += 1
-            found = xp.concatenate([cached[None], found])
-        else:
-            self.base_loss[b] = found[0]
-        return found
+        return softmax_cross_entropy(logits.reshape((groups, -1) + logits.shape[1:]), self.labels(b, groups))
 
     def set_value(self, index, value, b=None, loss=None):
         """Keep ``value``: update the weight and the cached activations of every mini-batch."""
         xp, s, o = self.xp, self.s, index[0]
         delta = (xp.asarray(value, dtype=xp.float64) - self.param[index])
-        if s.nxt is not None and s.is_bn:  # lazily too: remember gamma and beta of channel o per batch
+        if self.logit_trials is not None:
+            self.logit_trials.keep(index, delta)
+        elif s.nxt is not None and s.is_bn:  # lazily too: remember gamma and beta of channel o per batch
             bn = self.model.layers[s.i]
             then, pending = self.stale.get(o, (None, None))
             if then is None:
