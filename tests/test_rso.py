@@ -145,6 +145,31 @@ def test_evaluators_match_literal_with_options(options):
     assert_bit_identical(literal.weights, fast.weights)
 
 
+def test_box_averages_one_channel_at_a_time_and_the_sweep_memo(equivalence_runs, monkeypatch):
+    """Two shortcuts with a switch: box averages of every input channel cached for a sweep
+    (BOX_CACHE_BYTES) or one at a time (0 bytes), and the forward pass started from the previous
+    sweep's input cache (the memo; the batch-norm sweeps after each conv sweep take it). With the
+    box cache off, two rounds must still equal the literal evaluator decision for decision, and
+    the memo must have been taken (each bn sweep of the 2 rounds), so neither path goes untested."""
+    from minirso.rso import incremental
+    monkeypatch.setattr(incremental, "BOX_CACHE_BYTES", 0)
+    taken = []
+    usable = incremental.IncrementalEvaluator._usable_memo
+
+    def spy(self, first):
+        start = usable(self, first)
+        taken.append(start is not None)
+        return start
+
+    monkeypatch.setattr(incremental.IncrementalEvaluator, "_usable_memo", spy)
+    fast = run_recorded("incremental", rounds=2)
+    literal = equivalence_runs["literal"]
+    assert_same_decisions(literal, fast)
+    assert_bit_identical(literal.weights, fast.weights)
+    bn_sweeps = sum(isinstance(fast.model.layers[p.ref.layer], BatchNorm2D) for p in fast.rso.plan)
+    assert sum(taken) == 2 * bn_sweeps
+
+
 def test_remembered_current_loss_is_exact_and_counted():
     """One mini-batch per sweep: the incremental evaluator then reuses the current weight's loss
     almost every trial. Its decisions must still be the prefix evaluator's (itself checked against

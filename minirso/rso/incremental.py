@@ -54,6 +54,10 @@ from .evaluators import Evaluator
 from .logit_trials import LogitTrials
 from .rest import RestPass, WorkArrays
 
+# Box averages of every input channel are cached for a sweep when they fit in this many bytes
+# (the quick preset's conv 2: 16 x 30,000 x 15 x 15 float32 = 432 MB); otherwise one at a time.
+BOX_CACHE_BYTES = 512 * 2**20
+
 
 def _batch_major(h):
     """(C, G, B, ...) -> a (G, B, C, ...) view."""
@@ -139,13 +143,19 @@ class IncrementalEvaluator(Evaluator):
         self.stale = {}          # output channel -> (its values when each batch was last refreshed, pending flags)
         self.scratch = WorkArrays()  # work arrays reused from trial to trial
         self.logit_trials = None  # set in begin() when the output layer is searched
+        self.memo = None  # (layer, batches, its inputs, the weights before it) of the last sweep: see begin()
 
     # -- caches -------------------------------------------------------------------------------
     def begin(self, ref, batches):
         """Compute the caches of this sweep, batch by batch, from the current weights.
 
-        They are rebuilt at every sweep (never carried over from the previous one), so a run
-        resumed from a checkpoint at a layer boundary continues bit for bit.
+        They are rebuilt at every sweep, so a run resumed from a checkpoint at a layer boundary
+        continues bit for bit. One shortcut keeps that: the previous sweep's input cache (the
+        *memo*, never modified by its trials) is the forward pass's state at that layer for the
+        same mini-batches, so when this sweep uses the same batches, searches a later layer and
+        no weight before the memo's layer has changed, the pass starts there (the batch-norm
+        sweeps after a conv's sweep skip the network before that conv). Each batch is handed on
+        as the same contiguous array a pass from the input makes, so the results are the same bits.
         """
         xp = self.xp
         super().begin(ref, batches)
@@ -166,15 +176,25 @@ class IncrementalEvaluator(Evaluator):
                       and can_fold(searched, s.fold_out[0]) else None)
         self.box = (None, None)  # (input channel, its box average for every batch)
         needed = s.needed
+        # the searched output's cache channel-major, unless it is also the batch-major input of the rest pass
+        self.channel_major = not s.is_bn and s.m != s.z
         layers, last = self.model.layers, needed[-1]
         # a conv and its pool run as one strided convolution where no cache needs the conv's output
         folded = {j: PooledConv2D(layers[j], layers[j + 1]) for j in range(last - 1)
                   if j + 1 not in needed and can_fold(layers[j], layers[j + 1])}
         self.acts = {}
+        start, memo = self._usable_memo(needed[0]), self.memo
+        self.memo = None
+        reused = start == s.i  # the same layer's input: batch-norm beta then gamma
+        if reused:
+            self.acts[s.i] = memo[2]
         for b in range(len(batches)):
-            h, j = self.batch(b)[0], 0
+            if start is not None:
+                h, j = xp.ascontiguousarray(memo[2][:, b].swapaxes(0, 1)), start
+            else:
+                h, j = self.batch(b)[0], 0
             while j <= last:
-                if j in needed:
+                if j in needed and not (reused and j == s.i):
                     self._store(j, b, h, len(batches))
                 if j == last:
                     break
@@ -184,6 +204,15 @@ class IncrementalEvaluator(Evaluator):
                     h, j = layers[j].forward(h), j + 1
         self.base_loss = {}
         self.stale = {}
+        # when the box averages of all input channels fit in BOX_CACHE_BYTES, each is computed once
+        # per sweep (output_first visits every input channel once per output unit)
+        self.boxes_done, self.box_all = set(), False
+        if self.box_k:
+            h = self.acts[s.i]  # (C, n_batches, B, H, W)
+            pad = searched.padding
+            box_bytes = h[0].size // (h.shape[-2] * h.shape[-1]) * h.itemsize * math.prod(
+                d + 2 * pad - self.box_k + 1 for d in h.shape[-2:])
+            self.box_all = h.shape[0] * box_bytes <= BOX_CACHE_BYTES
         # the output layer: trials from the cached logits (logit_trials.py)
         self.logit_trials = None
         if isinstance(searched, Dense) and s.m == s.k == len(layers):
@@ -192,20 +221,29 @@ class IncrementalEvaluator(Evaluator):
 
     def _store(self, j, b, h, n_batches):
         """acts[j][b] = h. The searched layer's input is kept channel-major, (C, n_batches, B, ...),
-        so that one input channel of every image (what a weight's effect reads) is contiguous."""
+        so that one input channel of every image (what a weight's effect reads) is contiguous;
+        so is its output (``channel_major``), so that a kept change updates a contiguous channel."""
+        major = j == self.s.i or (j == self.s.m and self.channel_major)
         if j not in self.acts:
             shape = (n_batches,) + h.shape
-            if j == self.s.i:
+            if major:
                 shape = (h.shape[1], n_batches, h.shape[0]) + h.shape[2:]
             elif j == self.s.z and self.rows:  # (n_batches, B, H, C, W)
                 shape = (n_batches, h.shape[0], h.shape[2], h.shape[1], h.shape[3])
             self.acts[j] = self.xp.empty(shape, dtype=h.dtype)
-        if j == self.s.i:
+        if major:
             self.acts[j][:, b] = h.swapaxes(0, 1)
         elif j == self.s.z and self.rows:
             to_rows(h, self.acts[j][b])
         else:
             self.acts[j][b] = h
+
+    def _searched_channel(self, o, b=None):
+        """Channel o of the searched layer's (folded) output cache, (G, B, ...): batch b (G = 1) or every batch."""
+        y = self.acts[self.s.m]
+        if self.channel_major:
+            return y[o, b:b + 1] if b is not None else y[o]
+        return y[b:b + 1, :, o] if b is not None else y[:, :, o]
 
     def _inputs(self, b=None):
         """The searched layer's inputs as a (G, B, C, ...) view: batch b (G = 1), or every batch."""
@@ -213,11 +251,31 @@ class IncrementalEvaluator(Evaluator):
         h = h[:, b:b + 1] if b is not None else h
         return _batch_major(h)
 
+    def _weights_before(self, layer):
+        """The parameters of the layers before ``layer``, copied (the memo's validity check)."""
+        return [self.xp.array(p) for lyr in self.model.layers[:layer] for p in lyr.params.values()]
+
+    def _usable_memo(self, first):
+        """The layer the forward pass can start at from the memo (None: start at the input)."""
+        if self.memo is None:
+            return None
+        j, batches, _, weights = self.memo
+        xp = self.xp
+        if j > first or batches.shape != self.batches.shape or not bool(xp.all(batches == self.batches)):
+            return None
+        if not all(bool(xp.array_equal(a, b)) for a, b in zip(weights, self._weights_before(j))):
+            return None
+        return j
+
     def end(self):
+        i = self.s.i
+        memo = (i, self.batches, self.acts[i], self._weights_before(i))
         super().end()
         self.release()
+        self.memo = memo
 
     def release(self):
+        self.memo = None
         self.acts, self.base_loss, self.stale, self.box = {}, {}, {}, (None, None)
         self.logit_trials = None
         self.next_rows, self.scratch = {}, WorkArrays()
@@ -235,7 +293,7 @@ class IncrementalEvaluator(Evaluator):
                 old_gamma, old_beta = (float(v) for v in then[b])
                 values = self.xp.concatenate([old_gamma * xhat + old_beta, gamma * xhat + beta])
             else:  # then[b]: channel o of the searched output when batch b was last refreshed
-                values = self.xp.stack([then[b], self.acts[self.s.m][b, :, o]])
+                values = self.xp.stack([then[b], self._searched_channel(o, b)[0]])
             pushed = self._push(values, o)
             self.acts[self.s.z][b] += self._next_effect(pushed[1:] - pushed[:1], o)[0]
             pending[b] = False
@@ -253,7 +311,7 @@ class IncrementalEvaluator(Evaluator):
         s, o = self.s, index[0]
         layer = self.model.layers[s.i]
         if self.box_k:
-            channel = self.acts[s.m][b:b + 1, :, o] if b is not None else self.acts[s.m][:, :, o]
+            channel = self._searched_channel(o, b)
             return channel, self._box_effect(index, b, channel.shape[-2:])
         h = self._inputs(b)
         g, bsz = h.shape[:2]
@@ -262,8 +320,7 @@ class IncrementalEvaluator(Evaluator):
         effect = effect.reshape((g, bsz) + effect.shape[1:])
         if s.is_bn:
             return layer.forward_channel(h[:, :, o], o), effect
-        cached = self.acts[s.m]
-        channel = cached[b:b + 1, :, o] if b is not None else cached[:, :, o]
+        channel = self._searched_channel(o, b)
         return channel, _apply_channel(s.fold_out, effect, o)
 
     def _box_effect(self, index, b, pooled_shape):
@@ -274,7 +331,12 @@ class IncrementalEvaluator(Evaluator):
             x = self.acts[self.s.i][c]
             pad = self.model.layers[self.s.i].padding
             shape = x.shape[:-2] + tuple(d + 2 * pad - self.box_k + 1 for d in x.shape[-2:])
-            self.box = (c, box_average(x, pad, self.box_k, out=self._scratch("box", shape, x.dtype)))
+            box = self._scratch(f"box{c}" if self.box_all else "box", shape, x.dtype)
+            if c not in self.boxes_done:
+                box_average(x, pad, self.box_k, out=box)
+                if self.box_all:
+                    self.boxes_done.add(c)
+            self.box = (c, box)
         box = self.box[1][b:b + 1] if b is not None else self.box[1]
         return pooled_shift(box, ky, kx, self.box_k, *pooled_shape)
 
@@ -311,7 +373,7 @@ class IncrementalEvaluator(Evaluator):
         sums as ``channel + delta * effect`` with the whole effect, element by element.
         """
         s, o = self.s, index[0]
-        y = self.acts[s.m][:, :, o]
+        y = self._searched_channel(o)
         layer = self.model.layers[s.i]
         if self.box_k:
             effect = self._box_effect(index, None, y.shape[-2:])
@@ -392,14 +454,14 @@ class IncrementalEvaluator(Evaluator):
             then[~pending] = float(bn.params["gamma"][o]), float(bn.params["beta"][o])
             pending[:] = True
         elif s.nxt is not None:
-            y = self.acts[s.m]
+            y = self._searched_channel(o)
             then, pending = self.stale.get(o, (None, None))
             if then is None:
-                then, pending = y[:, :, o].copy(), np.zeros(len(y), dtype=bool)
+                then, pending = y.copy(), np.zeros(len(y), dtype=bool)
                 self.stale[o] = (then, pending)
             else:
                 fresh = self.xp.asarray(~pending)
-                then[fresh] = y[fresh, :, o]
+                then[fresh] = y[fresh]
             pending[:] = True
             self._add_kept_change(index, delta)
         else:  # no next conv/dense: channel o of the cached maps, every batch at once
@@ -408,6 +470,6 @@ class IncrementalEvaluator(Evaluator):
             if s.k != s.m or s.is_bn:
                 self.acts[s.k][:, :, o] = self._push(new, o)
             if not s.is_bn:
-                self.acts[s.m][:, :, o] = new
+                self._searched_channel(o)[...] = new
         self.param[index] = value
         self.base_loss = {} if b is None or loss is None else {b: xp.asarray(loss, dtype=xp.float64)}
