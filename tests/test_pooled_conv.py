@@ -64,14 +64,17 @@ def test_can_fold_only_stride1_conv_and_average_pool():
 @pytest.mark.parametrize("h,w,padding,k", [(28, 28, 1, 2), (9, 11, 1, 2), (12, 12, 0, 3), (10, 7, 2, 2)])
 def test_pooled_shift_of_box_average_is_the_pooled_weight_effect(xp, h, w, padding, k):
     """Every weight (o, c, ky, kx) of a conv followed by a k-pool: a view of one box average per input channel."""
-    from minirso.layers.pooled_conv import box_average, pooled_shift
+    from minirso.layers.pooled_conv import box_average, box_phases, phase_shift, pooled_shift
     conv, avg = _layers(3, 2, 3, padding, k, xp, "float64")
     x = xp.asarray(np.random.default_rng(2).standard_normal((4, 3, h, w)))
     reused = xp.full((4, h + 2 * padding - k + 1, w + 2 * padding - k + 1), np.nan)  # out=: overwritten, not added to
     for c in range(3):
         box = box_average(x[:, c], padding, k, out=reused if c else None)
+        phases = box_phases(box, k)
         for ky in range(3):
             for kx in range(3):
                 slow = avg.forward(conv.weight_effect(x, "weight", (1, c, ky, kx))[:, None])[:, 0]
                 fast = pooled_shift(box, ky, kx, k, *slow.shape[-2:])
                 np.testing.assert_allclose(to_numpy(fast), to_numpy(slow), rtol=1e-13, atol=1e-13)
+                # the same numbers read from the box's phases, bit for bit
+                assert np.array_equal(to_numpy(phase_shift(phases, ky, kx, k, *slow.shape[-2:])), to_numpy(fast))

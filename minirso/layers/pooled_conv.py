@@ -113,6 +113,28 @@ def pooled_shift(box, ky, kx, k, ho, wo):
     return box[..., ky:ky + k * (ho - 1) + 1:k, kx:kx + k * (wo - 1) + 1:k]
 
 
+def box_phases(box, k, out=None):
+    """``box`` (..., bh, bw) split into its k x k phases: (k, k, ..., ceil(bh/k), ceil(bw/k)),
+    phase (py, px) holding ``box[..., py::k, px::k]`` (the last row/column of a shorter phase is
+    left as it is: no view reads it). The values are copies, bit for bit."""
+    xp = xp_of(box)
+    bh, bw = box.shape[-2:]
+    shape = (k, k) + box.shape[:-2] + (-(-bh // k), -(-bw // k))
+    if out is None:
+        out = xp.empty(shape, dtype=box.dtype)
+    for py in range(k):
+        for px in range(k):
+            phase = box[..., py::k, px::k]
+            out[(py, px, Ellipsis, slice(0, phase.shape[-2]), slice(0, phase.shape[-1]))] = phase
+    return out
+
+
+def phase_shift(phases, ky, kx, k, ho, wo):
+    """``pooled_shift(box, ky, kx, k, ho, wo)`` read from ``box_phases(box, k)``: rows of wo
+    neighbouring numbers instead of every k-th, so a pass over it reads about 1/k of the memory."""
+    return phases[ky % k, kx % k][..., ky // k:ky // k + ho, kx // k:kx // k + wo]
+
+
 class PooledConv2D:
     """A ``Conv2D`` (stride 1) and the ``AvgPool2D`` after it, run as one strided convolution.
 

@@ -46,7 +46,7 @@ import math
 import numpy as np
 
 from ..layers import BatchNorm2D, Conv2D, Dense, Flatten
-from ..layers.pooled_conv import PooledConv2D, box_average, can_fold, pooled_shift
+from ..layers.pooled_conv import PooledConv2D, box_average, box_phases, can_fold, phase_shift
 from ..layers.conv import shifted_window
 from ..layers.row_conv import RowConv, to_rows
 from ..losses import softmax_cross_entropy
@@ -171,10 +171,11 @@ class IncrementalEvaluator(Evaluator):
         self.next_rows = {}  # input channel o -> RowConv of the next conv's weights that meet channel o
         searched = self.model.layers[s.i]
         # a conv weight whose output is average-pooled: its pooled effect is a view of the
-        # input channel's box average (pooled_conv.box_average), computed once per input channel
+        # input channel's box average (pooled_conv.box_average), computed once per input channel and
+        # kept split into its k x k phases (box_phases), so that the view reads neighbouring numbers
         self.box_k = (s.fold_out[0].kernel_size if ref.name == "weight" and len(s.fold_out) == 1
                       and can_fold(searched, s.fold_out[0]) else None)
-        self.box = (None, None)  # (input channel, its box average for every batch)
+        self.box = (None, None)  # (input channel, the phases of its box average for every batch)
         needed = s.needed
         # the searched output's cache channel-major, unless it is also the batch-major input of the rest pass
         self.channel_major = not s.is_bn and s.m != s.z
@@ -331,14 +332,16 @@ class IncrementalEvaluator(Evaluator):
             x = self.acts[self.s.i][c]
             pad = self.model.layers[self.s.i].padding
             shape = x.shape[:-2] + tuple(d + 2 * pad - self.box_k + 1 for d in x.shape[-2:])
-            box = self._scratch(f"box{c}" if self.box_all else "box", shape, x.dtype)
+            k = self.box_k
+            phases = self._scratch(f"box{c}" if self.box_all else "box",
+                                   (k, k) + shape[:-2] + tuple(-(-d // k) for d in shape[-2:]), x.dtype)
             if c not in self.boxes_done:
-                box_average(x, pad, self.box_k, out=box)
+                box_phases(box_average(x, pad, k, out=self._scratch("box_average", shape, x.dtype)), k, out=phases)
                 if self.box_all:
                     self.boxes_done.add(c)
-            self.box = (c, box)
-        box = self.box[1][b:b + 1] if b is not None else self.box[1]
-        return pooled_shift(box, ky, kx, self.box_k, *pooled_shape)
+            self.box = (c, phases)
+        phases = self.box[1][:, :, b:b + 1] if b is not None else self.box[1]
+        return phase_shift(phases, ky, kx, self.box_k, *pooled_shape)
 
     def _push(self, channel_values, o):
         """Channel o through the channel-local segment: (G, B, ...) -> (G, B, ...)."""
