@@ -65,19 +65,28 @@ def test_rest_pass_leaves_evaluation_mode_batchnorm_to_the_layer():
     np.testing.assert_allclose(rest(h.copy()), model.forward_from(15, h), rtol=1e-5, atol=1e-5)
 
 
-def test_rest_pass_leaves_the_rows_layout_before_a_flatten_head(xp):
-    """A flatten-head network: the maps go back to (N, C, H, W) before Flatten, whose feature order is C, H, W."""
+def test_rest_pass_runs_a_flatten_head_in_the_rows_layout(xp):
+    """A flatten-head network: a run of small maps that ends in Flatten + Dense stays in the rows
+    layout to the logits, the dense weight's columns permuted from Flatten's (C, H, W) order to
+    (H, C, W) (RowsDense), also where the run holds no convolution; rows_max_width=0 keeps it out."""
     model = conv_bn_net([3, 4, 4], pool_after={0}, input_shape=(1, 8, 8), dtype="float64", head="flatten")
     he_normal_(model, np.random.default_rng(0))
     model.to(xp).train(True)
+    flatten = len(model.layers) - 2
     for start in range(len(model.layers)):
-        rest = RestPass(model, start)
-        kinds = [kind for kind, _, _ in rest.steps]
-        if "to_rows" in kinds:  # ... rows_relu, from_rows, Flatten, Dense
-            assert type(rest.steps[kinds.index("from_rows") + 1][1]).__name__ == "Flatten"
-        h = xp.asarray(_inputs(model, start, 6, "float64", seed=start))
-        np.testing.assert_allclose(to_numpy(rest(h.copy(), 2)), to_numpy(model.forward_from(start, h, groups=2)),
-                                   rtol=1e-10, atol=1e-10, err_msg=f"from layer {start}")
+        for width in (None, 0):
+            rest = RestPass(model, start, width)
+            kinds = [kind for kind, _, _ in rest.steps]
+            if width is None and 2 <= start < flatten:  # the run from start (4x4 maps) ends in the head
+                assert kinds[-1] == "rows_flatten_dense" and "from_rows" not in kinds and rest.takes_rows, kinds
+            if width == 0:
+                assert not any("rows" in kind for kind in kinds)
+            h = xp.asarray(_inputs(model, start, 6, "float64", seed=start))
+            slow = to_numpy(model.forward_from(start, h, groups=2))
+            np.testing.assert_allclose(to_numpy(rest(h.copy(), 2)), slow, rtol=1e-10, atol=1e-10,
+                                       err_msg=f"from layer {start}")
+            if rest.takes_rows and kinds[0] == "to_rows":
+                np.testing.assert_allclose(to_numpy(rest(to_rows(h), 2, rows=True)), slow, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

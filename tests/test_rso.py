@@ -145,6 +145,26 @@ def test_evaluators_match_literal_with_options(options):
     assert_bit_identical(literal.weights, fast.weights)
 
 
+def test_flatten_head_net_matches_literal_decision_for_decision():
+    """The quick preset's kind of network (two pooled convs, a flatten + dense head), reduced:
+    the output-layer trials from cached logits, conv 2 with the flatten + dense as its next
+    layer, and conv 1 / bn 1 with the rest pass in the rows layout up to the logits (RowsDense)
+    must make the literal evaluator's decisions, two rounds in float64, with identical weights."""
+    def run(evaluator):
+        model = he_normal_(conv_bn_net([3, 4], pool_after={0, 1}, input_shape=(1, 12, 12), dtype="float64",
+                                       head="flatten"), np.random.default_rng(0))
+        rso = make_rso(model, synthetic(size=12), evaluator=evaluator, record_trials=True)
+        rso.run(2)
+        return types.SimpleNamespace(log=rso.trial_log, weights=snapshot(model), rso=rso)
+
+    literal, fast = run("literal"), run("incremental")
+    assert len(literal.log) >= 1000 and {e["layer"] for e in literal.log} == expected_labels(literal.rso.model)
+    assert fast.rso.evaluator.rest is not None
+    assert_same_decisions(literal, fast)
+    assert_bit_identical(literal.weights, fast.weights)
+    assert 0.2 < np.mean([e["choice"] != 0 for e in literal.log]) < 1.0
+
+
 def test_box_averages_one_channel_at_a_time_and_the_sweep_memo(equivalence_runs, monkeypatch):
     """Two shortcuts with a switch: box averages of every input channel cached for a sweep
     (BOX_CACHE_BYTES) or one at a time (0 bytes), and the forward pass started from the previous

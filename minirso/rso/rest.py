@@ -14,9 +14,11 @@ tests hold the two together) with two exact speed-ups:
    ``max(x * scale + shift, 0)`` with a scale and shift per candidate and channel. Same
    formula as ``BatchNorm2D.forward``; no temporaries the size of the batch.
 3. *Small maps in the rows layout* (:mod:`~minirso.layers.row_conv`): from the first run of
-   steps that holds a convolution of maps at most ``ROWS_MAX_WIDTH`` wide and otherwise only
-   batch-norm, ReLU and global average pooling, the maps are copied once to (N, H, C, W) and
-   each convolution is one matrix product per output row, read and written in place.
+   steps that holds a convolution of maps at most ``ROWS_MAX_WIDTH`` wide (or ends in a
+   Flatten + Dense head) and otherwise only batch-norm, ReLU and global average pooling, the
+   maps are copied once to (N, H, C, W) and each convolution is one matrix product per output
+   row, read and written in place; a Flatten + Dense head reads them in that order (its
+   weight's columns permuted once, :class:`RowsDense`).
    Batch-norm there (:mod:`~minirso.layers.rows_batchnorm`) reads x twice for its statistics;
    with the ReLU and conv after it, it then writes x once (max(x, u)) and the conv takes the
    per-candidate scale and shift into its matrices; before the global average pool it writes
@@ -24,7 +26,7 @@ tests hold the two together) with two exact speed-ups:
 
 Only the rounding differs from the slow twin (float64 decisions agree; see tests/test_rso.py).
 """
-from ..layers import BatchNorm2D, Conv2D, GlobalAvgPool2D, ReLU
+from ..layers import BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, ReLU
 from ..layers.base import xp_of
 from ..layers.batchnorm import centred_stats
 from ..layers.pooled_conv import PooledConv2D, can_fold
@@ -50,6 +52,21 @@ def batchnorm_relu_(bn, x, groups, relu):
     if relu:
         xp_of(x).maximum(g, 0, out=g)
     return x
+
+
+class RowsDense:
+    """Flatten + Dense of (N, H, C, W) maps: the dense weight's columns permuted once from the
+    (C, H, W) feature order of Flatten to the rows layout's (H, C, W), so no copy of the maps."""
+
+    def __init__(self, dense, shape):
+        c, height, width = shape
+        w = dense.params["weight"]
+        self.weight_t = w.reshape(w.shape[0], c, height, width).transpose(2, 1, 3, 0).reshape(-1, w.shape[0]).copy()
+        self.bias = dense.params.get("bias")
+
+    def __call__(self, h):
+        y = h.reshape(h.shape[0], -1) @ self.weight_t
+        return y + self.bias if self.bias is not None else y
 
 
 class WorkArrays:
@@ -105,7 +122,8 @@ class RestPass:
 
     @staticmethod
     def _rows_layout(steps, max_width):
-        """Put each run of rows-capable steps that holds a small-map convolution in the rows layout."""
+        """Put each run of rows-capable steps that holds a small-map convolution, or ends in a
+        Flatten + Dense head, in the rows layout."""
         out, j = [], 0
         while j < len(steps):
             end = j
@@ -113,7 +131,10 @@ class RestPass:
                 end += 1
                 if isinstance(steps[end - 1][1], GlobalAvgPool2D):  # maps end there
                     break
-            if not any(isinstance(s[1], (Conv2D, PooledConv2D)) for s in steps[j:end]):
+            head = (end > j and end + 1 < len(steps) and isinstance(steps[end][1], Flatten)
+                    and isinstance(steps[end + 1][1], Dense) and len(steps[end][3]) == 3
+                    and steps[end][3][2] <= max_width)
+            if not head and not any(isinstance(s[1], (Conv2D, PooledConv2D)) for s in steps[j:end]):
                 out.append(steps[j][:3])
                 j += 1
                 continue
@@ -125,7 +146,10 @@ class RestPass:
                     out.append(("rows_gap", layer, False))
                 else:
                     out.append(("rows_bn" if kind == "bn" else "rows_relu", layer, relu))
-            if not isinstance(steps[end - 1][1], GlobalAvgPool2D):
+            if head:  # maps end there: the dense layer reads them in the rows layout's order
+                out.append(("rows_flatten_dense", RowsDense(steps[end + 1][1], steps[end][3]), False))
+                end += 2
+            elif not isinstance(steps[end - 1][1], GlobalAvgPool2D):
                 out.append(("from_rows", None, False))
             j = end
         return out
@@ -191,6 +215,8 @@ class RestPass:
                 xp.maximum(h, 0, out=h)
             elif kind in ("bn_gap", "rows_bn_gap"):
                 h = batchnorm_gap(layer, h, groups, rows=kind == "rows_bn_gap")
+            elif kind == "rows_flatten_dense":
+                h = layer(h)
             elif kind == "rows_gap":
                 h = h.mean(axis=1).mean(axis=2)  # (N, H, C, W) -> (N, C)
             else:
