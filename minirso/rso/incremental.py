@@ -184,7 +184,8 @@ class IncrementalEvaluator(Evaluator):
         folded = {j: PooledConv2D(layers[j], layers[j + 1]) for j in range(last - 1)
                   if j + 1 not in needed and can_fold(layers[j], layers[j + 1])}
         self.acts = {}
-        start, memo = self._usable_memo(needed[0]), self.memo
+        start = self._usable_memo(needed[0])
+        memo = self.memo if start is not None else None  # an unusable memo is freed before the caches are made
         self.memo = None
         reused = start == s.i  # the same layer's input: batch-norm beta then gamma
         if reused:
