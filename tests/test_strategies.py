@@ -204,11 +204,11 @@ def test_block_sweep_resumes_exactly_mid_sweep(monkeypatch):
     r = rso(part, data, block="unit", evaluator="prefix")
     original, calls = strategies.CandidateLosses.__call__, {"n": 0}
 
-    def stop_after_15_trials(self, items, stack=True):
+    def stop_after_15_trials(self, items):
         calls["n"] += 1
         if calls["n"] == 15:  # 10 dense units, 3 conv-2 units, then trial 2 of batch-norm beta
             r.request_stop()
-        return original(self, items, stack)
+        return original(self, items)
 
     monkeypatch.setattr(strategies.CandidateLosses, "__call__", stop_after_15_trials)
     r.run()

@@ -111,10 +111,10 @@ class GradientFreeOptimizer:
             raise ConfigError(f"batch_size {config.batch_size} is larger than the {len(self.x_train)} training images")
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.refs = [p.ref for p in search_plan(model, config.search_bn, config.bn_sigma)]
+        plan = search_plan(model, config.search_bn, config.bn_sigma)  # RSO's arrays, and their sigma_d
+        self.refs = [p.ref for p in plan]
         self.sizes = [model.param(r).size for r in self.refs]
-        self.scale = np.concatenate([np.full(n, p.sigma_d) for n, p in
-                                     zip(self.sizes, search_plan(model, config.search_bn, config.bn_sigma))])
+        self.scale = np.concatenate([np.full(n, p.sigma_d) for n, p in zip(self.sizes, plan)])
         self.u = self.get_vector() / self.scale
         self.callbacks, self.progress = list(callbacks), progress
         self.history = []

@@ -78,11 +78,11 @@ class CandidateLosses:
             self.inputs[b] = self.model.forward_to(self.start, self.x[self.batches[b]])
         return self.inputs[b]
 
-    def __call__(self, items, stack=True):
+    def __call__(self, items):
         """items: [(b, patch)], losses (summed cross-entropy, float64) in order."""
         model, i = self.model, self.start
-        layer_only = stack and all(model.layers[i].params.get(_name_of(model, i, a)) is not None
-                                   for _, patch in items for a, _, _ in patch)
+        own = list(model.layers[i].params.values())
+        layer_only = all(any(a is p for p in own) for _, patch in items for a, _, _ in patch)
         if not layer_only:
             out = []
             for b, patch in items:
@@ -99,13 +99,6 @@ class CandidateLosses:
         n = len(self.batches[0])
         return np.array([float(to_numpy(softmax_cross_entropy(logits[g * n:(g + 1) * n], self.y[self.batches[b]])))
                          for g, (b, _) in enumerate(items)])
-
-
-def _name_of(model, i, array):
-    for name, p in model.layers[i].params.items():
-        if p is array:
-            return name
-    return None
 
 
 class _patched:
