@@ -47,7 +47,8 @@ def build_parser():
                    "--steps-per-round steps, each ending with a record and a checkpoint (default: the preset's)")
     p.add_argument("--steps-per-round", type=int, help="es/spsa/nes steps per round (default: the preset's)")
     p.add_argument("--epochs", type=int, help="SGD epochs (default: the preset's)")
-    p.add_argument("--batch-size", type=int, help="images per RSO weight trial / per SGD step (default: the preset's)")
+    p.add_argument("--batch-size", type=int,
+                   help="images per RSO weight trial / per SGD, ES, SPSA or NES step (default: the preset's)")
     p.add_argument("--evaluator", choices=["incremental", "prefix", "literal"], default="incremental",
                    help="how RSO computes candidate losses; all make the same decisions (default: incremental, the fastest)")
     p.add_argument("--block", choices=["weight", "unit", "layer", "network"], default="weight",

@@ -260,3 +260,15 @@ def test_cli_rso_block_and_parallel_options(mnist_dir, tmp_path):
     model = Sequential.load(tmp_path / "unit" / "model.npz")[0]
     assert rec[-1]["trials_total"] == sum(layer.output_units for layer in model.layers if hasattr(layer, "output_units")
                                           and "weight" in layer.params) + 2 * sum(bn.channels for bn in model.batchnorms)
+
+
+def test_plots_read_gradient_free_records():
+    from minirso.plotting import _series, training_curves
+    opt = make("spsa", tiny(), synthetic())
+    opt.run()
+    xs, ys = _series(opt.history, "evaluations", "test_accuracy")
+    assert xs.tolist() == [r["candidate_evaluations"] for r in opt.history]
+    assert ys.tolist() == [r["test_accuracy"] for r in opt.history]
+    xs, _ = _series(opt.history, "round", "train_loss")
+    assert xs.tolist() == [1, 2, 3]
+    assert training_curves([opt], x="macs") is not None

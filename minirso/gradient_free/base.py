@@ -56,11 +56,13 @@ class GradientFreeConfig:
         self.validate()
 
     def validate(self):
+        """Every int option must be a positive integer (eval_every: >= 0), every float finite."""
         for f in fields(self):
             v = getattr(self, f.name)
             if f.type in (int, "int"):
-                _need(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= (0 if f.name == "eval_every" else 1),
-                      f"{f.name} must be a {'non-negative' if f.name == 'eval_every' else 'positive'} integer, got {v!r}")
+                lowest = 0 if f.name == "eval_every" else 1
+                _need(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lowest,
+                      f"{f.name} must be an integer >= {lowest}, got {v!r}")
             elif f.type in (float, "float"):
                 _need(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v),
                       f"{f.name} must be a finite number, got {v!r}")
