@@ -19,7 +19,7 @@ PRESETS = {
         "rso": {"rounds": 10, "batch_size": 2000, "train_subset": 30000},
         "sgd": {"epochs": 3, "batch_size": 128},
         # The gradient-free baselines (minirso.gradient_free): about 2,000 full forward passes of
-        # batch 500 each (some 10 minutes on 2 cores), 10 rounds with a test after each. Step
+        # batch 500 each (not yet timed on this preset), 10 rounds with a test after each. Step
         # sizes are in units of each layer's sigma_d, chosen on benchmarks/gradient_free.py's net.
         **GRADIENT_FREE_QUICK,
     },
