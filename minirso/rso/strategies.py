@@ -23,6 +23,8 @@ weights as in Algorithm 1):
 - ``"unit"``: each output unit's weights are searched in order (a kept change stays for the
   unit's next trial), every unit from the state of the sweep's start, as if each unit had its
   own copy of the network; the rows are merged at the end of the sweep (the paper's Fig. 4).
+  Within a unit the weights are visited in row-major order (input channel, row, column), and
+  trial t of the sequential output-first order keeps its dw and mini-batch, whatever ``order`` says.
 
 Trials are evaluated the readable way, with the model's own layers: the searched layer's input
 is cached per mini-batch (the prefix cache), each candidate runs the searched layer, and the
