@@ -27,7 +27,7 @@ DPI = 120
 
 X_AXES = {
     "round": ("round / epoch", "Rounds (RSO) and epochs (SGD)"),
-    "evaluations": ("candidate evaluations (RSO) / weight updates (SGD)", "Against the number of evaluations / updates"),
+    "evaluations": ("candidate evaluations (RSO), loss evaluations (ES, SPSA, NES) / weight updates (SGD)", "Against the number of evaluations / updates"),
     "macs": ("forward multiply-adds (minirso.rso.cost model)", "Against compute"),
     "time": ("training wall time (s, evaluation excluded)", "Against wall time"),
 }
@@ -82,7 +82,7 @@ def _series(records, x, metric):
 
     RSO: train loss from every searched-array record (one point per sweep, the mean chosen
     loss of its trials), test metrics from every evaluated record; rounds are fractional
-    (trials done / trials per round). SGD: one point per epoch.
+    (trials done / trials per round). SGD: one point per epoch; ES, SPSA, NES: one per round.
     """
     if is_rso(records):
         per_round = _trials_per_round(records)
@@ -95,7 +95,10 @@ def _series(records, x, metric):
             xv = r["trials_total"] / per_round if key is None else r[key]
             points[xv] = r[metric]  # a round record repeats its last layer's counters: one point
     else:
-        key = {"round": "epoch", "evaluations": "steps", "macs": "forward_macs", "time": "wall_time"}[x]
+        if any("candidate_evaluations" in r for r in records):  # ES / SPSA / NES (minirso.gradient_free)
+            key = {"round": "round", "evaluations": "candidate_evaluations", "macs": "forward_macs", "time": "wall_time"}[x]
+        else:
+            key = {"round": "epoch", "evaluations": "steps", "macs": "forward_macs", "time": "wall_time"}[x]
         points = {r[key]: r[metric] for r in records if r.get(metric) is not None and key in r}
     xs = sorted(points)
     return np.array(xs, dtype=float), np.array([points[v] for v in xs], dtype=float)

@@ -1,6 +1,12 @@
 """Named settings of the training CLI: ``quick`` (a CPU in minutes) and ``paper`` (the authors')."""
 from .errors import ConfigError
 
+GRADIENT_FREE_QUICK = {
+    "es": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {}},
+    "spsa": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {"A": 100.0}},
+    "nes": {"rounds": 10, "steps_per_round": 20, "batch_size": 500, "train_subset": 30000, "options": {}},
+}
+
 PRESETS = {
     "quick": {
         "description": "small network (10,352 weights), 10 RSO rounds on 30,000 training images, about 9.5 minutes on 2 CPU cores",
@@ -12,12 +18,20 @@ PRESETS = {
         # 97.23% after 549 s of training, 575 s for the whole command (2026-11-27, idle).
         "rso": {"rounds": 10, "batch_size": 2000, "train_subset": 30000},
         "sgd": {"epochs": 3, "batch_size": 128},
+        # The gradient-free baselines (minirso.gradient_free): about 2,000 full forward passes of
+        # batch 500 each (not yet timed on this preset), 10 rounds with a test after each. Step
+        # sizes are in units of each layer's sigma_d, chosen on benchmarks/gradient_free.py's net.
+        **GRADIENT_FREE_QUICK,
     },
     "paper": {
         "description": "the authors' setting: 6-conv network, batch 5000, 50 rounds (GPU recommended)",
         "model": "paper",
         "rso": {"rounds": 50, "batch_size": 5000},
         "sgd": {"epochs": 50, "batch_size": 128},
+        # as many loss evaluations as 5 RSO rounds of the paper network (5 x 12,016 x 3), batch 5000
+        "es": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
+        "spsa": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {"A": 9000.0}},
+        "nes": {"rounds": 50, "steps_per_round": 360, "batch_size": 5000, "options": {}},
     },
 }
 

@@ -20,27 +20,43 @@ from .metrics import MetricsWriter
 from .nets import MODELS
 from .presets import PRESETS, get_preset
 
+GRADIENT_FREE = ("es", "spsa", "nes")  # minirso.gradient_free: run in rounds, checkpointed like RSO
+OPTIMIZER_HELP = ("training algorithm (default: rso): rso = random search, one weight per trial (the paper); "
+                  "sgd = mini-batch SGD with backprop (the gradient reference); es = (1+1)-ES, all weights perturbed "
+                  "at once, 1/5th success rule; spsa = simultaneous perturbation gradient estimates from two losses, "
+                  "Spall's gains; nes = antithetic natural-evolution-strategies search gradients with rank shaping "
+                  "and Adam")
+
 EXIT_INTERRUPTED = 130
 
 
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m minirso.train",
-        description="Train a CNN on MNIST with RSO (random search optimization, Tripathi & Singh 2020) "
-                    "or with the SGD baseline.",
+        description="Train a CNN on MNIST with RSO (random search optimization, Tripathi & Singh 2020), "
+                    "with the SGD baseline, or with the gradient-free baselines (1+1)-ES, SPSA and NES.",
         epilog="Presets: " + "; ".join(f"{k}: {v['description']}" for k, v in PRESETS.items())
                + ". Examples: `python -m minirso.train` (quick RSO run on the CPU); "
                  "`python -m minirso.train --preset paper --backend cupy` (the paper's experiment on a GPU); "
                  "`python -m minirso.train --resume runs/NAME` (continue a stopped run).")
-    p.add_argument("--optimizer", choices=["rso", "sgd"], default="rso", help="training algorithm (default: rso)")
+    p.add_argument("--optimizer", choices=["rso", "sgd", *GRADIENT_FREE], default="rso", help=OPTIMIZER_HELP)
     p.add_argument("--preset", default="quick", help="quick (default: small network, minutes on a CPU) or paper "
                    "(the authors' 6-conv network, batch 5000, 50 rounds)")
     p.add_argument("--model", choices=sorted(MODELS), help="network: tiny, small or paper (default: the preset's)")
-    p.add_argument("--rounds", type=int, help="RSO rounds C: sweeps over every weight (default: the preset's)")
+    p.add_argument("--rounds", type=int, help="RSO rounds C: sweeps over every weight; for es/spsa/nes: rounds of "
+                   "--steps-per-round steps, each ending with a record and a checkpoint (default: the preset's)")
+    p.add_argument("--steps-per-round", type=int, help="es/spsa/nes steps per round (default: the preset's)")
     p.add_argument("--epochs", type=int, help="SGD epochs (default: the preset's)")
-    p.add_argument("--batch-size", type=int, help="images per RSO weight trial / per SGD step (default: the preset's)")
+    p.add_argument("--batch-size", type=int,
+                   help="images per RSO weight trial / per SGD, ES, SPSA or NES step (default: the preset's)")
     p.add_argument("--evaluator", choices=["incremental", "prefix", "literal"], default="incremental",
                    help="how RSO computes candidate losses; all make the same decisions (default: incremental, the fastest)")
+    p.add_argument("--block", choices=["weight", "unit", "layer", "network"], default="weight",
+                   help="what one RSO trial perturbs: one weight (default, Algorithm 1), the fan-in weights of one "
+                        "output unit, a whole layer, or the whole network (the paper's update strategies)")
+    p.add_argument("--parallel", choices=["none", "layer", "unit"], default="none",
+                   help="RSO searched in parallel from an older state: every weight of a layer against the state "
+                        "before its sweep (layer), or the units of a layer side by side (unit); default none")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend: numpy (CPU, default) or cupy (NVIDIA GPU; needs `pip install \"minirso[gpu]\"`)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw: initial weights, data order, dw (default: 0)")
@@ -75,13 +91,24 @@ def _settings_from_args(args):
          "eval_every": 1 if args.eval_every is None else args.eval_every}
     if args.optimizer == "rso":
         s.update(rounds=_given(args.rounds, opt["rounds"]), evaluator=args.evaluator)
+        if args.block != "weight" or args.parallel != "none":
+            s.update(block=args.block, parallel=args.parallel)
         if args.epochs is not None:
             raise ConfigError("--epochs is for --optimizer sgd; RSO counts --rounds")
+    elif args.optimizer in GRADIENT_FREE:
+        s.update(rounds=_given(args.rounds, opt["rounds"]), options=dict(opt.get("options", {})),
+                 steps_per_round=_given(args.steps_per_round, opt["steps_per_round"]))
+        if args.epochs is not None:
+            raise ConfigError(f"--epochs is for --optimizer sgd; {args.optimizer} counts --rounds")
     else:
         s.update(epochs=_given(args.epochs, opt["epochs"]))
         if args.rounds is not None:
             raise ConfigError("--rounds is for --optimizer rso; SGD counts --epochs")
-    for key in ("batch_size", "rounds", "epochs", "train_subset", "test_subset"):
+    if (args.block != "weight" or args.parallel != "none") and args.optimizer != "rso":
+        raise ConfigError("--block and --parallel are options of --optimizer rso")
+    if args.steps_per_round is not None and args.optimizer not in GRADIENT_FREE:
+        raise ConfigError("--steps-per-round is for --optimizer es, spsa or nes")
+    for key in ("batch_size", "rounds", "epochs", "steps_per_round", "train_subset", "test_subset"):
         if s.get(key) is not None and s[key] < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be a positive integer, got {s[key]}")
     if s["eval_every"] < 0:
@@ -100,16 +127,22 @@ def _make_optimizer(s, model, data, progress, callbacks):
     if s["optimizer"] == "rso":
         from .rso import RSO, RSOConfig
         config = RSOConfig(rounds=s["rounds"], batch_size=s["batch_size"], evaluator=s["evaluator"],
-                           eval_every=s["eval_every"])
+                           eval_every=s["eval_every"], block=s.get("block", "weight"), parallel=s.get("parallel", "none"))
         return RSO(model, data, config, seed=s["seed"], callbacks=callbacks, progress=progress)
+    if s["optimizer"] in GRADIENT_FREE:
+        from .gradient_free import OPTIMIZERS
+        cls = OPTIMIZERS[s["optimizer"]]
+        config = cls.config_class(rounds=s["rounds"], steps_per_round=s["steps_per_round"], batch_size=s["batch_size"],
+                                  eval_every=s["eval_every"], **s["options"])
+        return cls(model, data, config, seed=s["seed"], callbacks=callbacks, progress=progress)
     from .sgd import SGD, SGDConfig
     config = SGDConfig(epochs=s["epochs"], batch_size=s["batch_size"], eval_every=max(1, s["eval_every"]), seed=s["seed"])
     return SGD(model, data, config, callbacks=callbacks, progress=progress)
 
 
 def _optimizer_state(opt):
-    """(JSON-able state, arrays) of either optimizer."""
-    if opt.__class__.__name__ == "RSO":
+    """(JSON-able state, arrays) of any optimizer."""
+    if opt.__class__.__name__ == "RSO" or getattr(opt, "name", None) in GRADIENT_FREE:
         return opt.state_dict()
     state = opt.state_dict()
     arrays = {f"velocity.{k}": v for k, v in state.pop("velocity").items()}
@@ -118,7 +151,7 @@ def _optimizer_state(opt):
 
 
 def _load_optimizer_state(opt, state, arrays):
-    if opt.__class__.__name__ == "RSO":
+    if opt.__class__.__name__ == "RSO" or getattr(opt, "name", None) in GRADIENT_FREE:
         opt.load_state_dict(state, arrays)
     else:
         state = dict(state, velocity={k[len("velocity."):]: v for k, v in arrays.items() if k.startswith("velocity.")})
@@ -179,7 +212,7 @@ def _main(args):
         ckpt = os.path.join(args.resume, "checkpoint.npz")
         model, optimizer, state, arrays, meta = load_checkpoint(ckpt)
         settings = meta["settings"]
-        if args.rounds is not None and settings["optimizer"] == "rso":
+        if args.rounds is not None and settings["optimizer"] in ("rso", *GRADIENT_FREE):
             settings["rounds"] = args.rounds
         if args.epochs is not None and settings["optimizer"] == "sgd":
             settings["epochs"] = args.epochs
@@ -206,7 +239,7 @@ def _main(args):
         print(f"run directory: {run_dir}", flush=True)
     print(f"{settings['optimizer']} on {model.name} ({model.num_params()} parameters), preset {settings['preset']}, "
           f"backend {settings['backend']}, {len(data.x_train)} training images", flush=True)
-    if settings["optimizer"] == "rso":
+    if settings["optimizer"] in ("rso", *GRADIENT_FREE):
         opt.run(settings["rounds"])
         interrupted = opt.interrupted
     else:
@@ -216,7 +249,7 @@ def _main(args):
         except KeyboardInterrupt:  # SGD keeps the checkpoint of its last finished epoch
             interrupted = True
     if interrupted:
-        if settings["optimizer"] == "rso":
+        if settings["optimizer"] in ("rso", *GRADIENT_FREE):
             run.save(opt)
         print(f"\ninterrupted; checkpoint saved. Continue with: python -m minirso.train --resume {run_dir}", flush=True)
         return EXIT_INTERRUPTED

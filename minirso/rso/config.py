@@ -7,6 +7,8 @@ from ..errors import ConfigError
 
 ORDERS = ("output_first", "input_first")
 EVALUATORS = ("incremental", "prefix", "literal")
+BLOCKS = ("weight", "unit", "layer", "network")   # the paper's update strategies (strategies.py)
+PARALLEL = ("none", "layer", "unit")               # the paper's parallel variants (strategies.py)
 
 
 @dataclass
@@ -27,6 +29,13 @@ class RSOConfig:
     eval_every: test accuracy every this many rounds (0: only at the end).
     eval_layers: also evaluate after every searched layer (costly; not counted as training).
     stats_images: training images used to recompute batch-norm running statistics before a test.
+    block: what one trial perturbs: "weight" (one scalar, Algorithm 1), "unit" (the fan-in weights
+        of one output unit), "layer" (the whole array) or "network" (every searched array); see
+        strategies.py. Blocks other than "weight" are evaluated with the prefix cache (literal
+        with evaluator="literal").
+    parallel: "none" (Algorithm 1), "layer" (every weight of a layer tried against the state
+        from before its sweep, changes applied together) or "unit" (units searched side by side
+        from that state, merged after the sweep); needs block="weight" and no weight decay.
     """
 
     rounds: int = 50
@@ -40,6 +49,8 @@ class RSOConfig:
     eval_every: int = 1
     eval_layers: bool = False
     stats_images: int = 10000
+    block: str = "weight"
+    parallel: str = "none"
 
     def __post_init__(self):
         self.validate()
@@ -69,6 +80,11 @@ class RSOConfig:
              f"eval_every must be an integer >= 0, got {self.eval_every!r}")
         need(integer(self.stats_images) and self.stats_images >= 1,
              f"stats_images must be a positive integer, got {self.stats_images!r}")
+        need(self.block in BLOCKS, f"block must be one of {', '.join(BLOCKS)}, got {self.block!r}")
+        need(self.parallel in PARALLEL, f"parallel must be one of {', '.join(PARALLEL)}, got {self.parallel!r}")
+        need(self.parallel == "none" or (self.block == "weight" and not self.weight_decay),
+             f"parallel={self.parallel!r} searches single weights without weight decay: "
+             f"it needs block='weight' and weight_decay=0, got block={self.block!r}, weight_decay={self.weight_decay!r}")
         return self
 
     def to_dict(self):

@@ -14,6 +14,7 @@ from .cost import trial_macs
 from .evaluators import LiteralEvaluator, PrefixEvaluator
 from .incremental import IncrementalEvaluator
 from .plan import annealed_sigma, search_plan, visit_order
+from .strategies import is_variant, sweep_trials, sweep_variant
 
 EVALUATOR_CLASSES = {"literal": LiteralEvaluator, "prefix": PrefixEvaluator, "incremental": IncrementalEvaluator}
 
@@ -97,13 +98,14 @@ class RSO:
 
     @property
     def trials_per_round(self):
-        return sum(self.model.param(p.ref).size for p in self.plan)
+        return sum(sweep_trials(self.config, self.model.param(p.ref).shape) for p in self.plan)
 
     @property
     def trials_done(self):
         """Trials done since the start of the run (all rounds)."""
         return (self.round * self.trials_per_round
-                + sum(self.model.param(p.ref).size for p in self.plan[:self.position]) + self.trial)
+                + sum(sweep_trials(self.config, self.model.param(p.ref).shape) for p in self.plan[:self.position])
+                + self.trial)
 
     def request_stop(self):
         self.stop_requested = True
@@ -116,6 +118,8 @@ class RSO:
         self._end_round()
 
     def _sweep(self, searched):
+        if is_variant(self.config):  # the paper's other update strategies and parallel variants
+            return sweep_variant(self, searched)
         cfg, xp = self.config, self.model.xp
         n, bsz = len(self.x_train), cfg.batch_size
         if self.trial == 0:

@@ -1,0 +1,92 @@
+"""NES / OpenAI-ES (Wierstra et al. 2014; Salimans et al. 2017) with antithetic pairs.
+
+A step draws n Gaussian directions eps_i and evaluates the loss at ``u + sigma eps_i`` and
+``u - sigma eps_i`` (2n evaluations). With *fitness shaping* the 2n losses are replaced by their
+centred ranks (in [-0.5, 0.5]), which makes the step blind to the scale of the loss and to
+outliers. The search-gradient estimate is ``g = sum_i (r_i+ - r_i-) eps_i / (2 n sigma)``; with
+the raw losses instead of ranks, it estimates the gradient of the Gaussian-smoothed loss. Then a
+plain step ``u -= lr g`` or an Adam step (Salimans et al. use Adam).
+
+Compare RSO: RSO also evaluates an antithetic pair around the current point, but along one
+coordinate, and keeps the best of three instead of averaging many directions.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import GradientFreeConfig, GradientFreeOptimizer, _need
+
+UPDATES = ("adam", "plain")
+SHAPINGS = ("rank", "none")
+
+
+@dataclass
+class NESConfig(GradientFreeConfig):
+    """pairs: antithetic pairs per step (2 x pairs evaluations); sigma: their spread, in units of
+    sigma_d; shaping: "rank" (centred ranks) or "none" (raw losses); update: "adam" or "plain";
+    lr: step size; beta1, beta2, eps: Adam's. lr 0.1 beat 0.03 (and 0.3) on benchmarks/gradient_free.py's
+    network (5 pairs, 3,200 evaluations, batch 100)."""
+
+    pairs: int = 5
+    sigma: float = 0.05
+    shaping: str = "rank"
+    update: str = "adam"
+    lr: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def validate(self):
+        super().validate()
+        _need(self.sigma > 0 and self.lr > 0, f"sigma and lr must be positive, got {self.sigma!r}, {self.lr!r}")
+        _need(self.shaping in SHAPINGS, f"shaping must be one of {', '.join(SHAPINGS)}, got {self.shaping!r}")
+        _need(self.update in UPDATES, f"update must be one of {', '.join(UPDATES)}, got {self.update!r}")
+        return self
+
+
+def centred_ranks(values):
+    """Ranks of values scaled to [-0.5, 0.5] (lowest -0.5); ties are broken by position."""
+    values = np.asarray(values)
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return ranks / max(1, len(values) - 1) - 0.5
+
+
+def nes_gradient(f, u, sigma, pairs, rng, shaping="rank"):
+    """The antithetic search-gradient estimate at u: (estimate, mean of the losses seen)."""
+    eps = rng.standard_normal((pairs, len(u)))
+    plus = np.array([f(u + sigma * e) for e in eps])
+    minus = np.array([f(u - sigma * e) for e in eps])
+    seen = float(np.concatenate([plus, minus]).mean())
+    if shaping == "rank":
+        r = centred_ranks(np.concatenate([plus, minus]))
+        plus, minus = r[:pairs], r[pairs:]
+    return (plus - minus) @ eps / (2.0 * pairs * sigma), seen
+
+
+class NES(GradientFreeOptimizer):
+    """Antithetic NES with fitness shaping over every scalar RSO searches; 2 x pairs evaluations per step."""
+
+    name = "nes"
+    config_class = NESConfig
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.config.update == "adam":
+            self.arrays = {"m": np.zeros(self.dimension), "v": np.zeros(self.dimension)}
+
+    def step(self, f):
+        cfg = self.config
+        g, loss = nes_gradient(f, self.u, cfg.sigma, cfg.pairs, self.rng, cfg.shaping)
+        if cfg.update == "plain":
+            self.u = self.u - cfg.lr * g
+            return loss
+        m, v = self.arrays["m"], self.arrays["v"]
+        m *= cfg.beta1
+        m += (1 - cfg.beta1) * g
+        v *= cfg.beta2
+        v += (1 - cfg.beta2) * g * g
+        t = self.counters["steps"] + 1
+        m_hat, v_hat = m / (1 - cfg.beta1 ** t), v / (1 - cfg.beta2 ** t)
+        self.u = self.u - cfg.lr * m_hat / (np.sqrt(v_hat) + cfg.eps)
+        return loss

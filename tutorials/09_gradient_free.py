@@ -1,0 +1,310 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 9. RSO among gradient-free methods
+#
+# RSO never computes a gradient. Neither do evolution strategies, SPSA or NES, which are much
+# older. This notebook places RSO among them:
+#
+# 1. RSO is a **randomized coordinate search with a greedy accept**: one coordinate (weight) per
+#    trial, a random step of size about sigma_d, keep the best of w - dw, w, w + dw.
+# 2. The three losses of a trial are a **central finite difference** along that coordinate.
+# 3. The paper's **update strategies** (perturb a unit, a layer, the whole network at once) and
+#    its **parallel variants** (search from an older state of the network) move RSO towards the
+#    methods that perturb everything at once.
+# 4. (1+1)-ES, SPSA and NES on the same network, data and accounting, compared at equal budgets
+#    of loss evaluations and of multiply-adds (`benchmarks/gradient_free.py`).
+
+# %%
+# %matplotlib inline
+import os
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import minirso
+
+# RSO and these baselines run many small matrix products: one BLAS thread is fastest for them,
+# and keeps a shared machine responsive.
+threadpool_limits(limits=1, user_api="blas")
+# MINIRSO_TUTORIAL_SMALL=1 (set in CI) shrinks every size so that the notebook runs in seconds.
+SMALL = os.environ.get("MINIRSO_TUTORIAL_SMALL") == "1"
+REPO = Path(minirso.__file__).resolve().parents[1]
+# MNIST: where $MINIRSO_DATA points, else the repository's data/mnist (downloaded there on first use).
+DATA_DIR = os.environ.get("MINIRSO_DATA") or str(REPO / "data" / "mnist")
+
+# %%
+import types
+
+from minirso import RSO, load_mnist
+from minirso.gradient_free import SPSA, NESConfig, nes_gradient, one_plus_one_step, spsa_gradient
+from minirso.losses import softmax_cross_entropy, softmax_cross_entropy_grad
+from minirso.nets import conv_bn_net, he_normal_
+
+N_TRAIN, N_TEST = (600, 300) if SMALL else (5000, 2000)
+mnist = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0)
+# The benchmark's network: MNIST averaged down to 14x14, two convs of 4 and 8 filters, dense head.
+pool = lambda x: x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))  # noqa: E731
+data = types.SimpleNamespace(x_train=pool(mnist.x_train), y_train=mnist.y_train,
+                             x_test=pool(mnist.x_test), y_test=mnist.y_test)
+
+
+def net(seed=0, dtype="float32"):
+    model = conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten", dtype=dtype)
+    return he_normal_(model, np.random.default_rng(seed))
+
+
+print(net())
+
+# %% [markdown]
+# ## 1. A trial is a central finite difference along one coordinate
+#
+# Take one weight w_j and a step dw. The trial's three losses are L(w + dw), L(w), L(w - dw).
+# Two numbers summarise them:
+#
+# - the **central difference** (L(w + dw) - L(w - dw)) / (2 dw), which tends to the partial
+#   derivative dL/dw_j as dw -> 0 (its error falls as dw²);
+# - the **second difference** (L(w + dw) - 2 L(w) + L(w - dw)) / dw², the curvature along w_j.
+#
+# RSO keeps the smallest of the three: for a small dw that is a step of fixed size dw against the
+# sign of the derivative, unless the curvature makes both sides worse (then w stays). A gradient
+# method would step by an amount proportional to the derivative instead.
+
+# %%
+model = net(dtype="float64")  # float64, so that differences of losses are exact enough to compare
+x, y = data.x_train[:100].astype(np.float64), data.y_train[:100]
+W = model.layers[-1].params["weight"]  # the dense layer
+j = (3, 17)
+
+
+def loss():
+    return float(softmax_cross_entropy(model.forward(x), y, reduction="mean"))
+
+
+logits = model.forward(x, cache=True)
+model.backward(softmax_cross_entropy_grad(logits, y, reduction="mean"))
+grad_j = float(model.layers[-1].grads["weight"][j])
+
+w0 = float(W[j])
+rows = []
+for dw in (0.3, 0.1, 0.03, 0.01):
+    W[j] = w0 + dw
+    plus = loss()
+    W[j] = w0 - dw
+    minus = loss()
+    W[j] = w0
+    mid = loss()
+    central = (plus - minus) / (2 * dw)
+    rows.append((dw, central, abs(central - grad_j), (plus - 2 * mid + minus) / dw**2, int(np.argmin([mid, plus, minus]))))
+print(f"backprop dL/dw_j = {grad_j:+.6f}")
+print("   dw   central diff.   |error|   curvature   RSO's choice (0: keep, 1: +dw, 2: -dw)")
+for dw, c, err, curv, choice in rows:
+    print(f"{dw:5.2f}   {c:+.6f}      {err:.1e}   {curv:8.4f}    {choice}")
+# the error of a central difference falls as dw^2: 10x smaller step, about 100x smaller error
+assert rows[3][2] < rows[1][2] / 50
+# for a small step, RSO moves against the sign of the derivative
+assert rows[3][4] == (2 if grad_j > 0 else 1)
+
+# %% [markdown]
+# So a round of RSO is a randomized coordinate descent: one coordinate at a time, in a fixed
+# order, with a random step size drawn around sigma_d and a greedy accept. It spends three
+# evaluations (two when the current loss on this mini-batch is remembered) to move one weight.
+#
+# ## 2. Perturb everything at once: SPSA and NES estimate the whole gradient
+#
+# SPSA perturbs **all** parameters by ±c at once and divides the loss difference by each
+# coordinate's perturbation; NES averages many Gaussian directions weighted by (the ranks of)
+# their losses. Both estimate the whole gradient from a handful of evaluations; averaged over
+# many draws they point along the backprop gradient. `minirso.gradient_free` works in units of
+# each layer's sigma_d (`u = w / sigma_d`), as RSO's steps do.
+
+# %%
+opt = SPSA(net(dtype="float64"), data, batch_size=100, progress=False)
+f = lambda u: opt.batch_loss(u, x, y)  # noqa: E731
+u0 = opt.u.copy()
+opt.set_vector(u0 * opt.scale)
+logits = opt.model.forward(x, cache=True)
+opt.model.backward(softmax_cross_entropy_grad(logits, y, reduction="mean"))
+grad_u = np.concatenate([opt.model.layers[r.layer].grads[r.name].ravel() for r in opt.refs]) * opt.scale
+
+
+def cosine(a, b):
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+draws = [10, 100, 300] if SMALL else [10, 100, 1000, 5000]
+print(f"{opt.dimension} searched scalars")
+for n in draws:
+    g_spsa, _ = spsa_gradient(f, u0, 1e-3, np.random.default_rng(0), perturbations=n)
+    g_nes, _ = nes_gradient(f, u0, 1e-3, n, np.random.default_rng(0), shaping="rank")
+    print(f"{n:5d} draws: cosine with backprop  SPSA {cosine(g_spsa, grad_u):.3f}   NES {cosine(g_nes, grad_u):.3f}")
+
+# %% [markdown]
+# With d parameters, one SPSA estimate has a relative error of about sqrt(d): each coordinate's
+# estimate carries the other d - 1 coordinates' contributions as noise. Averaging n draws
+# divides it by sqrt(n), so on this network of about a thousand scalars it takes thousands of
+# evaluations to match one backward pass. RSO's single-coordinate trial has no such cross-talk,
+# but learns about only one coordinate.
+#
+# (1+1)-ES does not estimate a gradient at all: it tries one Gaussian move of every parameter and
+# keeps it if it is not worse, adapting the step with the 1/5th success rule.
+
+# %%
+a = np.linspace(1.0, 10.0, 10)
+quadratic = lambda v: float(a @ (v * v))  # noqa: E731
+v, sigma, rng = np.ones(10), 0.5, np.random.default_rng(0)
+trace = []
+for step in range(1500):
+    v, sigma, value, ok = one_plus_one_step(quadratic, v, sigma, rng)
+    trace.append((value, sigma))
+print(f"after 1500 steps: f = {trace[-1][0]:.2e}, sigma = {trace[-1][1]:.2e}")
+assert trace[-1][0] < 1e-6
+
+# %% [markdown]
+# ## 3. The paper's update strategies and parallel variants
+#
+# `RSOConfig(block=...)` sets what one trial perturbs: `"weight"` (Algorithm 1), `"unit"` (all
+# fan-in weights of an output unit, a Gaussian vector of the layer's sigma_d), `"layer"`, or
+# `"network"`. `parallel="layer"` tries every weight of a layer against the network as it was
+# before the layer's sweep and applies all kept changes at the end; `parallel="unit"` searches
+# the units of a layer side by side from that state. Let us run each for the same number of
+# loss evaluations.
+
+# %%
+BATCH = 100
+budget = 600 if SMALL else 3204
+settings = {
+    "weight (Algorithm 1)": dict(),
+    "unit": dict(block="unit", evaluator="prefix"),
+    "layer": dict(block="layer", evaluator="prefix"),
+    "network": dict(block="network", evaluator="prefix"),
+    "parallel=layer": dict(parallel="layer"),
+}
+results = {}
+
+
+def stop_at_budget(rso, record):
+    if rso.counters["candidate_evaluations"] >= budget:
+        rso.request_stop()
+
+
+for name, options in settings.items():
+    rso = RSO(net(), data, seed=0, batch_size=BATCH, progress=False, eval_every=0, stats_images=500, **options)
+    if "block" in options:  # one trial per output unit: as many rounds as the budget pays for
+        rounds = max(1, budget // (3 * rso.trials_per_round))
+    else:  # single weights: one round, stopped after the sweep that reaches the budget
+        rounds = 1
+        rso.callbacks.append(stop_at_budget)
+    rso.run(rounds)
+    acc = rso.evaluate()["test_accuracy"]
+    results[name] = (rso.counters["candidate_evaluations"], rso.counters["trials"], acc)
+    print(f"{name:22s} {rso.counters['trials']:5d} trials  {rso.counters['candidate_evaluations']:5d} evaluations  "
+          f"test accuracy {acc:.3f}")
+
+# %% [markdown]
+# The single-weight runs stop after the first sweep that takes them past the budget (the dense
+# layer alone has 720 weights), so they may land above it. Larger blocks make far fewer, coarser
+# moves for the same evaluations: a unit's fan-in is a few dozen weights, and a move of all of
+# them that lowers the loss on this mini-batch is still found often; a Gaussian move of the whole
+# network is rarely better than the current weights at sigma_d, so `block="network"` stalls. The
+# parallel variant costs 2 evaluations per trial (the current loss of each mini-batch is shared:
+# the state does not change during the sweep), and its trials can be evaluated many at once; but
+# hundreds of changes, each judged alone, are applied together, and their sum is not what was
+# judged. Section 4 has the same comparison with more data, 3 seeds and equal budgets.
+
+# %%
+assert results["parallel=layer"][0] < 3 * results["parallel=layer"][1]  # fewer than 3 evaluations per trial
+assert all(0.0 <= r[2] <= 1.0 for r in results.values())
+
+# %% [markdown]
+# ## 4. The comparison
+#
+# `benchmarks/gradient_free.py` runs every method on this network (10,000 training images, 5,000
+# test images) for 3 seeds, at an equal budget of E loss evaluations (one round of Algorithm 1)
+# and of M multiply-adds. Its results are committed in `docs/gradient_free_results.json`; this
+# cell reads them (nothing is hard-coded here).
+
+# %%
+import json
+
+with open(REPO / "docs" / "gradient_free_results.json") as fh:
+    bench = json.load(fh)
+print(f"E = {bench['budget_evaluations']:,} evaluations, M = {bench['budget_macs'] / 1e9:.2f} GMAC, "
+      f"{bench['seeds']} seeds; {bench['machine']}")
+print(f"{'method':22s} {'acc. at E':>12s} {'acc. at M':>12s}")
+for name, s in bench["methods"].items():
+    e, m = np.array(s["accuracy_at_E"]) * 100, np.array(s["accuracy_at_M"]) * 100
+    print(f"{name:22s} {e.mean():6.1f} ± {e.std():3.1f} {m.mean():6.1f} ± {m.std():3.1f}")
+best = max((n for n in bench["methods"] if not n.startswith("SGD")),
+           key=lambda n: np.mean(bench["methods"][n]["accuracy_at_E"]))
+print(f"best gradient-free method at E: {best}")
+
+# %%
+from IPython.display import Image
+
+Image(filename=str(REPO / "docs" / "gradient_free.png"))
+
+# %% [markdown]
+# Read the table with its budgets in mind. At an equal number of loss evaluations, the methods
+# that perturb everything and estimate a gradient (SPSA, NES) use their evaluations well on this
+# network of about a thousand scalars; they would need proportionally more for a larger network,
+# since an estimate's noise grows with the dimension, while RSO's cost per weight does not
+# change. At equal multiply-adds the picture turns: an evaluation of RSO's incremental evaluator
+# costs a small fraction of a full forward pass (only the changed channel is recomputed), while
+# every evaluation of ES, SPSA and NES is a full forward pass of a network whose every weight
+# changed. And SGD gets the exact gradient from one forward and one backward pass: no
+# gradient-free method comes near it here.
+#
+# ## Exercises
+#
+# Each exercise ends with an assert that checks your answer.
+#
+# **1.** Write RSO's decision rule: given the three losses (current, plus, minus), return 0, 1 or
+# 2, keeping the current weight on a tie.
+
+# %%
+def rso_choice(current, plus, minus):
+    return int(np.argmin([current, plus, minus]))  # replace with your own version
+
+
+assert rso_choice(1.0, 0.5, 0.7) == 1 and rso_choice(1.0, 1.0, 1.0) == 0 and rso_choice(2.0, 3.0, 1.5) == 2
+
+# %% [markdown]
+# **2.** The 1/5th success rule multiplies sigma by exp(1/3) after a success and by exp(-1/12)
+# after a failure. At which success rate p does log sigma stay put on average?
+
+# %%
+p_stationary = 1 / 5  # replace with your derivation: p/3 = (1 - p)/12
+assert abs(p_stationary / 3 - (1 - p_stationary) / 12) < 1e-12
+
+# %% [markdown]
+# **3.** How many loss evaluations does one NES step with 5 antithetic pairs take, and how many
+# steps fit in the benchmark's budget E?
+
+# %%
+evals_per_step = 2 * 5
+steps_in_budget = bench["budget_evaluations"] // evals_per_step
+assert evals_per_step == 2 * NESConfig(pairs=5).pairs
+assert steps_in_budget == 320
+
+# %% [markdown]
+# **4.** With the same evaluations, how many weights does one round of Algorithm 1 visit on this
+# network, and how many SPSA steps could run instead? (An SPSA step takes 2 evaluations.)
+
+# %%
+rso = RSO(net(), data, batch_size=BATCH, progress=False)
+weights_per_round = rso.trials_per_round
+spsa_steps = 3 * weights_per_round // 2
+assert weights_per_round == 1068 and spsa_steps == 1602
