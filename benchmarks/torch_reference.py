@@ -1,6 +1,6 @@
 """The authors' RSO strategy in PyTorch: a reference for benchmarks/vs_torch.py (never imported by minirso).
 
-The authors' code (MXNet; see /work/shared/docs/rso-notes.md, "What the authors' code adds")
+The authors' code (MXNet, github.com/rohun-tripathi/RSO-gradient-free, train.py)
 caches the searched layer's input for every training image before the layer is searched and
 then runs, for every trial, three separate forward passes from that layer (w, w + dw, w - dw)
 on the trial's mini-batch. This module does the same with ``torch.nn.functional`` on the CPU:
