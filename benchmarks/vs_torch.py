@@ -25,9 +25,9 @@ Configurations (``--config``):
   torch 4 per array;
 - ``both``: quick, then paper.
 
-    python benchmarks/vs_torch.py --config quick                       # about 3 minutes
-    python benchmarks/vs_torch.py --config paper --layers 21.weight,3.weight
-    python benchmarks/vs_torch.py --config paper --json /tmp/vs_torch.json   # about 30 minutes
+    python benchmarks/vs_torch.py --config quick                  # 8 minutes at load average 8 on 2 cores
+    python benchmarks/vs_torch.py --config paper --layers 3.weight --trials minirso=20,torch=3
+    python benchmarks/vs_torch.py --config paper --json /tmp/vs_torch.json   # idle 2-core machine: ~20-30 min (estimate)
     python benchmarks/vs_torch.py --config quick --trials minirso=80,torch=5
 
 Needs torch (``pip install -e ".[bench]"``; pin a CPU build on a CPU machine). Threads: the
@@ -64,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--trials", default=None,
                    help="trials per searched array: N for both sides, or minirso=N,torch=M "
                         "(default: minirso 40; torch 10 quick, 4 paper; at most the array's size)")
-    p.add_argument("--layers", default=None, help="only these plan labels, comma-separated (default: all)")
+    p.add_argument("--layers", default=None, help="only these plan labels of the config's network, comma-separated (default: all)")
     p.add_argument("--threads", type=int, default=None, help="override the config's thread count")
     p.add_argument("--data-dir", default=common.default_data_dir(),
                    help="MNIST folder (default: $MINIRSO_DATA, else data/mnist in this repository)")
