@@ -174,3 +174,127 @@ def fmt_table(header, rows, align=None):
     out = [line(cells[0]), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells[1:]]
     return "\n".join(out)
+
+
+# -- shared by rso_speed.py and vs_torch.py ---------------------------------------------------
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def default_data_dir():
+    """MNIST folder: $MINIRSO_DATA, else data/mnist in this repository (found from this file's place)."""
+    return os.environ.get("MINIRSO_DATA") or os.path.join(REPO, "data", "mnist")
+
+
+def load_training_data(data_dir, train_images, seed=0, synthetic=False):
+    """(x, y, description): NumPy training images and labels.
+
+    MNIST (normalised as minirso.load_mnist does), reduced to a seeded random subset of
+    ``train_images`` when that is fewer than 60,000 (``MNIST.subset(n, None, seed)``, as
+    minirso.train does with a preset's train_subset); or N(0, 1) images of MNIST's shape.
+    """
+    import numpy as np
+
+    import minirso
+    if synthetic:
+        rng = np.random.default_rng(seed + 1)
+        x = rng.standard_normal((train_images, 1, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, size=train_images).astype(np.int64)
+        return x, y, f"synthetic N(0,1) images, {train_images} x 1x28x28"
+    data = minirso.load_mnist(data_dir, download=False, progress=False)
+    if train_images < len(data.y_train):
+        data = data.subset(train_images, 1, seed=seed)  # the same training images as subset(n, None, seed)
+    return data.x_train, data.y_train, f"MNIST from {data_dir}, {len(data.y_train)} training images"
+
+
+def selected_plan(model, layers_option):
+    """(search_plan(model), the wanted labels): all of them, or the comma-separated ``layers_option``."""
+    from minirso.rso import search_plan
+    plan = search_plan(model)
+    if layers_option is None:
+        return plan, {p.label for p in plan}
+    wanted = [s.strip() for s in layers_option.split(",") if s.strip()]
+    labels = [p.label for p in plan]
+    bad = [w for w in wanted if w not in labels]
+    if bad:
+        raise SystemExit(f"error: unknown plan label(s) {', '.join(bad)}; the plan is: {', '.join(labels)}")
+    return plan, set(wanted)
+
+
+def sweep_draws(model, plan, wanted, n, batch_size, trials, seed):
+    """For each wanted searched array, what a round-1 sweep of RSO draws: (searched, batches, order, dws).
+
+    A fresh permutation of the n training images where the plan draws one (batch-norm sweeps reuse
+    the conv sweep's order), batches = perm[:n_batches * batch_size].reshape(n_batches, batch_size)
+    as in RSO._sweep, the visiting order, and dw ~ N(0, sigma_d) of round 1 for ``trials(searched)``
+    trials. The random stream is RSO's round 1 (a permutation where the plan draws one, then one dw
+    per scalar of every array, selected or not), so the first trials of a sweep are the optimizer's
+    whatever the selection; more trials than scalars repeat the array's dws (np.resize), as the
+    trial loop revisits its scalars. Yields in plan order.
+    """
+    import numpy as np
+
+    from minirso.rso import RSOConfig, annealed_sigma, visit_order
+    cfg = RSOConfig(batch_size=batch_size)
+    rng = np.random.default_rng(seed)
+    n_batches = n // batch_size
+    perm = None
+    for searched in plan:
+        if searched.new_batches or perm is None:
+            perm = rng.permutation(n)
+        order = visit_order(model.param(searched.ref).shape, cfg.order)
+        sigma = annealed_sigma(searched.sigma_d, 0, cfg.rounds, cfg.anneal)  # round 1
+        dws = rng.normal(0.0, sigma, size=len(order))  # as RSO._sweep: one per scalar
+        if searched.label not in wanted:
+            continue
+        batches = perm[:n_batches * batch_size].reshape(n_batches, batch_size)
+        yield searched, batches, order, np.resize(dws, trials(searched))
+
+
+def timed_sweep(ev, ref, host, batches, order, dws, xp=None, on_trial=None):
+    """``ev.begin`` (timed: setup), len(dws) trials as RSO._sweep does them, ``ev.end``.
+
+    ``ev`` follows minirso's evaluator protocol (begin, losses, set_value, end): a minirso
+    evaluator or anything that speaks it (the PyTorch reference). ``host`` is a NumPy copy of the
+    searched array, kept up to date here. Trial t visits ``order[t % len(order)]`` on batch
+    b = t % n_batches with candidates current +- dws[t] and keeps the first minimum with
+    ``ev.set_value(index, value, b, loss)`` unless it is the current weight; the trial's time
+    includes that keep. ``on_trial(t, remembered)`` is called after each trial (remembered: the
+    evaluator reused the current weight's loss, by its ``base_hits`` counter). Nothing is restored.
+    Returns {"setup_s", "times", "keep_times", "accepted"}.
+    """
+    import numpy as np
+
+    from minirso.backend import to_numpy
+    xp = np if xp is None else xp
+    dtype = host.dtype.type
+    n_batches = len(batches)
+    synchronize(xp)
+    t0 = time.perf_counter()
+    ev.begin(ref, batches)
+    synchronize(xp)
+    setup = time.perf_counter() - t0
+    times, keep_times, accepted = [], [], 0
+    for t in range(len(dws)):
+        index = np.unravel_index(order[t % len(order)], host.shape)
+        b = t % n_batches
+        current = host[index]
+        plus, minus = dtype(current + dws[t]), dtype(current - dws[t])
+        hits = getattr(ev, "base_hits", 0)
+        synchronize(xp)
+        t0 = time.perf_counter()
+        losses = to_numpy(ev.losses(index, plus, minus, b))
+        choice = int(np.argmin(losses))  # first minimum: a tie keeps the current weight
+        t1 = time.perf_counter()
+        if choice:
+            value = (current, plus, minus)[choice]
+            ev.set_value(index, value, b, losses[choice])
+            host[index] = value
+            accepted += 1
+        synchronize(xp)
+        t2 = time.perf_counter()
+        times.append(t2 - t0)
+        keep_times.append(t2 - t1)
+        if on_trial is not None:
+            on_trial(t, getattr(ev, "base_hits", 0) > hits)
+    ev.end()
+    return {"setup_s": setup, "times": times, "keep_times": keep_times, "accepted": accepted}

@@ -47,13 +47,11 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 
 import minirso  # noqa: E402
 from minirso.backend import to_numpy  # noqa: E402
 from minirso.errors import MinirsoError  # noqa: E402
-from minirso.rso import (EVALUATOR_CLASSES, RSOConfig, annealed_sigma, round_macs, search_plan,  # noqa: E402
-                         trial_macs, visit_order)
+from minirso.rso import EVALUATOR_CLASSES, round_macs, trial_macs  # noqa: E402
 
 # literal and prefix cost seconds per trial at batch 5000 and the same for every trial of an array
 # (their median of 3 damps the noise of fresh page-faulted allocations); incremental trials vary
@@ -66,8 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=5000, help="images per trial mini-batch (default 5000)")
     p.add_argument("--train-images", type=int, default=60000,
                    help="training images the batches are drawn from (default 60000: all of MNIST)")
-    p.add_argument("--data-dir", default=os.environ.get("MINIRSO_DATA", "/work/shared/data/mnist"),
-                   help="MNIST folder (default: $MINIRSO_DATA or /work/shared/data/mnist)")
+    p.add_argument("--data-dir", default=common.default_data_dir(),
+                   help="MNIST folder (default: $MINIRSO_DATA, else data/mnist in this repository)")
     p.add_argument("--synthetic", action="store_true", help="random images and labels of MNIST's shape instead")
     p.add_argument("--evaluators", default="incremental,prefix,literal",
                    help="comma-separated, from: " + ", ".join(EVALUATOR_CLASSES) + " (default: all three)")
@@ -119,28 +117,12 @@ def trials_for(args, name):
 
 
 def selected_plan(model, layers_option):
-    plan = search_plan(model)
-    if layers_option is None:
-        return plan, {p.label for p in plan}
-    wanted = [s.strip() for s in layers_option.split(",") if s.strip()]
-    labels = [p.label for p in plan]
-    bad = [w for w in wanted if w not in labels]
-    if bad:
-        raise SystemExit(f"error: unknown plan label(s) {', '.join(bad)}; the plan is: {', '.join(labels)}")
-    return plan, set(wanted)
+    return common.selected_plan(model, layers_option)
 
 
 def load_training_data(args):
-    """(x, y) NumPy arrays: the first --train-images of a seeded random subset of MNIST, or synthetic."""
-    if args.synthetic:
-        rng = np.random.default_rng(args.seed + 1)
-        x = rng.standard_normal((args.train_images, 1, 28, 28), dtype=np.float32)
-        y = rng.integers(0, 10, size=args.train_images).astype(np.int64)
-        return x, y, f"synthetic N(0,1) images, {args.train_images} x 1x28x28"
-    data = minirso.load_mnist(args.data_dir, download=False, progress=False)
-    if args.train_images < len(data.y_train):
-        data = data.subset(args.train_images, 1, seed=args.seed)
-    return data.x_train, data.y_train, f"MNIST from {args.data_dir}, {len(data.y_train)} training images"
+    """(x, y) NumPy arrays: a seeded random subset of --train-images of MNIST, or synthetic."""
+    return common.load_training_data(args.data_dir, args.train_images, args.seed, args.synthetic)
 
 
 # -- one evaluator (run in a worker process) ------------------------------------------------
@@ -153,64 +135,26 @@ def run_evaluator(args, name, xp):
     del x_host
     ev = EVALUATOR_CLASSES[name](model, x_dev, y_dev)
     plan, wanted = selected_plan(model, args.layers)
-    cfg = RSOConfig(batch_size=args.batch, evaluator=name)
-    rng = np.random.default_rng(args.seed)
-    n, bsz = len(y_dev), args.batch
-    n_batches = n // bsz
+    bsz = args.batch
     k = trials_for(args, name)
-    perm, results = None, []
-    for searched in plan:
-        if searched.new_batches or perm is None:
-            perm = rng.permutation(n)
-        if searched.label not in wanted:
-            continue
-        batches = perm[:n_batches * bsz].reshape(n_batches, bsz)
+    results = []
+    for searched, batches, order, dws in common.sweep_draws(model, plan, wanted, len(y_dev), bsz, lambda p: k,
+                                                            args.seed):
         param = model.param(searched.ref)
-        sigma = annealed_sigma(searched.sigma_d, 0, cfg.rounds, cfg.anneal)  # round 1
-        order = visit_order(param.shape, cfg.order)
-        dws = rng.normal(0.0, sigma, size=k)
-        host = to_numpy(param).copy()
-        dtype = host.dtype.type
         layer = searched.ref.layer
         macs_new = trial_macs(model, name, layer, bsz)
         macs_cached = trial_macs(model, name, layer, bsz, True) if name == "incremental" else macs_new
-
-        common.synchronize(xp)
-        t0 = time.perf_counter()
-        ev.begin(searched.ref, batches)
-        common.synchronize(xp)
-        setup = time.perf_counter() - t0
-
-        times, keep_times, macs, accepted, cached_trials = [], [], [], 0, 0
-        for t in range(k):  # RSO._sweep, trial t of the sweep (cycling when K exceeds the array)
-            index = np.unravel_index(order[t % len(order)], host.shape)
-            b = t % n_batches
-            current = host[index]
-            plus, minus = dtype(current + dws[t]), dtype(current - dws[t])
-            hits = getattr(ev, "base_hits", 0)
-            common.synchronize(xp)
-            t0 = time.perf_counter()
-            losses = to_numpy(ev.losses(index, plus, minus, b))
-            choice = int(np.argmin(losses))
-            t1 = time.perf_counter()
-            if choice:
-                value = (current, plus, minus)[choice]
-                ev.set_value(index, value, b, losses[choice])
-                host[index] = value
-                accepted += 1
-            common.synchronize(xp)
-            t2 = time.perf_counter()
-            times.append(t2 - t0)
-            keep_times.append(t2 - t1)
-            cached = getattr(ev, "base_hits", 0) > hits
-            cached_trials += cached
-            macs.append(macs_cached if cached else macs_new)
-        ev.end()
+        remembered = []
+        sweep = common.timed_sweep(ev, searched.ref, to_numpy(param).copy(), batches, order, dws, xp,
+                                   on_trial=lambda t, cached: remembered.append(cached))
+        times, setup, accepted = sweep["times"], sweep["setup_s"], sweep["accepted"]
+        macs = [macs_cached if cached else macs_new for cached in remembered]
+        cached_trials = sum(remembered)
         med, mean = statistics.median(times), statistics.fmean(times)
         per_trial = mean if name == "incremental" else med
         res = {"label": searched.label, "layer": layer, "size": int(param.size), "trials": k,
                "s_per_trial_median": med, "s_per_trial_mean": mean, "s_per_trial": per_trial,
-               "s_per_trial_all": times, "keep_s_mean": statistics.fmean(keep_times), "setup_s": setup,
+               "s_per_trial_all": times, "keep_s_mean": statistics.fmean(sweep["keep_times"]), "setup_s": setup,
                "macs_per_trial_new": macs_new, "macs_per_trial_mean": statistics.fmean(macs),
                "gmacs_per_s": sum(macs) / sum(times) / 1e9, "accepted": accepted, "cached_trials": cached_trials,
                "loadavg": list(os.getloadavg())}
