@@ -36,7 +36,7 @@ def load_checkpoint(path, backend=None):
         optimizer, state = info["optimizer"], info["state"]
         model = Sequential.from_architecture(arch)
     except FileNotFoundError:
-        raise DataError(f"no checkpoint at {path}: was the run started with --out pointing there?") from None
+        raise DataError(f"no checkpoint at {path}: the file does not exist") from None
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         # a truncated file raises EOFError or BadZipFile, a flipped bit "Bad CRC-32" (BadZipFile) or zlib.error
         raise DataError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}): it is damaged or not a "

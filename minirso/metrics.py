@@ -78,6 +78,6 @@ def read_metrics(run_dir):
         except ValueError as err:
             if i == len(lines) - 1:  # cut short while being written
                 continue
-            raise DataError(f"{path} line {i + 1} is damaged ({err}): delete that line, or continue the run "
-                            "with python -m minirso.train --resume, which rewrites the file from its checkpoint") from None
+            raise DataError(f"{path} line {i + 1} is damaged ({err}): delete that line, or continue the run with "
+                            "python -m minirso.train --resume, which rewrites the file from its checkpoint") from None
     return records

@@ -70,7 +70,8 @@ class SGDConfig:
             raise ConfigError(f"SGD weight_decay must be >= 0, got {self.weight_decay!r} (0 turns it off)")
         for name in ("batch_size", "epochs", "bn_images", "bn_batch_size", "eval_batch_size"):
             positive_int(name)
-        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, (int, np.integer)) or self.eval_every < 0:
+        every = self.eval_every
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
             raise ConfigError(f"SGD eval_every must be an integer >= 0 (0: only after the last epoch), "
                               f"got {self.eval_every!r}")
         if self.lr_schedule not in SCHEDULES:

@@ -140,7 +140,7 @@ def _resume_settings(args, settings):
 
 
 def _load_data(s, verify=True):
-    data = load_mnist(s["data_dir"], download=s["download"], verify=verify)
+    data = load_mnist(s["data_dir"], download=s["download"], verify=verify, progress=sys.stderr.isatty())
     for split, flag in (("train", "--train-subset"), ("test", "--test-subset")):
         n, have = s[f"{split}_subset"], len(getattr(data, f"y_{split}"))
         if n is not None and n > have:
@@ -363,11 +363,11 @@ def _interrupted_message(session):
 
 def _main(args, session):
     if args.resume:
-        if not os.path.isdir(args.resume):
-            raise DataError(f"no checkpoint at {os.path.join(args.resume, 'checkpoint.npz')}: "
-                            "give the folder of a run started by python -m minirso.train")
-        run_dir = session["run"] = RunDir.open_existing(args.resume)
         ckpt = os.path.join(args.resume, "checkpoint.npz")
+        if not os.path.isfile(ckpt):
+            raise DataError(f"no checkpoint at {ckpt}: give the folder of a run started by python -m minirso.train "
+                            "(the --out it was given)")
+        run_dir = session["run"] = RunDir.open_existing(args.resume)
         model, optimizer, state, arrays, meta = load_checkpoint(ckpt)
         settings = meta.get("settings")
         if not isinstance(settings, dict):
@@ -378,7 +378,8 @@ def _main(args, session):
         records = state.get("history", [])
     else:
         settings = _settings_from_args(args)
-        out = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{time.strftime('%Y%m%d-%H%M%S')}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{stamp}")
         run_dir = session["run"] = RunDir.create(out)
         model = MODELS[settings["model"]](seed=settings["seed"])
         records = []
