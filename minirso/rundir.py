@@ -14,8 +14,6 @@ from .errors import RunDirError
 LOCK = ".lock"
 #: Files that make a folder hold a run: a new run never writes over them.
 RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.jsonl")
-#: Files a run writes directly into its folder (plots/ and temporary files aside).
-WRITTEN = ("config.json", "metrics.jsonl", "metrics.csv", "metrics.csv.tmp", "checkpoint.npz", "model.npz")
 _FRESH_LOCK_S = 10  # an empty lock file younger than this belongs to a run writing its pid right now
 
 
@@ -41,6 +39,7 @@ class RunDir:
     def __init__(self, path, created=()):
         self.path = os.fspath(path)
         self.created = list(created)  # folders this run made, deepest first
+        self.written = set()  # files this run wrote: the only ones close() may remove
         self.committed = False
         self.locked = False
 
@@ -137,7 +136,7 @@ class RunDir:
             self.locked = False
         if self.committed:
             return
-        for name in WRITTEN:
+        for name in self.written:
             try:
                 os.remove(os.path.join(self.path, name))
             except OSError:

@@ -192,6 +192,7 @@ class Run:
         self.log_progress = log_progress
         self.work = None  # (cost of each sweep of a round, cost of a round) for the ETA of the log lines
         with self._writing("config.json"):
+            run_dir.written.update({"config.json", "metrics.jsonl", "metrics.csv"})
             with open(os.path.join(self.dir, "config.json"), "w") as f:
                 json.dump(settings, f, indent=2)
             self.metrics = MetricsWriter(self.dir, records)

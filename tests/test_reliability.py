@@ -483,6 +483,18 @@ def test_11_failed_start_leaves_no_run_folder(mnist_dir, tmp_path, optimizer, ca
     assert not out.exists()
 
 
+def test_11_failed_start_in_an_existing_folder_removes_only_its_own_files(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text("{}")  # the user's files, not a run's
+    (out / "notes.txt").write_text("keep")
+    argv = [*_data_args(mnist_dir), "--out", str(out), *SMALL]
+    assert train.main([*argv, "--train-subset", "50"]) == 2  # fails before anything is written
+    assert train.main([*argv, "--eval-every", "-1"]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes.txt"]
+    assert (out / "config.json").read_text() == "{}"
+
+
 def test_11_labels_file_holding_images(tmp_path):
     folder = tmp_path / "mnist"
     folder.mkdir()
