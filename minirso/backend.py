@@ -50,14 +50,16 @@ def get_backend(name=None):
         cupy = importlib.import_module("cupy")
     except ImportError as err:
         raise BackendError(f"the cupy backend needs CuPy, which is not installed ({err}); {_INSTALL_HINT}, "
-                           "or run on the CPU with --backend numpy") from None
+                           "or run on the CPU (backend 'numpy'; --backend numpy on the command line)") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDA driver missing or broken: CuPy raises its own runtime errors
-        raise BackendError(f"CuPy is installed but no CUDA device is usable ({err}); check `nvidia-smi` "
-                           "and the CUDA driver, or run on the CPU with --backend numpy") from None
+        raise BackendError(f"CuPy is installed but no CUDA device is usable ({err}); check `nvidia-smi` and the "
+                           "CUDA driver, or run on the CPU (backend 'numpy'; --backend numpy on the command line)"
+                           ) from None
     if count < 1:
-        raise BackendError("CuPy is installed but no CUDA device was found; run on the CPU with --backend numpy")
+        raise BackendError("CuPy is installed but no CUDA device was found; "
+                           "run on the CPU (backend 'numpy'; --backend numpy on the command line)")
     return cupy
 
 

@@ -4,6 +4,8 @@ Written atomically (temporary file + rename), so an interrupted write never repl
 checkpoint with half a file.
 """
 import json
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -31,13 +33,16 @@ def load_checkpoint(path, backend=None):
             arrays = {k: f[k] for k in f.files}
         info = json.loads(str(arrays.pop("__checkpoint__")))
         arch = json.loads(str(arrays.pop("__architecture__")))
+        optimizer, state = info["optimizer"], info["state"]
+        model = Sequential.from_architecture(arch)
     except FileNotFoundError:
-        raise DataError(f"no checkpoint at {path}: was the run started with --out pointing there?") from None
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"cannot read checkpoint {path} ({err}); it is damaged or not a minirso checkpoint") from None
-    model = Sequential.from_architecture(arch)
+        raise DataError(f"no checkpoint at {path}: the file does not exist") from None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        # a truncated file raises EOFError or BadZipFile, a flipped bit "Bad CRC-32" (BadZipFile) or zlib.error
+        raise DataError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}): it is damaged or not a "
+                        "minirso checkpoint; start the run again, or restore the file from a backup") from None
     opt_arrays = {k[4:]: arrays.pop(k) for k in list(arrays) if k.startswith("opt.")}
     model.load_state_arrays(arrays)
     if backend is not None:
         model.to(backend)
-    return model, info["optimizer"], info["state"], opt_arrays, info.get("metadata", {})
+    return model, optimizer, state, opt_arrays, info.get("metadata", {})

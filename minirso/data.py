@@ -41,6 +41,7 @@ __all__ = [
     "verify_checksums",
     "MNIST",
     "load_mnist",
+    "check_data",
 ]
 
 #: URL prefixes tried in order; a file's URL is ``mirror + file name``.
@@ -79,7 +80,7 @@ _CHUNK = 1 << 20
 # --------------------------------------------------------------------------- reading
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path, kind=None) -> np.ndarray:
     """Read an MNIST IDX file (gzipped or raw) into a ``uint8`` array.
 
     Parameters
@@ -88,6 +89,9 @@ def read_idx(path) -> np.ndarray:
         The file. Whether it is gzipped is decided from its first bytes, not its
         name, so a file a browser already unpacked but left named ``.gz`` still
         reads.
+    kind : {"images", "labels"}, optional
+        What the file should hold: a file of the other kind (swapped or renamed
+        files) is then reported as such, not as truncated.
 
     Returns
     -------
@@ -99,8 +103,8 @@ def read_idx(path) -> np.ndarray:
     ------
     DataError
         If the file cannot be read, is not valid gzip, has an unknown magic
-        number, or holds fewer or more bytes than its header declares. The
-        message names the file.
+        number (or that of the other ``kind``), or holds fewer or more bytes
+        than its header declares. The message names the file.
     """
     path = Path(path)
     gzipped = False
@@ -129,6 +133,12 @@ def read_idx(path) -> np.ndarray:
         raise DataError(
             f"{path} is not an MNIST IDX file: magic number {magic:#010x}, expected "
             f"{_IDX_IMAGES:#010x} (images) or {_IDX_LABELS:#010x} (labels)"
+        )
+    found = "images" if magic == _IDX_IMAGES else "labels"
+    if kind is not None and kind != found:
+        raise DataError(
+            f"{path} holds MNIST {found} (magic number {magic:#010x}), but this file should hold {kind}: "
+            "were the files swapped or renamed? Put each file under its original name"
         )
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -214,6 +224,8 @@ def find_file(folder, key: str) -> Path | None:
     ------
     ConfigError
         If ``key`` is not a key of :data:`FILES`.
+    DataError
+        If no such file exists but a folder has one of the accepted names.
     """
     if key not in FILES:
         raise ConfigError(f"unknown MNIST file key {key!r}; expected one of {sorted(FILES)}")
@@ -221,6 +233,10 @@ def find_file(folder, key: str) -> Path | None:
     for name in _candidates(key):
         if (folder / name).is_file():
             return folder / name
+    for name in _candidates(key):
+        if (folder / name).is_dir():
+            raise DataError(f"{folder / name} is a folder, not the MNIST file of that name: "
+                            f"remove it and put the file {FILES[key]} there")
     return None
 
 
@@ -263,7 +279,7 @@ def verify_checksums(folder) -> None:
             raise DataError(
                 f"{path} is corrupt or not the original MNIST file: SHA-256 {digest}, "
                 f"expected {SHA256[key]}. Delete it and download it again "
-                "(or pass verify=False / --no-verify to skip this check)."
+                "(or skip this check: verify=False in Python, --no-verify on the command line)."
             )
 
 
@@ -343,11 +359,32 @@ def download_mnist(folder, mirrors=MIRRORS, progress: bool = True, timeout: floa
     if not timeout > 0:
         raise ConfigError(f"timeout must be positive, got {timeout!r}")
     folder = Path(folder)
+    created = _missing_parents(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create the data folder {folder}: {e}. {_how_to_place(folder)}") from e
+    try:
+        _download_missing(folder, mirrors, progress, timeout)
+    except BaseException:
+        for d in created:  # a failed download leaves no empty folders behind
+            try:
+                d.rmdir()
+            except OSError:  # not empty (other files were placed there), or already gone
+                break
+        raise
 
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` would create for ``folder``, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _download_missing(folder: Path, mirrors, progress, timeout) -> None:
     for key, name in FILES.items():
         if find_file(folder, key) is not None:
             continue
@@ -443,6 +480,56 @@ class MNIST:
         )
 
 
+def check_data(data, batch_size=None, num_classes=10) -> None:
+    """Refuse data an optimizer cannot train on, before any work is done.
+
+    Parameters
+    ----------
+    data : MNIST or any object with ``x_train``, ``y_train``, ``x_test``, ``y_test``
+        NumPy or CuPy arrays.
+    batch_size : int, optional
+        Images per mini-batch: must not exceed the training images.
+    num_classes : int, optional
+        Labels must lie in ``0 .. num_classes - 1``.
+
+    Raises
+    ------
+    DataError
+        A split is missing or empty, images and labels differ in number, a label is out of
+        range or not an integer, or an image holds NaN or inf (which would make every loss
+        NaN: a run would go on and keep NaN weights).
+    ConfigError
+        ``batch_size`` is larger than the training set.
+    """
+    from .backend import get_array_module
+
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}", None), getattr(data, f"y_{split}", None)
+        if x is None or y is None:
+            raise DataError(f"the data has no x_{split} / y_{split}: pass an MNIST from load_mnist "
+                            "or an object with x_train, y_train, x_test and y_test arrays")
+        if len(x) == 0:
+            raise DataError(f"data.x_{split} is empty: the {split} set needs at least one image")
+        if len(x) != len(y):
+            raise DataError(f"data.x_{split} holds {len(x)} images but data.y_{split} holds {len(y)} labels: "
+                            "they must pair up one to one")
+        if y.dtype.kind not in "iu":
+            raise DataError(f"data.y_{split} has dtype {y.dtype}; labels must be integers 0..{num_classes - 1}")
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= num_classes:
+            raise DataError(f"data.y_{split} holds label {low if low < 0 else high}; "
+                            f"labels must lie in 0..{num_classes - 1} (one per output of the model)")
+        xp = get_array_module(x)
+        bad = int(xp.count_nonzero(~xp.isfinite(x)))
+        if bad:
+            raise DataError(f"data.x_{split} holds {bad} NaN or infinite values: every loss would be NaN; "
+                            "clean the images first (e.g. np.nan_to_num) or load them with load_mnist")
+    n = len(data.x_train)
+    if batch_size is not None and batch_size > n:
+        raise ConfigError(f"batch_size {batch_size} is larger than the {n} training images: "
+                          "use a smaller batch size or more training data")
+
+
 def _pixel_stats(images: np.ndarray) -> tuple[float, float]:
     """Mean and std of ``images / 255`` over all pixels, in float64.
 
@@ -519,7 +606,7 @@ def load_mnist(data_dir=None, download: bool = True, normalize: bool = True, dty
         path = find_file(folder, key)
         if path is None:  # removed between the checks above and now
             raise DataError(f"{FILES[key]} disappeared from {folder}")
-        arrays[key] = (path, read_idx(path))
+        arrays[key] = (path, read_idx(path, kind=key.split("_")[1]))
 
     splits = {}
     for split in ("train", "test"):
@@ -537,9 +624,11 @@ def load_mnist(data_dir=None, download: bool = True, normalize: bool = True, dty
             raise DataError(f"{lab_path} holds label {int(labels.max())}; MNIST labels are 0..9")
         splits[split] = (images, labels.astype(np.int64))
 
+    for split in ("train", "test"):
+        if splits[split][0].size == 0:
+            raise DataError(f"{arrays[split + '_images'][0]} holds no images: "
+                            f"the {split} set is empty; put the original MNIST file there")
     train_images = splits["train"][0]
-    if train_images.size == 0:
-        raise DataError(f"{arrays['train_images'][0]} holds no images")
     mean, std = _pixel_stats(train_images)
     if std == 0:
         raise DataError(f"{arrays['train_images'][0]}: all pixels are equal, cannot normalise")

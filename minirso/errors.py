@@ -19,3 +19,11 @@ class BackendError(MinirsoError):
 
 class ShapeError(MinirsoError, ValueError):
     """An array passed to a layer or model has the wrong shape."""
+
+
+class NonFiniteError(MinirsoError, FloatingPointError):
+    """A loss became NaN or infinite: training stops before a non-finite weight is kept."""
+
+
+class RunDirError(MinirsoError):
+    """A run directory cannot be used: in use by another run, holds a finished run, not writable."""

@@ -3,6 +3,8 @@ import csv
 import json
 import os
 
+from .errors import DataError
+
 
 def flatten(record, prefix=""):
     """{"accept_rate": {"3.weight": 0.1}} -> {"accept_rate.3.weight": 0.1}."""
@@ -43,15 +45,39 @@ class MetricsWriter:
         for row in rows:
             columns += [c for c in row if c not in columns]
         tmp = self.csv + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.csv)
+        try:
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=columns)
+                w.writeheader()
+                w.writerows(rows)
+            os.replace(tmp, self.csv)
+        except BaseException:  # a full disk, Ctrl-C: the old metrics.csv stays, no .tmp is left
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
 
 def read_metrics(run_dir):
-    """The records of a run directory's metrics.jsonl."""
+    """The records of a run directory's metrics.jsonl.
+
+    A last line without its newline (a run killed while appending it) is skipped; any other
+    line that is not JSON raises DataError naming it.
+    """
     path = os.path.join(run_dir, "metrics.jsonl")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    try:
+        with open(path) as f:
+            lines = f.read().split("\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as err:
+            if i == len(lines) - 1:  # cut short while being written
+                continue
+            raise DataError(f"{path} line {i + 1} is damaged ({err}): delete that line, or continue the run with "
+                            "python -m minirso.train --resume, which rewrites the file from its checkpoint") from None
+    return records

@@ -31,6 +31,14 @@ def main(argv=None):
     except MinirsoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # --out on a file, a read-only or full disk
+        where = args.out or "the plots folder"
+        print(f"error: cannot write the plots to {where} ({err.strerror or err}): choose another --out, "
+              "a folder you can write to", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; the plots written so far are complete files", file=sys.stderr)
+        return 130
     for path in paths:
         print(path)
     return 0

@@ -26,7 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .backend import get_array_module, to_numpy
-from .errors import ConfigError, MinirsoError
+from .data import check_data
+from .errors import ConfigError, NonFiniteError
 from .losses import softmax_cross_entropy, softmax_cross_entropy_grad
 from .rso.cost import forward_macs
 
@@ -43,7 +44,7 @@ class SGDConfig:
     batch_size: int = 128
     epochs: int = 10              # planned length; the cosine schedule reaches 0 at its end
     lr_schedule: str = "cosine"   # "cosine" (per-step decay to 0) or "constant"
-    eval_every: int = 1           # evaluate on the test set every this many epochs (and after the last)
+    eval_every: int = 1           # evaluate on the test set every this many epochs (0: only after the last)
     seed: int = 0                 # seed of the shuffling generator
     bn_images: int = 10000        # training images used to recompute batch-norm statistics before a test
     bn_batch_size: int = 1000     # mini-batch size of that recomputation
@@ -67,8 +68,12 @@ class SGDConfig:
             raise ConfigError(f"SGD momentum must be in [0, 1), got {self.momentum!r} (0 turns it off)")
         if number("weight_decay") < 0:
             raise ConfigError(f"SGD weight_decay must be >= 0, got {self.weight_decay!r} (0 turns it off)")
-        for name in ("batch_size", "epochs", "eval_every", "bn_images", "bn_batch_size", "eval_batch_size"):
+        for name in ("batch_size", "epochs", "bn_images", "bn_batch_size", "eval_batch_size"):
             positive_int(name)
+        every = self.eval_every
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
+            raise ConfigError(f"SGD eval_every must be an integer >= 0 (0: only after the last epoch), "
+                              f"got {self.eval_every!r}")
         if self.lr_schedule not in SCHEDULES:
             raise ConfigError(f"SGD lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
@@ -101,6 +106,7 @@ class SGD:
         if seed is not None:
             config = SGDConfig(**{**asdict(config), "seed": seed})
         self.config = config.validate()
+        check_data(data, num_classes=model.shapes[-1][-1])  # a batch larger than the data is one batch
         self.model, self.data = model, data
         self.callbacks = list(callbacks)
         self.progress = bool(progress)
@@ -157,8 +163,8 @@ class SGD:
         logits = model.forward(x, cache=True)
         loss = float(softmax_cross_entropy(logits, y, reduction="mean"))
         if not math.isfinite(loss):
-            raise MinirsoError(f"SGD diverged: the loss became {loss} at step {self.counters['steps']} "
-                               f"(lr {self.lr_at(self.counters['steps']):.4g}); lower the learning rate")
+            raise NonFiniteError(f"SGD diverged: the loss became {loss} at step {self.counters['steps']} "
+                                 f"(lr {self.lr_at(self.counters['steps']):.4g}); lower the learning rate")
         model.backward(softmax_cross_entropy_grad(logits, y, reduction="mean"))
         lr = self.lr_at(self.counters["steps"])
         for ref in self.refs:
@@ -241,7 +247,7 @@ class SGD:
         self.counters["wall_time_train"] += time.perf_counter() - t0
         self.epoch += 1
         test_accuracy = test_loss = None
-        if self.epoch % c.eval_every == 0 or self.epoch >= c.epochs:
+        if (c.eval_every and self.epoch % c.eval_every == 0) or self.epoch >= c.epochs:
             test_accuracy, test_loss = self.evaluate()
         record = {
             "optimizer": self.name,

@@ -2,12 +2,17 @@
 
 A run directory holds config.json, metrics.jsonl / metrics.csv, checkpoint.npz (written
 atomically after every searched layer or epoch, and on Ctrl-C), model.npz at the end and
-plots/. ``--resume RUN_DIR`` continues exactly where the run stopped.
+plots/. ``--resume RUN_DIR`` continues exactly where the run stopped. The folder is locked while a
+run writes to it (``minirso/rundir.py``); SIGTERM is handled like Ctrl-C; a user error is one line
+on stderr and exit code 2.
 """
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,10 +20,11 @@ import numpy as np
 from .backend import get_backend
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_mnist
-from .errors import ConfigError, MinirsoError
+from .errors import ConfigError, DataError, MinirsoError, NonFiniteError, RunDirError
 from .metrics import MetricsWriter
 from .nets import MODELS
 from .presets import PRESETS, get_preset
+from .rundir import RunDir
 
 GRADIENT_FREE = ("es", "spsa", "nes")  # minirso.gradient_free: run in rounds, checkpointed like RSO
 OPTIMIZER_HELP = ("training algorithm (default: rso): rso = random search, one weight per trial (the paper); "
@@ -39,8 +45,8 @@ def build_parser():
                + ". Examples: `python -m minirso.train` (quick RSO run on the CPU); "
                  "`python -m minirso.train --preset paper --backend cupy` (the paper's experiment on a GPU); "
                  "`python -m minirso.train --resume runs/NAME` (continue a stopped run).")
-    p.add_argument("--optimizer", choices=["rso", "sgd", *GRADIENT_FREE], default="rso", help=OPTIMIZER_HELP)
-    p.add_argument("--preset", default="quick", help="quick (default: small network, minutes on a CPU) or paper "
+    p.add_argument("--optimizer", choices=["rso", "sgd", *GRADIENT_FREE], help=OPTIMIZER_HELP)
+    p.add_argument("--preset", help="quick (default: small network, minutes on a CPU) or paper "
                    "(the authors' 6-conv network, batch 5000, 50 rounds)")
     p.add_argument("--model", choices=sorted(MODELS), help="network: tiny, small or paper (default: the preset's)")
     p.add_argument("--rounds", type=int, help="RSO rounds C: sweeps over every weight; for es/spsa/nes: rounds of "
@@ -49,7 +55,7 @@ def build_parser():
     p.add_argument("--epochs", type=int, help="SGD epochs (default: the preset's)")
     p.add_argument("--batch-size", type=int,
                    help="images per RSO weight trial / per SGD, ES, SPSA or NES step (default: the preset's)")
-    p.add_argument("--evaluator", choices=["incremental", "prefix", "literal"], default="incremental",
+    p.add_argument("--evaluator", choices=["incremental", "prefix", "literal"],
                    help="how RSO computes candidate losses; all make the same decisions (default: incremental, the fastest)")
     p.add_argument("--block", choices=["weight", "unit", "layer", "network"], default="weight",
                    help="what one RSO trial perturbs: one weight (default, Algorithm 1), the fan-in weights of one "
@@ -59,19 +65,25 @@ def build_parser():
                         "before its sweep (layer), or the units of a layer side by side (unit); default none")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend: numpy (CPU, default) or cupy (NVIDIA GPU; needs `pip install \"minirso[gpu]\"`)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw: initial weights, data order, dw (default: 0)")
+    p.add_argument("--seed", type=int, help="seed of every random draw: initial weights, data order, dw (default: 0)")
     p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
     p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+    p.add_argument("--no-verify", action="store_true", help="do not check the SHA-256 sums of the MNIST .gz files "
+                   "(their structure is still checked)")
     p.add_argument("--train-subset", type=int, help="use this many random training images (default: the preset's; "
                    "quick uses 30,000, paper all 60,000)")
     p.add_argument("--test-subset", type=int, help="use this many random test images (default: all 10,000)")
     p.add_argument("--eval-every", type=int, help="test accuracy every N rounds/epochs (0: only at the end; default 1)")
     p.add_argument("--out", help="run directory (default: runs/<optimizer>-<preset>-<time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly where it stopped")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly where it stopped, "
+                   "with its own settings (--rounds/--epochs may extend it; --data-dir, --no-download, --backend, "
+                   "--threads and the output flags apply; flags that would change the run are refused)")
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS threads (default 1: RSO's many small products run fastest on one thread per process, "
-                        "and far slower with several on a busy machine; 0 leaves the library default)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+                        "and far slower with several on a busy machine; 0 leaves the library default; "
+                        "at most the number of cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (when stderr is not a terminal, "
+                   "progress is a log line per searched layer or epoch instead of a bar)")
     p.add_argument("--no-plots", action="store_true", help="do not render plots at the end")
     return p
 
@@ -82,44 +94,89 @@ def _given(value, default):
 
 def _settings_from_args(args):
     """The full settings of a new run, from the command line and the preset."""
-    preset = get_preset(args.preset)
-    opt = preset[args.optimizer]
-    s = {"optimizer": args.optimizer, "preset": args.preset, "model": args.model or preset["model"],
-         "seed": args.seed, "data_dir": args.data_dir, "download": not args.no_download,
+    optimizer, preset_name = args.optimizer or "rso", args.preset or "quick"
+    preset = get_preset(preset_name)
+    opt = preset[optimizer]
+    s = {"optimizer": optimizer, "preset": preset_name, "model": args.model or preset["model"],
+         "seed": _given(args.seed, 0), "data_dir": args.data_dir, "download": not args.no_download,
          "train_subset": _given(args.train_subset, opt.get("train_subset")), "test_subset": args.test_subset,
          "batch_size": _given(args.batch_size, opt["batch_size"]),
          "eval_every": 1 if args.eval_every is None else args.eval_every}
-    if args.optimizer == "rso":
-        s.update(rounds=_given(args.rounds, opt["rounds"]), evaluator=args.evaluator)
+    if optimizer == "rso":
+        s.update(rounds=_given(args.rounds, opt["rounds"]), evaluator=args.evaluator or "incremental")
         if args.block != "weight" or args.parallel != "none":
             s.update(block=args.block, parallel=args.parallel)
         if args.epochs is not None:
             raise ConfigError("--epochs is for --optimizer sgd; RSO counts --rounds")
-    elif args.optimizer in GRADIENT_FREE:
+    elif optimizer in GRADIENT_FREE:
         s.update(rounds=_given(args.rounds, opt["rounds"]), options=dict(opt.get("options", {})),
                  steps_per_round=_given(args.steps_per_round, opt["steps_per_round"]))
         if args.epochs is not None:
-            raise ConfigError(f"--epochs is for --optimizer sgd; {args.optimizer} counts --rounds")
+            raise ConfigError(f"--epochs is for --optimizer sgd; {optimizer} counts --rounds")
     else:
         s.update(epochs=_given(args.epochs, opt["epochs"]))
         if args.rounds is not None:
             raise ConfigError("--rounds is for --optimizer rso; SGD counts --epochs")
-    if (args.block != "weight" or args.parallel != "none") and args.optimizer != "rso":
+    if args.evaluator is not None and optimizer != "rso":
+        raise ConfigError(f"--evaluator is for --optimizer rso; {optimizer} does not compute candidate losses that way")
+    if (args.block != "weight" or args.parallel != "none") and optimizer != "rso":
         raise ConfigError("--block and --parallel are options of --optimizer rso")
-    if args.steps_per_round is not None and args.optimizer not in GRADIENT_FREE:
+    if args.steps_per_round is not None and optimizer not in GRADIENT_FREE:
         raise ConfigError("--steps-per-round is for --optimizer es, spsa or nes")
     for key in ("batch_size", "rounds", "epochs", "steps_per_round", "train_subset", "test_subset"):
         if s.get(key) is not None and s[key] < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be a positive integer, got {s[key]}")
     if s["eval_every"] < 0:
         raise ConfigError(f"--eval-every must be >= 0, got {s['eval_every']}")
+    if s["seed"] < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {s['seed']}")
     return s
 
 
-def _load_data(s):
-    data = load_mnist(s["data_dir"], download=s["download"])
+# Flags that define a run: --resume refuses them when they differ from the run's own settings.
+RUN_DEFINING = ("optimizer", "preset", "model", "seed", "batch_size", "evaluator", "train_subset", "test_subset",
+                "eval_every", "steps_per_round")
+
+
+def _resume_settings(args, settings):
+    """The settings of a resumed run: its own, extended by --rounds/--epochs; data location from the command line."""
+    def flag(key):
+        return "--" + key.replace("_", "-")
+
+    conflicts = [f"{flag(k)} {getattr(args, k)} (the run's: {settings.get(k, 'none')})" for k in RUN_DEFINING
+                 if getattr(args, k) is not None and getattr(args, k) != settings.get(k)]
+    if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
+        conflicts.append(f"--out {args.out} (the run's folder is {args.resume})")
+    if conflicts:
+        raise ConfigError(f"--resume continues {args.resume} with its own settings; these flags would change them: "
+                          f"{'; '.join(conflicts)}. Drop them, or start a new run with --out")
+    counter, other = ("epochs", "rounds") if settings["optimizer"] == "sgd" else ("rounds", "epochs")
+    if getattr(args, other) is not None:
+        raise ConfigError(f"--{other} is not for this {settings['optimizer'].upper()} run: it counts --{counter}")
+    extend = getattr(args, counter)
+    if extend is not None:
+        if extend < settings[counter]:
+            raise ConfigError(f"--{counter} {extend} would shorten this {settings[counter]}-{counter[:-1]} run: "
+                              f"--resume can only extend it (--{counter} {settings[counter]} or more)")
+        settings[counter] = extend
+    if args.data_dir is not None:  # the data may have moved since the run started
+        settings["data_dir"] = args.data_dir
+    if args.no_download:
+        settings["download"] = False
+    return settings
+
+
+def _load_data(s, verify=True):
+    data = load_mnist(s["data_dir"], download=s["download"], verify=verify, progress=sys.stderr.isatty())
+    for split, flag in (("train", "--train-subset"), ("test", "--test-subset")):
+        n, have = s[f"{split}_subset"], len(getattr(data, f"y_{split}"))
+        if n is not None and n > have:
+            raise ConfigError(f"{flag} {n} is larger than the {have} {split} images: use at most {have}")
     if s["train_subset"] or s["test_subset"]:
         data = data.subset(s["train_subset"], s["test_subset"], seed=s["seed"])
+    if s["batch_size"] > len(data.y_train):
+        raise ConfigError(f"--batch-size {s['batch_size']} is larger than the {len(data.y_train)} training images: "
+                          "use a smaller --batch-size or a larger --train-subset")
     return data
 
 
@@ -136,7 +193,7 @@ def _make_optimizer(s, model, data, progress, callbacks):
                                   eval_every=s["eval_every"], **s["options"])
         return cls(model, data, config, seed=s["seed"], callbacks=callbacks, progress=progress)
     from .sgd import SGD, SGDConfig
-    config = SGDConfig(epochs=s["epochs"], batch_size=s["batch_size"], eval_every=max(1, s["eval_every"]), seed=s["seed"])
+    config = SGDConfig(epochs=s["epochs"], batch_size=s["batch_size"], eval_every=s["eval_every"], seed=s["seed"])
     return SGD(model, data, config, callbacks=callbacks, progress=progress)
 
 
@@ -159,107 +216,270 @@ def _load_optimizer_state(opt, state, arrays):
 
 
 class Run:
-    """A run directory: settings, metrics, checkpoints."""
+    """A run directory: settings, metrics, checkpoints. A failed write names the folder and what was kept."""
 
-    def __init__(self, run_dir, settings, records=()):
-        self.dir = run_dir
-        os.makedirs(run_dir, exist_ok=True)
+    def __init__(self, run_dir, settings, records=(), log_progress=False):
+        self.dir = run_dir.path
+        self.run_dir = run_dir
         self.settings = settings
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump(settings, f, indent=2)
-        self.metrics = MetricsWriter(run_dir, records)
-        self.checkpoint_path = os.path.join(run_dir, "checkpoint.npz")
+        self.log_progress = log_progress
+        self.work = None  # (cost of each sweep of a round, cost of a round) for the ETA of the log lines
+        with self._writing("config.json"):
+            run_dir.written.update({"config.json", "metrics.jsonl", "metrics.csv"})
+            with open(os.path.join(self.dir, "config.json"), "w") as f:
+                json.dump(settings, f, indent=2)
+            self.metrics = MetricsWriter(self.dir, records)
+        self.checkpoint_path = os.path.join(self.dir, "checkpoint.npz")
+
+    @contextlib.contextmanager
+    def _writing(self, what):
+        """Ctrl-C waits until the files are written; a write that fails (full disk...) is one clear error."""
+        try:
+            with _signals_held():
+                yield
+        except OSError as err:
+            then = (f"continue with: python -m minirso.train --resume {self.dir}" if self.run_dir.committed
+                    else "start the run again")
+            raise RunDirError(f"cannot write {what} in {self.dir} ({err.strerror or err}); {self.kept()}. "
+                              f"Free some space (or fix the folder), then {then}") from None
+
+    def kept(self):
+        if self.run_dir.committed:
+            return "its last checkpoint is intact"
+        return "nothing was saved yet, so the run folder is removed"
 
     def save(self, opt):
         state, arrays = _optimizer_state(opt)
-        save_checkpoint(self.checkpoint_path, opt.model, self.settings["optimizer"], state, arrays,
-                        metadata={"settings": self.settings, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+        with self._writing("checkpoint.npz"):
+            save_checkpoint(self.checkpoint_path, opt.model, self.settings["optimizer"], state, arrays,
+                            metadata={"settings": self.settings, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+        self.run_dir.commit()
+
+    def save_model(self, model):
+        with self._writing("model.npz"):
+            model.save(os.path.join(self.dir, "model.npz"), metadata={"settings": self.settings})
 
     def callback(self, opt, record):
-        self.metrics.append(record)
+        with self._writing("metrics.jsonl / metrics.csv"):
+            self.metrics.append(record)
         self.save(opt)
-        _print_record(record)
+        _print_record(record, self._eta(opt, record) if self.log_progress else None)
+
+    def _eta(self, opt, record):
+        """Seconds of training left, from the training time so far and the cost model's multiply-adds
+        (trials of different layers cost very differently, so counting trials would mislead)."""
+        if record.get("type") == "round":
+            return None
+        if "epoch" in record:  # SGD: epochs cost the same
+            return opt.counters["wall_time_train"] / opt.epoch * (opt.config.epochs - opt.epoch)
+        if record.get("type") != "layer":  # ES, SPSA, NES: rounds cost the same
+            return opt.counters["wall_time"] / max(opt.round, 1) * (opt.config.rounds - opt.round)
+        if self.work is None:
+            from .rso.optimizer import trial_work
+            from .rso.strategies import sweep_trials
+            sweeps = [sweep_trials(opt.config, opt.model.param(p.ref).shape) * w for p, w in zip(opt.plan, trial_work(opt))]
+            self.work = (sweeps, sum(sweeps))
+        sweeps, per_round = self.work
+        done = opt.round * per_round + sum(sweeps[:opt.position])
+        left = opt.config.rounds * per_round - done
+        return opt.counters["wall_time"] / max(done, 1) * left
 
 
-def _print_record(record):
-    if record.get("type") == "layer" and "test_accuracy" not in record:
+def _print_record(record, eta=None):
+    """A line per evaluated record; with ``eta`` (log mode) a line per searched layer or epoch."""
+    if eta is None and record.get("type") == "layer" and "test_accuracy" not in record:
         return
     parts = [f"{k}={record[k]:.4f}" if isinstance(record[k], float) else f"{k}={record[k]}"
-             for k in ("round", "epoch", "layer", "train_loss", "test_accuracy", "wall_time") if k in record]
+             for k in ("round", "epoch", "layer", "train_loss", "accept_rate", "test_accuracy", "wall_time")
+             if record.get(k) is not None and not isinstance(record[k], dict)]
+    if eta is not None:
+        parts.append(f"eta={_duration(eta)}")
     print("  ".join(parts), flush=True)
+
+
+def _duration(seconds):
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+# -- signals ------------------------------------------------------------------------------------------
+def _in_main_thread():
+    return threading.current_thread() is threading.main_thread()
+
+
+def _sigterm(signum, frame):
+    """SIGTERM acts as Ctrl-C: through whichever SIGINT handler is active (RSO's stops after the trial)."""
+    _SESSION_SIGNAL[0] = signal.SIGTERM
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signum, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+_SESSION_SIGNAL = [signal.SIGINT]  # the last stop signal received: SIGTERM gives exit 143, Ctrl-C 130
+
+
+class _signals_held:
+    """While active, SIGINT and SIGTERM wait: files being written are completed first. A signal that
+    came meanwhile is then delivered to the handler that was active (``deliver=False`` drops it)."""
+
+    def __init__(self, deliver=True):
+        self.deliver, self.previous, self.pending = deliver, None, None
+
+    def __enter__(self):
+        if _in_main_thread():
+            self.previous = {s: signal.signal(s, self._hold) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _hold(self, signum, frame):
+        self.pending = (signum, frame)
+
+    def __exit__(self, *exc):
+        if self.previous is None:
+            return False
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+        if self.pending is not None and self.deliver and exc[0] is None:
+            handler = self.previous[self.pending[0]]
+            if callable(handler):
+                handler(*self.pending)
+        return False
+
+
+# -- the command --------------------------------------------------------------------------------------
+def _max_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    session = {"phase": "setup", "run": None, "resume": bool(args.resume)}
+    _SESSION_SIGNAL[0] = signal.SIGINT
+    previous_term = signal.signal(signal.SIGTERM, _sigterm) if _in_main_thread() else None
     try:
         if args.threads < 0:
             raise ConfigError(f"--threads must be >= 0, got {args.threads}")
+        if args.threads > _max_threads():
+            raise ConfigError(f"--threads {args.threads} is more than the {_max_threads()} cores this process may use: "
+                              f"use at most {_max_threads()} (the default 1 is fastest for RSO)")
         if args.threads:
             from threadpoolctl import threadpool_limits
             with threadpool_limits(limits=args.threads, user_api="blas"):
-                return _main(args)
-        return _main(args)
+                return _main(args, session)
+        return _main(args, session)
     except MinirsoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted before training started; nothing to save", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print("\n" + _interrupted_message(session), file=sys.stderr)
+        return 128 + _SESSION_SIGNAL[0]
+    finally:
+        if session["run"] is not None:
+            session["run"].close()
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
 
 
-def _main(args):
+def _interrupted_message(session):
+    run = session["run"]
+    if session["phase"] == "plots":
+        return (f"interrupted while rendering the plots; the run itself is complete in {run.path} "
+                f"(draw them with: python -m minirso.plot {run.path})")
+    if session["phase"] == "training":  # outside the optimizers' own handling (between two steps of the CLI)
+        return (f"interrupted; {run.path}: " + ("its last checkpoint is intact; continue with: python -m "
+                f"minirso.train --resume {run.path}" if run.committed else "nothing was saved, the folder is removed"))
+    if session["resume"]:
+        return "interrupted before training started; the run is unchanged"
+    return "interrupted before training started; nothing to save"
+
+
+def _main(args, session):
     if args.resume:
         ckpt = os.path.join(args.resume, "checkpoint.npz")
+        if not os.path.isfile(ckpt):
+            raise DataError(f"no checkpoint at {ckpt}: give the folder of a run started by python -m minirso.train "
+                            "(the --out it was given)")
+        run_dir = session["run"] = RunDir.open_existing(args.resume)
         model, optimizer, state, arrays, meta = load_checkpoint(ckpt)
-        settings = meta["settings"]
-        if args.rounds is not None and settings["optimizer"] in ("rso", *GRADIENT_FREE):
-            settings["rounds"] = args.rounds
-        if args.epochs is not None and settings["optimizer"] == "sgd":
-            settings["epochs"] = args.epochs
-        run_dir = args.resume
+        settings = meta.get("settings")
+        if not isinstance(settings, dict):
+            raise DataError(f"{ckpt} holds no run settings: it was saved through the Python API "
+                            "(save_checkpoint), not by python -m minirso.train, so --resume cannot continue it; "
+                            "load it with minirso.checkpoint.load_checkpoint")
+        settings = _resume_settings(args, settings)
         records = state.get("history", [])
     else:
         settings = _settings_from_args(args)
-        run_dir = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
-            raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or choose another --out")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{stamp}")
+        run_dir = session["run"] = RunDir.create(out)
         model = MODELS[settings["model"]](seed=settings["seed"])
         records = []
     backend = args.backend or settings.get("backend") or None
     xp = get_backend(backend)
     settings["backend"] = "cupy" if xp is not np else "numpy"
     model.to(xp)
-    data = _load_data(settings)
-    run = Run(run_dir, settings, records)
-    opt = _make_optimizer(settings, model, data, not args.no_progress, [run.callback])
+    data = _load_data(settings, verify=not args.no_verify)
+    show_bar = not args.no_progress and sys.stderr.isatty()
+    opt = _make_optimizer(settings, model, data, show_bar, [])  # checks the data before any file is written
+    run = Run(run_dir, settings, records, log_progress=not args.no_progress and not show_bar)
+    opt.callbacks.append(run.callback)
     if args.resume:
         _load_optimizer_state(opt, state, arrays)
-        print(f"resuming {run_dir}", flush=True)
+        print(f"resuming {run.dir}", flush=True)
     else:
-        print(f"run directory: {run_dir}", flush=True)
+        print(f"run directory: {run.dir}", flush=True)
     print(f"{settings['optimizer']} on {model.name} ({model.num_params()} parameters), preset {settings['preset']}, "
           f"backend {settings['backend']}, {len(data.x_train)} training images", flush=True)
-    if settings["optimizer"] in ("rso", *GRADIENT_FREE):
-        opt.run(settings["rounds"])
-        interrupted = opt.interrupted
-    else:
-        try:
-            opt.run(settings["epochs"] - opt.epoch)
-            interrupted = False
-        except KeyboardInterrupt:  # SGD keeps the checkpoint of its last finished epoch
-            interrupted = True
+    session["phase"] = "training"
+    try:
+        interrupted = _train(opt, settings)
+    except NonFiniteError as err:
+        raise NonFiniteError(f"{err}; in {run.dir}, {run.kept()}") from None
     if interrupted:
-        if settings["optimizer"] in ("rso", *GRADIENT_FREE):
-            run.save(opt)
-        print(f"\ninterrupted; checkpoint saved. Continue with: python -m minirso.train --resume {run_dir}", flush=True)
-        return EXIT_INTERRUPTED
-    model.save(os.path.join(run_dir, "model.npz"), metadata={"settings": settings})
+        return _stopped(opt, run, settings)
+    run.save_model(model)
+    session["phase"] = "plots"
     final = [r for r in run.metrics.records if r.get("test_accuracy") is not None]
     if final:
-        print(f"done: test accuracy {final[-1]['test_accuracy']:.4f}; outputs in {run_dir}", flush=True)
+        print(f"done: test accuracy {final[-1]['test_accuracy']:.4f}; outputs in {run.dir}", flush=True)
     if not args.no_plots:
-        _plots(run_dir)
+        _plots(run.dir)
     return 0
+
+
+def _train(opt, settings):
+    """Run the optimizer; True if Ctrl-C / SIGTERM stopped it."""
+    if settings["optimizer"] != "sgd":
+        opt.run(settings["rounds"])
+        return opt.interrupted
+    try:
+        opt.run(settings["epochs"] - opt.epoch)
+        return False
+    except KeyboardInterrupt:  # SGD keeps the checkpoint of its last finished epoch
+        return True
+
+
+def _stopped(opt, run, settings):
+    """Save what can be saved after Ctrl-C / SIGTERM and say exactly what it is."""
+    how = "terminated (SIGTERM)" if _SESSION_SIGNAL[0] == signal.SIGTERM else "interrupted"
+    resume = f"Continue with: python -m minirso.train --resume {run.dir}"
+    if settings["optimizer"] != "sgd":  # RSO, ES, SPSA, NES stop after a trial or step: its state is exact
+        with _signals_held(deliver=False):  # a second Ctrl-C does not cut the save short
+            run.save(opt)
+        print(f"\n{how}; checkpoint saved. {resume}", flush=True)
+    elif opt.epoch == 0:
+        print(f"\n{how} during epoch 1, before the first checkpoint: nothing was saved and the run folder "
+              f"{run.dir} is removed; start the run again", flush=True)
+    else:
+        print(f"\n{how} during epoch {opt.epoch + 1}; the checkpoint holds the {opt.epoch} finished epoch(s) "
+              f"(epoch {opt.epoch + 1} starts again from its beginning). {resume}", flush=True)
+    return 128 + _SESSION_SIGNAL[0]
 
 
 def _plots(run_dir):

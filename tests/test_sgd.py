@@ -222,7 +222,7 @@ def test_eval_every_skips_tests_but_always_tests_the_last_epoch():
     dict(batch_size=0), dict(batch_size=-8), dict(batch_size=12.5), dict(batch_size=True),
     dict(epochs=0), dict(epochs=-1),
     dict(lr_schedule="linear"), dict(lr_schedule=None),
-    dict(eval_every=0), dict(seed=-1), dict(seed=1.5),
+    dict(eval_every=-1), dict(seed=-1), dict(seed=1.5),  # eval_every=0 is valid: only after the last epoch
 ])
 def test_bad_config_values_raise_config_error(bad):
     with pytest.raises(ConfigError, match="SGD " + next(iter(bad))):

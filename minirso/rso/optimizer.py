@@ -7,7 +7,8 @@ import time
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import ConfigError
+from ..data import check_data
+from ..errors import ConfigError, NonFiniteError
 from ..losses import softmax_cross_entropy
 from .config import RSOConfig
 from .cost import trial_macs
@@ -39,14 +40,13 @@ class RSO:
         elif options:
             config = RSOConfig.from_dict({**config.to_dict(), **options})
         self.config = config.validate()
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        check_data(data, config.batch_size, num_classes=model.shapes[-1][-1])
         self.model = model.train(True)
         xp = model.xp
         self.x_train, self.y_train = xp.asarray(data.x_train), xp.asarray(data.y_train)
         self.x_test, self.y_test = data.x_test, data.y_test
-        n = len(self.x_train)
-        if n < config.batch_size:
-            raise ConfigError(f"batch_size {config.batch_size} is larger than the {n} training images: "
-                              "use a smaller --batch-size or more training data")
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.plan = search_plan(model, config.search_bn, config.bn_sigma)
@@ -159,6 +159,9 @@ class RSO:
             plus, minus = dtype(current + dws[t]), dtype(current - dws[t])
             hits = getattr(ev, "base_hits", 0)
             losses = to_numpy(ev.losses(index, plus, minus, b))
+            if not np.isfinite(losses).all():  # np.argmin would pick a NaN: stop before keeping it
+                raise NonFiniteError(f"RSO stopped: the candidate losses of round {self.round + 1}, {label}, trial "
+                                     f"{t + 1} are {losses.tolist()} (not finite); no weight of this trial was kept")
             choice = int(np.argmin(losses))  # first minimum: a tie keeps the current weight
             if choice:
                 value = (current, plus, minus)[choice]
@@ -178,7 +181,7 @@ class RSO:
                 done = t + 1
                 bar.set_postfix_str(f"trial {done}/{len(order)} accept {self.sweep_totals['accepted'] / done:.2f} "
                                     f"loss {self.sweep_totals['loss'] / (done * bsz):.4f}", refresh=False)
-                bar.update(1)
+                bar.update(bar.trial_work[self.position])
         ev.end()
         self.counters["wall_time"] += time.perf_counter() - t_start
         if self.stop_requested and self.trial < len(order):
@@ -278,13 +281,30 @@ def _jsonable(state):
             for k, v in state.items()}
 
 
+# A trial also pays Python and NumPy call overhead, about what 1e6 multiply-adds take on a CPU:
+# it dominates the cheapest trials (dense weights, batch-norm scalars of a small network).
+TRIAL_OVERHEAD_MACS = 10**6
+
+
+def trial_work(rso):
+    """The work of one trial of each sweep of the plan, for ETAs: the cost model's multiply-adds plus
+    the overhead (trials of different layers differ by 1000x, so counting trials would mislead)."""
+    cfg = rso.config
+    return [TRIAL_OVERHEAD_MACS + trial_macs(rso.model, cfg.evaluator, p.ref.layer, cfg.batch_size) for p in rso.plan]
+
+
 def _progress(rso):
-    """One bar over every trial of the run: its ETA is the run's."""
+    """One bar over the run's work, trials weighted by their cost: its ETA is the run's."""
     if not rso.progress:
         return None
     from tqdm import tqdm  # plain text bar: works in terminals and notebooks without ipywidgets
-    total = rso.config.rounds * rso.trials_per_round
-    return tqdm(total=total, initial=min(rso.trials_done, total), unit="trial", dynamic_ncols=True, mininterval=0.5)
+    work = trial_work(rso)
+    sweeps = [sweep_trials(rso.config, rso.model.param(p.ref).shape) * w for p, w in zip(rso.plan, work)]
+    total = rso.config.rounds * sum(sweeps)
+    done = rso.round * sum(sweeps) + sum(sweeps[:rso.position]) + rso.trial * work[min(rso.position, len(work) - 1)]
+    bar = tqdm(total=total, initial=min(done, total), unit="MAC", unit_scale=True, dynamic_ncols=True, mininterval=0.5)
+    bar.trial_work = work
+    return bar
 
 
 class _sigint_requests_stop:

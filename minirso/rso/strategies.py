@@ -43,6 +43,7 @@ import time
 import numpy as np
 
 from ..backend import to_numpy
+from ..errors import NonFiniteError
 from ..losses import softmax_cross_entropy
 from .cost import forward_macs
 from .plan import annealed_sigma, visit_order
@@ -162,6 +163,9 @@ def sweep_variant(rso, searched):
 
 def _decide(rso, losses, label, index, b, dw):
     """Algorithm 1's choice among (current, plus, minus): the first minimum."""
+    if not np.isfinite(losses).all():  # np.argmin would pick a NaN: stop before keeping it
+        raise NonFiniteError(f"RSO stopped: the candidate losses of round {rso.round + 1}, {label}, at {index} are "
+                             f"{[float(v) for v in losses]} (not finite); no weight of this trial was kept")
     choice = int(np.argmin(losses))
     rso.sweep_totals["loss"] += float(losses[choice])
     rso.sweep_totals["accepted"] += int(choice > 0)
@@ -172,8 +176,8 @@ def _decide(rso, losses, label, index, b, dw):
 
 
 def _tick(rso, k=1):
-    if rso._bar is not None:
-        rso._bar.update(k)
+    if rso._bar is not None:  # the bar counts work: trials weighted by their cost (optimizer.trial_work)
+        rso._bar.update(k * rso._bar.trial_work[rso.position])
 
 
 # -- sequential sweeps with larger blocks ---------------------------------------------------------
