@@ -41,23 +41,44 @@ def build_parser():
     p.add_argument("--batch-size", type=int, help="images per RSO weight trial / per SGD step (default: the preset's)")
     p.add_argument("--evaluator", choices=["incremental", "prefix", "literal"], default="incremental",
                    help="how RSO computes candidate losses; all make the same decisions (default: incremental, the fastest)")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
-                   help="array backend: numpy (CPU, default) or cupy (NVIDIA GPU; needs `pip install \"minirso[gpu]\"`)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw: initial weights, data order, dw (default: 0)")
-    p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
-    p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+    add_data_arguments(p)
     p.add_argument("--train-subset", type=int, help="use this many random training images (default: the preset's; "
                    "quick uses 30,000, paper all 60,000)")
     p.add_argument("--test-subset", type=int, help="use this many random test images (default: all 10,000)")
     p.add_argument("--eval-every", type=int, help="test accuracy every N rounds/epochs (0: only at the end; default 1)")
     p.add_argument("--out", help="run directory (default: runs/<optimizer>-<preset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly where it stopped")
-    p.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (default 1: RSO's many small products run fastest on one thread per process, "
-                        "and far slower with several on a busy machine; 0 leaves the library default)")
+    add_device_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true", help="do not render plots at the end")
     return p
+
+
+def add_data_arguments(p):
+    """--data-dir and --no-download (the training and the evaluation CLI)."""
+    p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
+    p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+
+
+def add_device_arguments(p):
+    """--backend and --threads (the training and the evaluation CLI); see :func:`with_threads`."""
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+                   help="array backend: numpy (CPU, default) or cupy (NVIDIA GPU; needs `pip install \"minirso[gpu]\"`)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (default 1: minirso's many small products run fastest on one thread per process, "
+                        "and far slower with several on a busy machine; 0 leaves the library default)")
+
+
+def with_threads(threads, fn, *args):
+    """fn(*args) with at most ``threads`` BLAS threads (0: the library default)."""
+    if threads < 0:
+        raise ConfigError(f"--threads must be >= 0, got {threads}")
+    if threads:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads, user_api="blas"):
+            return fn(*args)
+    return fn(*args)
 
 
 def _given(value, default):
@@ -159,13 +180,7 @@ def _print_record(record):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        if args.threads < 0:
-            raise ConfigError(f"--threads must be >= 0, got {args.threads}")
-        if args.threads:
-            from threadpoolctl import threadpool_limits
-            with threadpool_limits(limits=args.threads, user_api="blas"):
-                return _main(args)
-        return _main(args)
+        return with_threads(args.threads, _main, args)
     except MinirsoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
