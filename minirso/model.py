@@ -5,12 +5,14 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from .backend import get_array_module, get_backend, to_numpy
 from .errors import ShapeError, DataError
 from .layers import LAYER_TYPES, BatchNorm2D
+from .losses import softmax_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,14 @@ class ParamRef:
 
     layer: int
     name: str
+
+
+class Evaluation(NamedTuple):
+    """What :meth:`Sequential.evaluate` measures on a labelled set."""
+
+    accuracy: float            # fraction of correct predictions
+    loss: float                # mean cross-entropy per example
+    predictions: np.ndarray    # predicted class of each example (NumPy, int64)
 
 
 class Sequential:
@@ -73,6 +83,31 @@ class Sequential:
         finally:
             self.train(was)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def evaluate(self, x, y, batch_size=2000):
+        """Accuracy, mean cross-entropy and predictions on (x, y) in evaluation mode: an :class:`Evaluation`.
+
+        Batch-norm uses its running statistics as they are (RSO and SGD recompute them from
+        training images before calling this). x and y may stay on the host: each chunk of
+        ``batch_size`` images moves to the model's backend.
+        """
+        xp, n = self.xp, len(y)
+        was = self.training
+        self.train(False)
+        correct, loss_sum, predictions = 0, 0.0, []
+        try:
+            for s in range(0, n, batch_size):
+                xb, yb = xp.asarray(x[s:s + batch_size]), xp.asarray(y[s:s + batch_size])
+                logits = self.forward(xb)
+                predicted = to_numpy(logits.argmax(axis=1)).astype(np.int64)
+                correct += int((predicted == to_numpy(yb)).sum())
+                loss_sum += float(to_numpy(softmax_cross_entropy(logits, yb)))
+                predictions.append(predicted)
+        finally:
+            self.train(was)
+        if not n:
+            return Evaluation(float("nan"), float("nan"), np.zeros(0, dtype=np.int64))
+        return Evaluation(correct / n, loss_sum / n, np.concatenate(predictions))
 
     # -- batch-norm modes ---------------------------------------------------------------------
     @property
@@ -192,11 +227,20 @@ class Sequential:
     def load(cls, path, backend=None):
         """Rebuild a model saved by :meth:`save`; returns (model, metadata)."""
         try:
-            with np.load(path, allow_pickle=False) as f:
+            loaded = np.load(path, allow_pickle=False)
+            if not hasattr(loaded, "files"):  # a single .npy array
+                raise DataError(f"{path} holds one array (.npy), not a minirso model file: pass the model.npz "
+                                "written by python -m minirso.train or Sequential.save")
+            with loaded as f:
                 arrays = {k: f[k] for k in f.files}
+        except FileNotFoundError:
+            raise DataError(f"no model file at {path}: check the path") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-            # a truncated or damaged .npz raises EOFError / BadZipFile / zlib.error, not only OSError
-            raise DataError(f"cannot read model file {path}: {err}") from None
+            # a truncated or damaged .npz raises EOFError / BadZipFile / zlib.error, not only OSError;
+            # a file that is no NumPy file at all reads as pickled data, refused by allow_pickle=False
+            reason = "not a NumPy file" if "pickle" in str(err) else err
+            raise DataError(f"cannot read model file {path} ({reason}): it is damaged, truncated or not a "
+                            "minirso model file; copy it again or save the model again") from None
         if "__architecture__" not in arrays:
             raise DataError(f"{path} is not a minirso model file (no architecture stored)")
         try:

@@ -193,20 +193,9 @@ class SGD:
         model, c, xp = self.model, self.config, self.model.xp
         t0 = time.perf_counter()
         model.recompute_bn_statistics(xp.asarray(self.data.x_train[:c.bn_images]), batch_size=c.bn_batch_size)
-        was = model.training
-        model.train(False)
-        correct, loss_sum, n = 0, 0.0, len(self.data.y_test)
-        try:
-            for s in range(0, n, c.eval_batch_size):
-                x = xp.asarray(self.data.x_test[s:s + c.eval_batch_size])
-                y = xp.asarray(self.data.y_test[s:s + c.eval_batch_size])
-                logits = model.forward(x)
-                loss_sum += float(softmax_cross_entropy(logits, y, reduction="sum"))
-                correct += int((logits.argmax(axis=1) == y).sum())
-        finally:
-            model.train(was)
+        result = model.evaluate(self.data.x_test, self.data.y_test, batch_size=c.eval_batch_size)
         self.counters["wall_time_eval"] += time.perf_counter() - t0
-        return (correct / n, loss_sum / n) if n else (float("nan"), float("nan"))
+        return result.accuracy, result.loss
 
     # -- training loop ----------------------------------------------------------------------------
     def run(self, epochs=None):

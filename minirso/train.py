@@ -63,11 +63,8 @@ def build_parser():
     p.add_argument("--parallel", choices=["none", "layer", "unit"], default="none",
                    help="RSO searched in parallel from an older state: every weight of a layer against the state "
                         "before its sweep (layer), or the units of a layer side by side (unit); default none")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
-                   help="array backend: numpy (CPU, default) or cupy (NVIDIA GPU; needs `pip install \"minirso[gpu]\"`)")
     p.add_argument("--seed", type=int, help="seed of every random draw: initial weights, data order, dw (default: 0)")
-    p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
-    p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+    add_data_arguments(p)
     p.add_argument("--no-verify", action="store_true", help="do not check the SHA-256 sums of the MNIST .gz files "
                    "(their structure is still checked)")
     p.add_argument("--train-subset", type=int, help="use this many random training images (default: the preset's; "
@@ -78,14 +75,41 @@ def build_parser():
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly where it stopped, "
                    "with its own settings (--rounds/--epochs may extend it; --data-dir, --no-download, --backend, "
                    "--threads and the output flags apply; flags that would change the run are refused)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (default 1: RSO's many small products run fastest on one thread per process, "
-                        "and far slower with several on a busy machine; 0 leaves the library default; "
-                        "at most the number of cores)")
+    add_device_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar (when stderr is not a terminal, "
                    "progress is a log line per searched layer or epoch instead of a bar)")
     p.add_argument("--no-plots", action="store_true", help="do not render plots at the end")
     return p
+
+
+def add_data_arguments(p):
+    """--data-dir and --no-download (the training and the evaluation CLI)."""
+    p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
+    p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+
+
+def add_device_arguments(p):
+    """--backend and --threads (the training and the evaluation CLI); see :func:`with_threads`."""
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+                   help="array backend: numpy (CPU, default) or cupy (NVIDIA GPU; needs `pip install \"minirso[gpu]\"`)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (default 1: minirso's many small products run fastest on one thread per process, "
+                        "and far slower with several on a busy machine; 0 leaves the library default; "
+                        "at most the number of cores)")
+
+
+def with_threads(threads, fn, *args):
+    """fn(*args) with at most ``threads`` BLAS threads (0: the library default; at most the cores)."""
+    if threads < 0:
+        raise ConfigError(f"--threads must be >= 0, got {threads}")
+    if threads > _max_threads():
+        raise ConfigError(f"--threads {threads} is more than the {_max_threads()} cores this process may use: "
+                          f"use at most {_max_threads()} (the default 1 is fastest for RSO)")
+    if threads:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads, user_api="blas"):
+            return fn(*args)
+    return fn(*args)
 
 
 def _given(value, default):
@@ -362,16 +386,7 @@ def main(argv=None):
     _SESSION_SIGNAL[0] = signal.SIGINT
     previous_term = signal.signal(signal.SIGTERM, _sigterm) if _in_main_thread() else None
     try:
-        if args.threads < 0:
-            raise ConfigError(f"--threads must be >= 0, got {args.threads}")
-        if args.threads > _max_threads():
-            raise ConfigError(f"--threads {args.threads} is more than the {_max_threads()} cores this process may use: "
-                              f"use at most {_max_threads()} (the default 1 is fastest for RSO)")
-        if args.threads:
-            from threadpoolctl import threadpool_limits
-            with threadpool_limits(limits=args.threads, user_api="blas"):
-                return _main(args, session)
-        return _main(args, session)
+        return with_threads(args.threads, _main, args, session)
     except MinirsoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -328,6 +328,10 @@ def test_load_missing_or_corrupt_files_raise_data_error(tmp_path):
         with pytest.raises(DataError):
             Sequential.load(bad)
             pytest.fail(f"{what}: loaded")
+    with open(bad, "wb") as f:  # a single array (.npy format) under a .npz name
+        np.save(f, np.zeros(3))
+    with pytest.raises(DataError, match="one array"):
+        Sequential.load(bad)
     np.savez(bad, weights=np.zeros(3))  # a valid .npz but not a model file
     with pytest.raises(DataError, match="not a minirso model file"):
         Sequential.load(bad)

@@ -82,15 +82,15 @@ def test_sigint_leaves_loadable_checkpoint(mnist_dir, tmp_path):
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert ckpt.exists(), "no checkpoint appeared"
-    time.sleep(0.5)  # now somewhere inside a later sweep
+    time.sleep(0.5)  # most likely inside a later sweep; how far it got depends on the machine's speed and load
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == train.EXIT_INTERRUPTED, stderr
     assert "--resume" in stdout
     assert "Traceback" not in stderr
     model, optimizer, state, arrays, meta = load_checkpoint(ckpt)
-    assert optimizer == "rso" and state["round"] == 0
-    assert state["position"] >= 1 or state["trial"] >= 1
+    assert optimizer == "rso" and 0 <= state["round"] < 50
+    assert (state["round"], state["position"], state["trial"]) > (0, 0, 0)  # saved where it stopped, not at the start
     assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
 
 

@@ -31,6 +31,7 @@ def test_notebooks_match_their_generator():
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, mnist_dir, monkeypatch, record_property):
     nbformat = pytest.importorskip("nbformat")

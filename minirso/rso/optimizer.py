@@ -9,7 +9,6 @@ import numpy as np
 from ..backend import to_numpy
 from ..data import check_data
 from ..errors import ConfigError, NonFiniteError
-from ..losses import softmax_cross_entropy
 from .config import RSOConfig
 from .cost import trial_macs
 from .evaluators import LiteralEvaluator, PrefixEvaluator
@@ -228,23 +227,11 @@ class RSO:
         Not counted as training cost (its time goes to counters["eval_time"]).
         """
         t0 = time.perf_counter()
-        model, xp = self.model, self.model.xp
         m = min(self.config.stats_images, len(self.x_train))
-        model.recompute_bn_statistics(self.x_train[:m], batch_size=min(self.config.batch_size, m))
-        model.train(False)
-        try:
-            correct, loss = 0, 0.0
-            for s in range(0, len(self.x_test), 2000):
-                xb = xp.asarray(self.x_test[s:s + 2000])
-                yb = xp.asarray(self.y_test[s:s + 2000])
-                logits = model.forward(xb)
-                correct += int(to_numpy((logits.argmax(axis=1) == yb).sum()))
-                loss += float(to_numpy(softmax_cross_entropy(logits, yb)))
-        finally:
-            model.train(True)
-        n = len(self.x_test)
+        self.model.recompute_bn_statistics(self.x_train[:m], batch_size=min(self.config.batch_size, m))
+        result = self.model.evaluate(self.x_test, self.y_test)
         self.counters["eval_time"] += time.perf_counter() - t0
-        return {"test_accuracy": correct / n, "test_loss": loss / n}
+        return {"test_accuracy": result.accuracy, "test_loss": result.loss}
 
     # -- checkpoints --------------------------------------------------------------------------
     def state_dict(self):

@@ -1,0 +1,142 @@
+"""Evaluation CLI: ``python -m minirso.evaluate RUN_DIR_OR_MODEL_NPZ``.
+
+Loads a model saved by ``python -m minirso.train`` (model.npz: weights, batch-norm running
+statistics and architecture) and tests it on the 10,000 MNIST test images with the same
+function training uses (:meth:`minirso.model.Sequential.evaluate`), batch-norm with the
+saved running statistics. Prints test accuracy and mean loss; ``--confusion`` adds the
+confusion matrix, ``--mistakes FILE.png`` draws the misclassified images.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from .backend import backend_name, get_backend
+from .data import load_mnist
+from .errors import ConfigError, DataError, MinirsoError
+from .losses import confusion_matrix
+from .model import Sequential
+from .train import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, with_threads
+
+MISTAKES_SHOWN = 25  # at most this many misclassified images in the --mistakes picture (a 5x5 grid)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m minirso.evaluate",
+        description="Test a trained minirso model on the 10,000 MNIST test images: accuracy, mean loss, "
+                    "and optionally the confusion matrix and a picture of the mistakes.",
+        epilog="Examples: `python -m minirso.evaluate runs/rso-quick-XXXX`; "
+               "`python -m minirso.evaluate runs/rso-quick-XXXX/model.npz --confusion --mistakes mistakes.png`.")
+    p.add_argument("path", metavar="RUN_DIR_OR_MODEL_NPZ",
+                   help="a run directory of python -m minirso.train (holding model.npz) or a model .npz file")
+    p.add_argument("--confusion", action="store_true",
+                   help="print the 10x10 confusion matrix (rows: true class, columns: predicted class)")
+    p.add_argument("--mistakes", metavar="FILE.png",
+                   help=f"save a grid of the first {MISTAKES_SHOWN} misclassified test images, with true and "
+                        "predicted labels, as a PNG")
+    p.add_argument("--test-subset", type=int, metavar="N",
+                   help="evaluate on the first N test images only (default: all 10,000)")
+    add_data_arguments(p)
+    add_device_arguments(p)
+    return p
+
+
+def model_path(path):
+    """The model file named by ``path``: the file itself, or model.npz in a run directory."""
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "model.npz")
+        if os.path.isfile(candidate):
+            return candidate
+        hint = "pass a run directory of a finished run or a model .npz file"
+        if os.path.isfile(os.path.join(path, "checkpoint.npz")):
+            hint = (f"the run has not finished: continue it with python -m minirso.train --resume {path}, "
+                    f"or evaluate its latest weights with python -m minirso.evaluate {os.path.join(path, 'checkpoint.npz')}")
+        raise DataError(f"{path} holds no model.npz: {hint}")
+    if not os.path.exists(path):
+        raise DataError(f"no such file or directory: {path} (pass a run directory or a model .npz file)")
+    return path
+
+
+def format_confusion(counts):
+    """The confusion matrix as text: true classes down, predicted classes across, row totals."""
+    k = counts.shape[0]
+    width = max(5, len(str(counts.max())) + 1)
+    lines = ["confusion matrix (rows: true class, columns: predicted class)",
+             "true\\pred" + "".join(f"{j:>{width}}" for j in range(k)) + f"{'total':>{width + 2}}"]
+    for i in range(k):
+        lines.append(f"{i:>9}" + "".join(f"{v:>{width}}" for v in counts[i]) + f"{counts[i].sum():>{width + 2}}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return with_threads(args.threads, _main, args)
+    except MinirsoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(args):
+    if args.test_subset is not None and args.test_subset < 1:
+        raise ConfigError(f"--test-subset must be a positive integer, got {args.test_subset}")
+    path = model_path(args.path)
+    model, metadata = Sequential.load(path)
+    xp = get_backend(args.backend)
+    model.to(xp)
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    x, y = data.x_test, data.y_test
+    if args.test_subset is not None:
+        x, y = x[:args.test_subset], y[:args.test_subset]
+    result = model.evaluate(x, y)
+    print(f"model: {path} ({model.name}, {model.num_params()} parameters{_trained(metadata)}), "
+          f"backend {backend_name(xp)}")
+    print(f"test images: {len(y)}")
+    print(f"test accuracy: {result.accuracy:.4f} ({int((result.predictions == y).sum())} of {len(y)} correct)")
+    print(f"test loss: {result.loss:.4f} (mean cross-entropy)")
+    if args.confusion:
+        print(format_confusion(confusion_matrix(result.predictions, y)))
+    if args.mistakes:
+        _draw_mistakes(args.mistakes, x, y, result.predictions)
+    return 0
+
+
+def _trained(metadata):
+    """'; trained with RSO for 10 rounds' from the settings train.py stores in model.npz, else ''."""
+    s = metadata.get("settings") or {}
+    for optimizer, unit in (("rso", "round"), ("sgd", "epoch")):
+        if s.get("optimizer") == optimizer and f"{unit}s" in s:
+            n = s[f"{unit}s"]
+            return f"; trained with {optimizer.upper()} for {n} {unit}{'' if n == 1 else 's'}"
+    return ""
+
+
+def _draw_mistakes(path, x, y, predictions):
+    import matplotlib
+    matplotlib.use("Agg")  # files only: never needs a display
+    from .plotting import DPI, digit_grid
+
+    wrong = np.flatnonzero(predictions != y)
+    shown = wrong[:MISTAKES_SHOWN]
+    if len(shown):
+        fig = digit_grid(x[shown], y[shown], predictions[shown], n=len(shown))
+        fig.suptitle(f"{len(wrong)} misclassified test images; the first {len(shown)}: true / predicted label")
+    else:
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(4, 1))
+        fig.text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    except (OSError, ValueError) as err:  # ValueError: an extension matplotlib cannot write
+        raise ConfigError(f"cannot write --mistakes {path} ({err}): give a writable path ending in .png") from None
+    print(f"mistakes: {len(wrong)} misclassified; the first {len(shown)} drawn in {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
