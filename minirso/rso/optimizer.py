@@ -116,22 +116,30 @@ class RSO:
                 return
         self._end_round()
 
-    def _sweep(self, searched):
-        if is_variant(self.config):  # the paper's other update strategies and parallel variants
-            return sweep_variant(self, searched)
-        cfg, xp = self.config, self.model.xp
+    def _start_sweep(self, searched):
+        """The sweep's mini-batches (n_batches, batch_size) and annealed sigma. Its random state is
+        saved at its start; resuming inside it redraws its data order and dw from that state."""
+        cfg = self.config
         n, bsz = len(self.x_train), cfg.batch_size
         if self.trial == 0:
             self.sweep_rng_state = copy.deepcopy(self.rng.bit_generator.state)
             self.sweep_totals = {"accepted": 0, "loss": 0.0}
-        else:  # resuming inside a sweep: redraw its data order and dw from its starting state
+        else:
             self.rng.bit_generator.state = copy.deepcopy(self.sweep_rng_state)
         if searched.new_batches or self.perm is None:
             self.perm = self.rng.permutation(n)
         n_batches = n // bsz
-        batches = self.perm[:n_batches * bsz].reshape(n_batches, bsz)
+        return (self.perm[:n_batches * bsz].reshape(n_batches, bsz),
+                annealed_sigma(searched.sigma_d, self.round, cfg.rounds, cfg.anneal))
+
+    def _sweep(self, searched):
+        if is_variant(self.config):  # the paper's other update strategies and parallel variants
+            return sweep_variant(self, searched)
+        cfg = self.config
+        bsz = cfg.batch_size
+        batches, sigma = self._start_sweep(searched)
+        n_batches = len(batches)
         param = self.model.param(searched.ref)
-        sigma = annealed_sigma(searched.sigma_d, self.round, cfg.rounds, cfg.anneal)
         order = visit_order(param.shape, cfg.order)
         dws = self.rng.normal(0.0, sigma, size=len(order))
         host = to_numpy(param).copy()  # the weights on the host: no device round trip to read w_j

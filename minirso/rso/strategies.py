@@ -37,7 +37,6 @@ the sweep's permutation, as in Algorithm 1.
 
 A parallel sweep is not interrupted half-way (its changes land at its end): Ctrl-C stops after it.
 """
-import copy
 import time
 
 import numpy as np
@@ -122,18 +121,11 @@ class _patched:
 def sweep_variant(rso, searched):
     """One sweep of ``rso`` over ``searched`` with its config's block or parallel variant."""
     cfg, model, xp = rso.config, rso.model, rso.model.xp
-    n, bsz = len(rso.x_train), cfg.batch_size
-    if rso.trial == 0:
-        rso.sweep_rng_state = copy.deepcopy(rso.rng.bit_generator.state)
-        rso.sweep_totals = {"accepted": 0, "loss": 0.0}
-    else:  # resuming inside a sweep: redraw its data order and perturbations from its starting state
-        rso.rng.bit_generator.state = copy.deepcopy(rso.sweep_rng_state)
-    if searched.new_batches or rso.perm is None:
-        rso.perm = rso.rng.permutation(n)
-    n_batches = n // bsz
-    batches = xp.asarray(rso.perm[:n_batches * bsz].reshape(n_batches, bsz))
+    bsz = cfg.batch_size
+    batches, sigma = rso._start_sweep(searched)  # resuming inside a sweep redraws its perturbations too
+    n_batches = len(batches)
+    batches = xp.asarray(batches)
     param = model.param(searched.ref)
-    sigma = annealed_sigma(searched.sigma_d, rso.round, cfg.rounds, cfg.anneal)
     network = cfg.block == "network"
     start = 0 if network or cfg.evaluator == "literal" else searched.ref.layer
     ev = CandidateLosses(model, rso.x_train, rso.y_train, batches, start)
