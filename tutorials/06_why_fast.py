@@ -218,7 +218,9 @@ assert per_trial["incremental"]["21.weight"] < 1e-6 * per_trial["literal"]["21.w
 #    a disagreement, if any, comes from losses closer than float32 rounding of a summed loss.)
 # 4. The incremental evaluator remembers the current weight's loss on a batch until some change is kept
 #    (shortcut 6). From `rso.counters`, how many candidate evaluations did that save in the incremental run?
-#    (Check: `3 * trials - candidate_evaluations`; the literal run's counters save none.)
+#    (Check: `3 * trials - candidate_evaluations`. The literal run saves none; with this notebook's several
+#    batches and high accept rate the incremental run saves few or none. Try `batch_size=len(small.y_train)`,
+#    one batch: then nearly every trial saves one.)
 #
 # Solutions: [solutions/06_why_fast.py](solutions/06_why_fast.py) (run it, or open it as a notebook with
 # jupytext).
