@@ -17,10 +17,10 @@
 # # 2. MNIST: the files, normalisation, and a look at the digits
 #
 # The RSO paper trains on MNIST: 60,000 training and 10,000 test images of handwritten digits,
-# 28x28 pixels with 256 grey levels (the file headers below say so, and the checks assert it). This notebook reads the original files byte by byte,
-# normalises the images the way Algorithm 1 asks (step 1: zero mean, unit standard deviation
-# with the *training set's* statistics), shows what a classic normalisation bug does, and looks
-# at the digits.
+# 28x28 pixels with 256 grey levels (the file headers below say so, and the checks assert it). This
+# notebook reads the original files byte by byte, normalises the images the way Algorithm 1 asks
+# (step 1: zero mean, unit standard deviation with the *training set's* statistics), shows what a
+# classic normalisation bug does, and looks at the digits.
 
 # %%
 import time

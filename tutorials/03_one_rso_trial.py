@@ -85,7 +85,8 @@ print("scalars searched per round:", sum(model.param(p.ref).size for p in plan))
 # %% [markdown]
 # With He initialisation every weight of layer d is drawn from N(0, sqrt(2 / fan_in)) (standard
 # deviation sqrt(2 / fan_in)), so sigma_d is, up to sampling noise, sqrt(2 / fan_in) (the check above
-# allows 15%): **the perturbation is as large as a typical weight of that layer**. A wide layer has small weights and gets small perturbations.
+# allows 15%): **the perturbation is as large as a typical weight of that layer**. A wide layer has
+# small weights and gets small perturbations.
 #
 # ## A trial by hand
 #

@@ -99,8 +99,8 @@ plt.show()
 # ## Against evaluations and compute
 #
 # What the update count hides: **each RSO trial runs the network three times on its mini-batch**
-# (w, w + dw, w - dw), for a single scalar. One round of the paper's setting is 12,016 trials x 3
-# candidates x 5000 images. `training_curves` puts RSO's candidate evaluations and SGD's steps on
+# (w, w + dw, w - dw), for a single scalar. One round of the paper's setting is 12,016 trials
+# (notebook 8 counts them) x 3 candidates x 5000 images. `training_curves` puts RSO's candidate evaluations and SGD's steps on
 # one axis, and both methods' forward multiply-adds on another (the same cost model for both;
 # SGD's backward pass, about twice its forward, is not included).
 

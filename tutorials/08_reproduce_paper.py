@@ -87,6 +87,8 @@ config
 # %% [markdown]
 # ## The paper's results
 #
+# As reported in the paper (README.md, "Results", compares them with minirso's runs so far):
+#
 # | setting | paper |
 # |---|---|
 # | MNIST, 6-conv network, 50 rounds | 99.1% test accuracy (99.12%) |
@@ -186,7 +188,7 @@ print(f"arithmetic alone at the peak: {macs / PEAK_MACS_PER_S:.0f} s per round; 
 # Each exercise says what to expect, or gives a check to run on your answer.
 #
 # 1. Use the per-array estimate above to predict the time of the reduced command (batch 1000, 10,000
-#    images, 5 rounds). Run it (it takes hours on a 2-core CPU) and compare. (Expected: the run takes
+#    images, 5 rounds). Run it (it takes long: your estimate says how long) and compare. (Expected: the run takes
 #    somewhat longer than the estimate, because kept changes update the caches of every mini-batch.)
 # 2. How does the estimate scale with the batch size? Re-run the measurement at batch 1000 and compare
 #    with the ratio of `round_macs` at 1000 and 5000. (Check: that ratio is exactly 0.2; the measured
