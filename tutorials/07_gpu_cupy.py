@@ -104,6 +104,8 @@ else:
         model.to("cupy")
     except BackendError as err:
         print("model.to('cupy') raises BackendError:", str(err)[:90], "...")
+    else:
+        raise AssertionError("without a usable GPU, model.to('cupy') should raise BackendError")
 
 
 # %% [markdown]

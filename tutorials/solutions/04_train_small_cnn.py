@@ -4,9 +4,9 @@
 # A script in jupytext's percent format: run it with `python tutorials/solutions/04_train_small_cnn.py`
 # (`MINIRSO_TUTORIAL_SMALL=1` for the small CI sizes), or open it as a notebook with jupytext. Every
 # claim below is checked by an assert. The default sizes are the notebook's (5,000 training images,
-# batch 500, 3 rounds for exercise 1 and 2 rounds for exercises 2-4). With the small sizes every run
-# is one round on 1,000 images, and exercises 2-4 train `tiny_mnist_net` instead of `small_mnist_net`
-# so that the whole script stays short; the claims checked hold for both.
+# batch 500, 3 rounds). With the small sizes every run is one round on 1,000 images, and exercises 2-4
+# train `tiny_mnist_net` instead of `small_mnist_net` so that the whole script stays short; the claims
+# checked hold for both.
 
 # %%
 import numpy as np
@@ -16,7 +16,7 @@ from minirso.plotting import training_curves
 from minirso.tutorial import setup
 
 SMALL, DATA_DIR = setup()
-N_TRAIN, N_TEST, BATCH, ROUNDS, ROUNDS_2_4 = (1000, 500, 100, 1, 1) if SMALL else (5000, 2000, 500, 3, 2)
+N_TRAIN, N_TEST, BATCH, ROUNDS, ROUNDS_2_4 = (1000, 500, 100, 1, 1) if SMALL else (5000, 2000, 500, 3, 3)
 data = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0)
 
 
