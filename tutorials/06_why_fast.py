@@ -141,7 +141,8 @@ print("both shortcuts hold")
 # (`begin`, `losses`, `end`), for a cheap array (the dense layer), the last and the first
 # convolution. The literal evaluator costs the same everywhere; the prefix cache helps most near
 # the output; the incremental evaluator's cost is tiny except where a full pass through the rest
-# of the network remains.
+# of the network remains. Timings depend on the machine and its load, so this cell asserts nothing;
+# the cost model below is checked instead.
 
 # %%
 BATCH = 100 if SMALL else 1000
@@ -170,8 +171,6 @@ print(f"{'array':<10}" + "".join(f"{name:>13}" for name in EVALUATOR_CLASSES) + 
 for p in chosen:
     s = [seconds[p.label, name] for name in EVALUATOR_CLASSES]
     print(f"{p.label:<10}" + "".join(f"{v:>13.4f}" for v in s) + f"{s[0] / s[2]:>14.0f}x")
-assert seconds["21.weight", "incremental"] < seconds["21.weight", "literal"], \
-    "a dense-layer trial should be faster incrementally than literally"
 
 # %% [markdown]
 # ## The cost model

@@ -34,26 +34,28 @@ def train(make, rounds, **options):
 # %% [markdown]
 # ## 1. tiny against small
 #
-# The tiny network has about 7 times fewer scalars and faster rounds, but it is far less accurate after
-# the same rounds (the check compares them). Its head
-# is a global average pool: the dense layer sees 16 numbers, one per channel,
-# with no information on *where* a feature occurred, so everything has to be learned in the
-# convolutions, whose trials are the expensive and noisy ones. The flatten head gives the dense layer
-# 784 features with their positions: that layer alone, searched first and at almost no cost, is
-# already a decent linear classifier on top of random convolutional features.
+# The tiny network has about 7 times fewer scalars and faster rounds (the script prints the times),
+# but it is far less accurate after the same rounds (the check compares them). Its head is a global
+# average pool: the dense layer sees 16 numbers, one per channel, with no information on *where* a
+# feature occurred, so everything has to be learned in the convolutions, whose trials are the expensive
+# and noisy ones. The flatten head gives the dense layer 784 features with their positions: that layer
+# alone, searched first and at almost no cost, is already a decent linear classifier on top of random
+# convolutional features.
 
 # %%
 tiny, small = train(tiny_mnist_net, ROUNDS), train(small_mnist_net, ROUNDS)
 assert tiny["rso"].trials_per_round == 1432 and small["rso"].trials_per_round == 10352
 assert tiny["accuracy"] < small["accuracy"], "the flatten head should learn faster"
-assert tiny["seconds"] < small["seconds"], "tiny's rounds should be faster"
+print(f"search time: tiny {tiny['seconds']:.0f} s, small {small['seconds']:.0f} s (timings: printed, not asserted)")
 
 # %% [markdown]
 # ## 2. Batch size
 #
 # A smaller batch makes each decision noisier: more trials are "accepted" (some only because of the
 # noise in the loss) and the accuracy per round is lower. A round gets faster, but by far less than in
-# proportion to the batch: every trial has fixed costs that do not shrink with it.
+# proportion to the batch: every trial has fixed costs that do not shrink with it (on a busy machine, or
+# for the tiny network at the small sizes, the difference can drown in the noise: timings are printed,
+# not asserted).
 
 # %%
 NET = tiny_mnist_net if SMALL else small_mnist_net
@@ -61,8 +63,8 @@ base = tiny if SMALL else train(NET, ROUNDS_2_4)          # with the small sizes
 low, high = (train(NET, ROUNDS_2_4, batch_size=b) for b in ((20, 200) if SMALL else (100, 1000)))
 assert low["accept"] > high["accept"], "a smaller batch should accept more trials"
 assert low["accuracy"] < high["accuracy"], "a smaller batch should be less accurate after the same rounds"
-assert low["seconds"] < high["seconds"] and low["seconds"] / high["seconds"] > 0.1, \
-    "a 10x smaller batch should be faster, but by less than 10x"
+print(f"search time: batch {low['rso'].config.batch_size}: {low['seconds']:.1f} s, "
+      f"batch {high['rso'].config.batch_size}: {high['seconds']:.1f} s")
 
 # %% [markdown]
 # ## 3. Visiting order and the batch-norm search
