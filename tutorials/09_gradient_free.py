@@ -2,9 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -28,22 +30,18 @@
 
 # %%
 # %matplotlib inline
-import os
-from pathlib import Path
-
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-import minirso
+from minirso.tutorial import REPO_DATA_DIR, setup
 
-# RSO and these baselines run many small matrix products: one BLAS thread is fastest for them,
-# and keeps a shared machine responsive.
-threadpool_limits(limits=1, user_api="blas")
-# MINIRSO_TUTORIAL_SMALL=1 (set in CI) shrinks every size so that the notebook runs in seconds.
-SMALL = os.environ.get("MINIRSO_TUTORIAL_SMALL") == "1"
-REPO = Path(minirso.__file__).resolve().parents[1]
-# MNIST: where $MINIRSO_DATA points, else the repository's data/mnist (downloaded there on first use).
-DATA_DIR = os.environ.get("MINIRSO_DATA") or str(REPO / "data" / "mnist")
+# One BLAS thread for this kernel: RSO and these baselines run many small matrix products, and
+# OpenBLAS's default of one thread per core made a forward pass 10x slower on a busy 2-core machine
+# (README.md, "The training CLI"). DATA_DIR: $MINIRSO_DATA if set, else the repository's data/mnist
+# (MNIST is downloaded there on first use), wherever the Jupyter front end started this kernel.
+# SMALL: MINIRSO_TUTORIAL_SMALL=1 (set in CI) shrinks every size so that the notebook runs in
+# seconds; the default sizes are meant for a laptop CPU.
+SMALL, DATA_DIR = setup()
+REPO = REPO_DATA_DIR.parents[1]  # the repository: section 4 reads the benchmark's results in its docs/
 
 # %%
 import types
@@ -113,9 +111,9 @@ print("   dw   central diff.   |error|   curvature   RSO's choice (0: keep, 1: +
 for dw, c, err, curv, choice in rows:
     print(f"{dw:5.2f}   {c:+.6f}      {err:.1e}   {curv:8.4f}    {choice}")
 # the error of a central difference falls as dw^2: 10x smaller step, about 100x smaller error
-assert rows[3][2] < rows[1][2] / 50
+assert rows[3][2] < rows[1][2] / 50, "the central difference's error should fall about 100x from dw = 0.1 to 0.01"
 # for a small step, RSO moves against the sign of the derivative
-assert rows[3][4] == (2 if grad_j > 0 else 1)
+assert rows[3][4] == (2 if grad_j > 0 else 1), "with a small dw, RSO should step against the sign of dL/dw_j"
 
 # %% [markdown]
 # So a round of RSO is a randomized coordinate descent: one coordinate at a time, in a fixed
@@ -146,10 +144,15 @@ def cosine(a, b):
 
 draws = [10, 100, 300] if SMALL else [10, 100, 1000, 5000]
 print(f"{opt.dimension} searched scalars")
+cosines = []
 for n in draws:
     g_spsa, _ = spsa_gradient(f, u0, 1e-3, np.random.default_rng(0), perturbations=n)
     g_nes, _ = nes_gradient(f, u0, 1e-3, n, np.random.default_rng(0), shaping="rank")
-    print(f"{n:5d} draws: cosine with backprop  SPSA {cosine(g_spsa, grad_u):.3f}   NES {cosine(g_nes, grad_u):.3f}")
+    cosines.append((cosine(g_spsa, grad_u), cosine(g_nes, grad_u)))
+    print(f"{n:5d} draws: cosine with backprop  SPSA {cosines[-1][0]:.3f}   NES {cosines[-1][1]:.3f}")
+assert all(last > first for first, last in zip(cosines[0], cosines[-1])), \
+    "averaging more draws should bring both estimates closer to the backprop gradient"
+assert min(cosines[-1]) > 0.3, f"after {draws[-1]} draws both estimates should point along the gradient: {cosines[-1]}"
 
 # %% [markdown]
 # With d parameters, one SPSA estimate has a relative error of about sqrt(d): each coordinate's
@@ -170,7 +173,7 @@ for step in range(1500):
     v, sigma, value, ok = one_plus_one_step(quadratic, v, sigma, rng)
     trace.append((value, sigma))
 print(f"after 1500 steps: f = {trace[-1][0]:.2e}, sigma = {trace[-1][1]:.2e}")
-assert trace[-1][0] < 1e-6
+assert trace[-1][0] < 1e-6, f"(1+1)-ES should reach the quadratic's minimum 0: f = {trace[-1][0]:.2e}"
 
 # %% [markdown]
 # ## 3. The paper's update strategies and parallel variants
@@ -193,6 +196,7 @@ settings = {
     "parallel=layer": dict(parallel="layer"),
 }
 results = {}
+print(f"the dense layer has {net().layers[-1].params['weight'].size} weights")
 
 
 def stop_at_budget(rso, record):
@@ -225,16 +229,17 @@ for name, options in settings.items():
 # judged. Section 4 has the same comparison with more data, 3 seeds and equal budgets.
 
 # %%
-assert results["parallel=layer"][0] < 3 * results["parallel=layer"][1]  # fewer than 3 evaluations per trial
-assert all(0.0 <= r[2] <= 1.0 for r in results.values())
+assert results["parallel=layer"][0] < 3 * results["parallel=layer"][1], \
+    "parallel=layer should need fewer than 3 evaluations per trial (the current losses are shared)"
+assert all(0.0 <= r[2] <= 1.0 for r in results.values()), "an accuracy lies between 0 and 1"
 
 # %% [markdown]
 # ## 4. The comparison
 #
 # `benchmarks/gradient_free.py` runs every method on this network (10,000 training images, 5,000
-# test images) for 3 seeds, at an equal budget of E loss evaluations (one round of Algorithm 1)
-# and of M multiply-adds. Its results are committed in `docs/gradient_free_results.json`; this
-# cell reads them (nothing is hard-coded here).
+# test images, as its docstring says) for 3 seeds, at an equal budget of E loss evaluations (one
+# round of Algorithm 1) and of M multiply-adds. Its results are committed in
+# `docs/gradient_free_results.json`; this cell reads them (nothing is hard-coded here).
 
 # %%
 import json
@@ -269,42 +274,26 @@ Image(filename=str(REPO / "docs" / "gradient_free.png"))
 #
 # ## Exercises
 #
-# Each exercise ends with an assert that checks your answer.
+# Each exercise says what to expect, or gives a check to run on your answer.
 #
-# **1.** Write RSO's decision rule: given the three losses (current, plus, minus), return 0, 1 or
-# 2, keeping the current weight on a tie.
-
-# %%
-def rso_choice(current, plus, minus):
-    return int(np.argmin([current, plus, minus]))  # replace with your own version
-
-
-assert rso_choice(1.0, 0.5, 0.7) == 1 and rso_choice(1.0, 1.0, 1.0) == 0 and rso_choice(2.0, 3.0, 1.5) == 2
-
-# %% [markdown]
-# **2.** The 1/5th success rule multiplies sigma by exp(1/3) after a success and by exp(-1/12)
-# after a failure. At which success rate p does log sigma stay put on average?
-
-# %%
-p_stationary = 1 / 5  # replace with your derivation: p/3 = (1 - p)/12
-assert abs(p_stationary / 3 - (1 - p_stationary) / 12) < 1e-12
-
-# %% [markdown]
-# **3.** How many loss evaluations does one NES step with 5 antithetic pairs take, and how many
-# steps fit in the benchmark's budget E?
-
-# %%
-evals_per_step = 2 * 5
-steps_in_budget = bench["budget_evaluations"] // evals_per_step
-assert evals_per_step == 2 * NESConfig(pairs=5).pairs
-assert steps_in_budget == 320
-
-# %% [markdown]
-# **4.** With the same evaluations, how many weights does one round of Algorithm 1 visit on this
-# network, and how many SPSA steps could run instead? (An SPSA step takes 2 evaluations.)
-
-# %%
-rso = RSO(net(), data, batch_size=BATCH, progress=False)
-weights_per_round = rso.trials_per_round
-spsa_steps = 3 * weights_per_round // 2
-assert weights_per_round == 1068 and spsa_steps == 1602
+# 1. Write RSO's decision rule as a function `rso_choice(current, plus, minus)` of a trial's three
+#    losses, returning 0 (keep w), 1 (w + dw) or 2 (w - dw), and keeping the current weight on a tie.
+#    Check: `assert rso_choice(1.0, 0.5, 0.7) == 1 and rso_choice(1.0, 1.0, 1.0) == 0 and rso_choice(2.0, 3.0, 1.5) == 2`,
+#    and it should agree with the last column of section 1's table.
+# 2. The 1/5th success rule of `one_plus_one_step` multiplies sigma by exp(1/3) after a success and by
+#    exp(-1/12) after a failure (its defaults `success=1/3`, `failure=1/12`, in `minirso/gradient_free/es.py`).
+#    At which success rate p does log sigma stay put on average? Check your p with
+#    `assert abs(p / 3 - (1 - p) / 12) < 1e-12`. Then count the successes (`ok`) of the 1,500 steps of
+#    section 2's quadratic: how far from your p is their rate? (Expected: p = 1/5; the measured rate is
+#    close to it, and follows exactly from how much sigma changed over the run.)
+# 3. How many loss evaluations does one NES step with `NESConfig(pairs=5)` take, and how many such steps
+#    fit in the benchmark's budget E (printed in section 4)? (Expected: 10 evaluations, since each
+#    antithetic pair evaluates u + sigma e and u - sigma e; check `assert evals_per_step == 2 * NESConfig(pairs=5).pairs`;
+#    E // 10 steps.)
+# 4. How many weights does one round of Algorithm 1 visit on this notebook's network
+#    (`RSO(net(), data, batch_size=BATCH).trials_per_round`), and how many SPSA steps (2 evaluations
+#    each) could run with the same evaluations (3 per trial)? Check: the benchmark's budget E is one round,
+#    `assert 3 * weights_per_round == bench["budget_evaluations"]`.
+#
+# Solutions: [solutions/09_gradient_free.py](solutions/09_gradient_free.py) (run it, or open it as a
+# notebook with jupytext).

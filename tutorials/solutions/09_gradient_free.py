@@ -1,0 +1,129 @@
+# %% [markdown]
+# # Solutions to notebook 9: RSO among gradient-free methods
+#
+# A script in jupytext's percent format: run it with `python tutorials/solutions/09_gradient_free.py`
+# (`MINIRSO_TUTORIAL_SMALL=1` for the small CI sizes), or open it as a notebook with jupytext. Every
+# claim below is checked by an assert; CI runs this file at the small sizes.
+
+# %%
+import json
+import math
+import types
+
+import numpy as np
+
+from minirso import RSO, load_mnist
+from minirso.gradient_free import NESConfig, one_plus_one_step
+from minirso.losses import softmax_cross_entropy
+from minirso.nets import conv_bn_net, he_normal_
+from minirso.tutorial import REPO_DATA_DIR, setup
+
+SMALL, DATA_DIR = setup()
+REPO = REPO_DATA_DIR.parents[1]
+with open(REPO / "docs" / "gradient_free_results.json") as fh:
+    bench = json.load(fh)
+
+# Notebook 9's data and network: MNIST averaged down to 14x14, two convs of 4 and 8 filters, dense head.
+N_TRAIN, N_TEST = (600, 300) if SMALL else (5000, 2000)
+BATCH = 100
+mnist = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0)
+pool = lambda x: x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))  # noqa: E731
+data = types.SimpleNamespace(x_train=pool(mnist.x_train), y_train=mnist.y_train,
+                             x_test=pool(mnist.x_test), y_test=mnist.y_test)
+
+
+def net(seed=0, dtype="float32"):
+    model = conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten", dtype=dtype)
+    return he_normal_(model, np.random.default_rng(seed))
+
+
+# %% [markdown]
+# ## 1. RSO's decision rule
+#
+# Keep the smallest of the three losses; on a tie keep the current weight. `np.argmin` returns the
+# first of equal minima, so listing the current loss first keeps it on any tie with it. (A tie between
+# w + dw and w - dw alone, below the current loss, goes to w + dw.)
+
+# %%
+def rso_choice(current, plus, minus):
+    return int(np.argmin([current, plus, minus]))
+
+
+assert rso_choice(1.0, 0.5, 0.7) == 1 and rso_choice(1.0, 1.0, 1.0) == 0 and rso_choice(2.0, 3.0, 1.5) == 2
+assert rso_choice(1.0, 1.0, 2.0) == 0 and rso_choice(1.0, 2.0, 1.0) == 0, "a tie with the current loss keeps w"
+
+# The same choices as section 1's table of the notebook: one weight of the dense layer, float64.
+model = net(dtype="float64")
+x, y = data.x_train[:100].astype(np.float64), data.y_train[:100]
+W = model.layers[-1].params["weight"]
+j = (3, 17)
+w0 = float(W[j])
+
+
+def loss():
+    return float(softmax_cross_entropy(model.forward(x), y, reduction="mean"))
+
+
+for dw in (0.3, 0.1, 0.03, 0.01):
+    W[j] = w0 + dw
+    plus = loss()
+    W[j] = w0 - dw
+    minus = loss()
+    W[j] = w0
+    mid = loss()
+    assert rso_choice(mid, plus, minus) == int(np.argmin([mid, plus, minus]))
+    print(f"dw = {dw:4.2f}: losses {mid:.6f} (keep), {plus:.6f} (+dw), {minus:.6f} (-dw) -> {rso_choice(mid, plus, minus)}")
+
+# %% [markdown]
+# ## 2. The 1/5th success rule
+#
+# After n steps with s successes, log sigma has changed by s/3 - (n - s)/12. On average it stays put when
+# p/3 = (1 - p)/12, that is 4p = 1 - p, p = 1/5. Conversely, the success rate of a run follows exactly from
+# how much sigma changed: s/n = (12 log(sigma_end / sigma_start) / n + 1) / 5.
+
+# %%
+p = 1 / 5
+assert abs(p / 3 - (1 - p) / 12) < 1e-12
+
+a = np.linspace(1.0, 10.0, 10)
+quadratic = lambda v: float(a @ (v * v))  # noqa: E731
+v, sigma, rng = np.ones(10), 0.5, np.random.default_rng(0)
+successes, steps = 0, 1500
+for _ in range(steps):
+    v, sigma, value, ok = one_plus_one_step(quadratic, v, sigma, rng)
+    successes += ok
+rate = successes / steps
+from_sigma = (12 * math.log(sigma / 0.5) / steps + 1) / 5
+print(f"success rate {rate:.3f} over {steps} steps; from sigma's change: {from_sigma:.3f}; p = {p}")
+assert abs(rate - from_sigma) < 1e-9, "the success rate should follow exactly from sigma's change"
+assert abs(rate - p) < 0.05, f"on a quadratic the success rate should settle near 1/5: {rate:.3f}"
+
+# %% [markdown]
+# ## 3. NES's evaluations
+#
+# Each antithetic pair evaluates u + sigma e and u - sigma e: 2 evaluations per pair, 10 per step with 5
+# pairs. The benchmark's budget E is 3 x 1,068 = 3,204 evaluations, so 320 NES steps (4 evaluations left over).
+
+# %%
+evals_per_step = 2 * 5
+assert evals_per_step == 2 * NESConfig(pairs=5).pairs
+steps_in_budget = bench["budget_evaluations"] // evals_per_step
+print(f"E = {bench['budget_evaluations']:,}: {steps_in_budget} NES steps of {evals_per_step} evaluations")
+assert steps_in_budget == 320 and bench["budget_evaluations"] - steps_in_budget * evals_per_step == 4
+
+# %% [markdown]
+# ## 4. One round of Algorithm 1 against SPSA
+#
+# One trial per searched scalar: the network's 1,068 parameters (36 + 288 weights of the convs, 2 x (4 + 8)
+# batch-norm gamma and beta, 720 of the dense layer). Three evaluations per trial make the benchmark's E; at
+# 2 evaluations per step, SPSA gets 1.5 times as many steps as RSO visits weights, each of which moves
+# every weight.
+
+# %%
+rso = RSO(net(), data, batch_size=BATCH, progress=False)
+weights_per_round = rso.trials_per_round
+assert weights_per_round == sum(v.size for layer in net().layers for v in layer.params.values()) == 1068
+assert 3 * weights_per_round == bench["budget_evaluations"], "E is one round of Algorithm 1"
+spsa_steps = 3 * weights_per_round // 2
+print(f"{weights_per_round} weights per round, {3 * weights_per_round} evaluations: {spsa_steps} SPSA steps")
+assert spsa_steps == 1602
