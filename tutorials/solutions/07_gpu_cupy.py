@@ -11,6 +11,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -109,9 +110,11 @@ print("the same seed gives the same dw and the same decisions")
 # %%
 if importlib.util.find_spec("cupy") is None:
     env = {**os.environ, "MINIRSO_BACKEND": "cupy"}
-    proc = subprocess.run([sys.executable, "-m", "minirso.train", "--model", "tiny", "--rounds", "1", "--no-download",
-                           "--data-dir", str(DATA_DIR), "--out", os.devnull], capture_output=True, text=True, env=env,
-                          timeout=300)
+    with tempfile.TemporaryDirectory() as tmp:  # a run folder that does not exist yet (it must not be created)
+        proc = subprocess.run([sys.executable, "-m", "minirso.train", "--model", "tiny", "--rounds", "1",
+                               "--no-download", "--data-dir", str(DATA_DIR), "--out", os.path.join(tmp, "run")],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert not os.path.exists(os.path.join(tmp, "run")), "a run that failed before training leaves no folder"
     message = (proc.stdout + proc.stderr).strip()
     print(f"exit status {proc.returncode}: {message}")
     assert proc.returncode == 2 and message.startswith("error:") and "minirso[gpu]" in message
