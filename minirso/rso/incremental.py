@@ -211,10 +211,7 @@ class IncrementalEvaluator(Evaluator):
         self.boxes_done, self.box_all = set(), False
         if self.box_k:
             h = self.acts[s.i]  # (C, n_batches, B, H, W)
-            pad = searched.padding
-            box_bytes = h[0].size // (h.shape[-2] * h.shape[-1]) * h.itemsize * math.prod(
-                d + 2 * pad - self.box_k + 1 for d in h.shape[-2:])
-            self.box_all = h.shape[0] * box_bytes <= BOX_CACHE_BYTES
+            self.box_all = h.shape[0] * math.prod(self._box_shape(h[0])) * h.itemsize <= BOX_CACHE_BYTES
         # the output layer: trials from the cached logits (logit_trials.py)
         self.logit_trials = None
         if isinstance(searched, Dense) and s.m == s.k == len(layers):
@@ -325,6 +322,11 @@ class IncrementalEvaluator(Evaluator):
         channel = self._searched_channel(o, b)
         return channel, _apply_channel(s.fold_out, effect, o)
 
+    def _box_shape(self, x):
+        """Shape of ``box_average`` of one input channel x (..., H, W) of the searched conv."""
+        pad = self.model.layers[self.s.i].padding
+        return x.shape[:-2] + tuple(d + 2 * pad - self.box_k + 1 for d in x.shape[-2:])
+
     def _box_effect(self, index, b, pooled_shape):
         """The pooled effect of conv weight ``index`` for batch b or every batch: a view of
         the box average of its input channel (recomputed when the visit moves to another channel)."""
@@ -332,7 +334,7 @@ class IncrementalEvaluator(Evaluator):
         if self.box[0] != c:
             x = self.acts[self.s.i][c]
             pad = self.model.layers[self.s.i].padding
-            shape = x.shape[:-2] + tuple(d + 2 * pad - self.box_k + 1 for d in x.shape[-2:])
+            shape = self._box_shape(x)
             k = self.box_k
             phases = self._scratch(f"box{c}" if self.box_all else "box",
                                    (k, k) + shape[:-2] + tuple(-(-d // k) for d in shape[-2:]), x.dtype)
