@@ -247,7 +247,6 @@ class Run:
         self.run_dir = run_dir
         self.settings = settings
         self.log_progress = log_progress
-        self.work = None  # (cost of each sweep of a round, cost of a round) for the ETA of the log lines
         with self._writing("config.json"):
             run_dir.written.update({"config.json", "metrics.jsonl", "metrics.csv"})
             with open(os.path.join(self.dir, "config.json"), "w") as f:
@@ -290,23 +289,16 @@ class Run:
         _print_record(record, self._eta(opt, record) if self.log_progress else None)
 
     def _eta(self, opt, record):
-        """Seconds of training left, from the training time so far and the cost model's multiply-adds
-        (trials of different layers cost very differently, so counting trials would mislead)."""
+        """Seconds of training left (minirso.rso.eta: measured sweep times, the cost model for
+        sweeps not yet run); None where it would say nothing (a round record, no sweep yet)."""
         if record.get("type") == "round":
             return None
         if "epoch" in record:  # SGD: epochs cost the same
             return opt.counters["wall_time_train"] / opt.epoch * (opt.config.epochs - opt.epoch)
         if record.get("type") != "layer":  # ES, SPSA, NES: rounds cost the same
             return opt.counters["wall_time"] / max(opt.round, 1) * (opt.config.rounds - opt.round)
-        if self.work is None:
-            from .rso.optimizer import trial_work
-            from .rso.strategies import sweep_trials
-            sweeps = [sweep_trials(opt.config, opt.model.param(p.ref).shape) * w for p, w in zip(opt.plan, trial_work(opt))]
-            self.work = (sweeps, sum(sweeps))
-        sweeps, per_round = self.work
-        done = opt.round * per_round + sum(sweeps[:opt.position])
-        left = opt.config.rounds * per_round - done
-        return opt.counters["wall_time"] / max(done, 1) * left
+        from .rso.eta import seconds_left
+        return seconds_left(opt)
 
 
 def _print_record(record, eta=None):

@@ -11,6 +11,7 @@ from ..data import check_data
 from ..errors import ConfigError, NonFiniteError
 from .config import RSOConfig
 from .cost import trial_macs
+from .eta import setup_work, sweep_work, trial_work
 from .evaluators import LiteralEvaluator, PrefixEvaluator
 from .incremental import IncrementalEvaluator
 from .plan import annealed_sigma, search_plan, visit_order
@@ -121,6 +122,8 @@ class RSO:
         saved at its start; resuming inside it redraws its data order and dw from that state."""
         cfg = self.config
         n, bsz = len(self.x_train), cfg.batch_size
+        if self._bar is not None:
+            self._bar.update(self._bar.setup_work)
         if self.trial == 0:
             self.sweep_rng_state = copy.deepcopy(self.rng.bit_generator.state)
             self.sweep_totals = {"accepted": 0, "loss": 0.0}
@@ -276,29 +279,18 @@ def _jsonable(state):
             for k, v in state.items()}
 
 
-# A trial also pays Python and NumPy call overhead, about what 1e6 multiply-adds take on a CPU:
-# it dominates the cheapest trials (dense weights, batch-norm scalars of a small network).
-TRIAL_OVERHEAD_MACS = 10**6
-
-
-def trial_work(rso):
-    """The work of one trial of each sweep of the plan, for ETAs: the cost model's multiply-adds plus
-    the overhead (trials of different layers differ by 1000x, so counting trials would mislead)."""
-    cfg = rso.config
-    return [TRIAL_OVERHEAD_MACS + trial_macs(rso.model, cfg.evaluator, p.ref.layer, cfg.batch_size) for p in rso.plan]
-
-
 def _progress(rso):
-    """One bar over the run's work, trials weighted by their cost: its ETA is the run's."""
+    """One bar over the run's modelled work (eta.py: each sweep's setup pass and its trials, weighted
+    by their cost): its ETA is the run's."""
     if not rso.progress:
         return None
     from tqdm import tqdm  # plain text bar: works in terminals and notebooks without ipywidgets
-    work = trial_work(rso)
-    sweeps = [sweep_trials(rso.config, rso.model.param(p.ref).shape) * w for p, w in zip(rso.plan, work)]
+    work, sweeps = trial_work(rso), sweep_work(rso)
     total = rso.config.rounds * sum(sweeps)
+    # a sweep's setup is counted when it starts (_start_sweep), also when resumed inside it
     done = rso.round * sum(sweeps) + sum(sweeps[:rso.position]) + rso.trial * work[min(rso.position, len(work) - 1)]
     bar = tqdm(total=total, initial=min(done, total), unit="MAC", unit_scale=True, dynamic_ncols=True, mininterval=0.5)
-    bar.trial_work = work
+    bar.trial_work, bar.setup_work = work, setup_work(rso)
     return bar
 
 
