@@ -2,7 +2,8 @@
 
 One run: every plot of that run (curves, accept rates and sigma for RSO, weights, filters).
 Several runs (e.g. RSO and SGD): their training curves overlaid, against rounds/epochs,
-evaluations, multiply-adds and wall time. Prints the paths of the PNGs written.
+evaluations, multiply-adds and wall time. ``--paper`` adds paper_comparison.png: test accuracy
+with the paper's MNIST results marked. Prints the paths of the PNGs written.
 """
 import argparse
 import os
@@ -16,9 +17,13 @@ def build_parser():
         prog="python -m minirso.plot",
         description="Render the plots of minirso run directories (written by python -m minirso.train) as PNGs.",
         epilog="Examples: `python -m minirso.plot runs/rso-quick-XXXX` (one run's plots into RUN_DIR/plots); "
-               "`python -m minirso.plot runs/rso-* runs/sgd-* --out plots/` (RSO against SGD).")
+               "`python -m minirso.plot runs/rso-* runs/sgd-* --out plots/` (RSO against SGD); "
+               "`python -m minirso.plot results/paper-rso results/paper-sgd --paper` (with the paper's results).")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (each holds metrics.jsonl)")
     p.add_argument("--out", help="output folder (default: RUN_DIR/plots for one run, ./plots for several)")
+    p.add_argument("--paper", action="store_true",
+                   help="also draw paper_comparison.png: test accuracy against rounds/epochs, multiply-adds and "
+                        "wall time with the paper's MNIST results marked (for runs of the paper network)")
     p.add_argument("--label", action="append", dest="labels", metavar="TEXT",
                    help="legend label of each run, in order (repeat once per run; default: folder and optimizer)")
     return p
@@ -48,19 +53,25 @@ def _main(args):
     import matplotlib
     matplotlib.use("Agg")  # files only: never needs a display
     from .errors import ConfigError
-    from .plotting import X_AXES, load_records, render_run, training_curves
+    from .plotting import X_AXES, load_records, paper_comparison, render_run, training_curves
 
     for run in args.runs:
         load_records(run)  # a clear error for a folder that is not a run directory, before drawing anything
     if args.labels is not None and len(args.labels) != len(args.runs):
         raise ConfigError(f"--label was given {len(args.labels)} times for {len(args.runs)} runs: give one per run")
     if len(args.runs) == 1:
-        return render_run(args.runs[0], args.out)
-    out = args.out or "plots"
-    paths = []
-    for x in X_AXES:
-        path = os.path.join(out, f"compare_{x}.png")
-        training_curves(args.runs, x=x, labels=args.labels, save=path)
+        paths = render_run(args.runs[0], args.out)
+        out = args.out or os.path.join(args.runs[0], "plots")
+    else:
+        out = args.out or "plots"
+        paths = []
+        for x in X_AXES:
+            path = os.path.join(out, f"compare_{x}.png")
+            training_curves(args.runs, x=x, labels=args.labels, save=path)
+            paths.append(path)
+    if args.paper:
+        path = os.path.join(out, "paper_comparison.png")
+        paper_comparison(args.runs, labels=args.labels, save=path)
         paths.append(path)
     return paths
 

@@ -178,6 +178,50 @@ def training_curves(runs, x="round", metrics=("test_accuracy", "train_loss"), la
     return _save(fig, save)
 
 
+# The paper's MNIST results on its 6-conv network (Tripathi & Singh 2020): (optimizer, rounds or
+# epochs, test accuracy). The paper gives no multiply-adds or wall time for them.
+PAPER_MNIST = (("RSO", 5, 0.98), ("RSO", 50, 0.9912), ("SGD", 50, 0.9927))
+
+
+def paper_comparison(runs, labels=None, save=None):
+    """Test accuracy of runs (RSO and SGD on the paper network) against rounds/epochs, multiply-adds
+    and wall time, with the paper's MNIST results (``PAPER_MNIST``) marked: as points on the
+    rounds/epochs panel, as dashed levels on the other two (the paper gives no compute or time)."""
+    if isinstance(runs, (str, os.PathLike)) or hasattr(runs, "history"):
+        runs = [runs]
+    labels = list(labels) if labels is not None else [_run_label(r, i) for i, r in enumerate(runs)]
+    all_records = [load_records(r) for r in runs]
+    fig = Figure(figsize=(15.6, 4.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    seen = []
+    for ax, x in zip(axes, ("round", "macs", "time")):
+        series = [(label, *_series(records, x, "test_accuracy")) for records, label in zip(all_records, labels)]
+        for label, xs, ys in series:
+            if len(xs):
+                ax.plot(xs, ys, marker="o" if len(xs) <= 60 else None, markersize=3, label=label)
+                seen.extend(ys)
+        values = [v for _, xs, _ in series for v in xs if v > 0]
+        if values and max(values) / min(values) > 100:
+            _log_x_axis(ax, values)
+        for k, (name, count, acc) in enumerate(PAPER_MNIST):
+            text = f"paper: {name}, {count} {'rounds' if name == 'RSO' else 'epochs'}, {100 * acc:.2f}%"
+            if x == "round":
+                ax.plot([count], [acc], linestyle="none", marker="**P"[k], markersize=11, color=f"C{3 + k}",
+                        markeredgecolor="black", label=text)
+            else:
+                ax.axhline(acc, linestyle="--", linewidth=1, color=f"C{3 + k}", label=text)
+        ax.set_xlabel("round (RSO) / epoch (SGD)" if x == "round" else X_AXES[x][0])
+        ax.set_ylabel("test accuracy")
+        ax.set_title({"round": "Against rounds / epochs", "macs": "Against compute", "time": "Against wall time"}[x])
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small", loc="lower right")
+    low = min([0.97] + [v for v in seen if v == v])
+    for ax in axes:
+        ax.set_ylim(max(low - 0.005, 0.0), 1.0)
+    fig.suptitle("MNIST, the paper's network: this repository's runs and the paper's results")
+    return _save(fig, save)
+
+
 def _layer_rounds(records):
     """Searched arrays in search order and rounds, from layer records (or round records' dicts)."""
     table, trials = {}, {}

@@ -1,8 +1,8 @@
 """Training CLI: ``python -m minirso.train`` (RSO on the quick preset by default).
 
 A run directory holds config.json, metrics.jsonl / metrics.csv, checkpoint.npz (written
-atomically after every searched layer or epoch, and on Ctrl-C), model.npz at the end and
-plots/. ``--resume RUN_DIR`` continues exactly where the run stopped. The folder is locked while a
+atomically after every searched layer or epoch, and on Ctrl-C), model.npz at the end,
+plots/ and sittings.jsonl (the command, commit and machine of each sitting: minirso/provenance.py). ``--resume RUN_DIR`` continues exactly where the run stopped. The folder is locked while a
 run writes to it (``minirso/rundir.py``); SIGTERM is handled like Ctrl-C; a user error is one line
 on stderr and exit code 2.
 """
@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from .backend import get_backend
+from . import provenance
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_mnist
 from .errors import ConfigError, DataError, MinirsoError, NonFiniteError, RunDirError
@@ -278,6 +279,12 @@ class Run:
                             metadata={"settings": self.settings, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")})
         self.run_dir.commit()
 
+    def record_sitting(self, record):
+        """Append a start or stop line to the run's sittings.jsonl (minirso.provenance)."""
+        with self._writing(provenance.FILE):
+            self.run_dir.written.add(provenance.FILE)
+            provenance.append(self.dir, record)
+
     def save_model(self, model):
         with self._writing("model.npz"):
             model.save(os.path.join(self.dir, "model.npz"), metadata={"settings": self.settings})
@@ -374,7 +381,7 @@ def _max_threads():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    session = {"phase": "setup", "run": None, "resume": bool(args.resume)}
+    session = {"phase": "setup", "run": None, "resume": bool(args.resume), "argv": provenance.argv_of(argv)}
     _SESSION_SIGNAL[0] = signal.SIGINT
     previous_term = signal.signal(signal.SIGTERM, _sigterm) if _in_main_thread() else None
     try:
@@ -443,14 +450,20 @@ def _main(args, session):
         print(f"run directory: {run.dir}", flush=True)
     print(f"{settings['optimizer']} on {model.name} ({model.num_params()} parameters), preset {settings['preset']}, "
           f"backend {settings['backend']}, {len(data.x_train)} training images", flush=True)
+    sitting = provenance.start_record(opt, session["argv"], args.threads, settings["backend"])
+    run.record_sitting(sitting)
     session["phase"] = "training"
     try:
         interrupted = _train(opt, settings)
     except NonFiniteError as err:
         raise NonFiniteError(f"{err}; in {run.dir}, {run.kept()}") from None
     if interrupted:
-        return _stopped(opt, run, settings)
+        code = _stopped(opt, run, settings)
+        with _signals_held(deliver=False):
+            run.record_sitting(provenance.stop_record(opt, "terminated" if code == 143 else "interrupted", sitting))
+        return code
     run.save_model(model)
+    run.record_sitting(provenance.stop_record(opt, "finished", sitting))
     session["phase"] = "plots"
     final = [r for r in run.metrics.records if r.get("test_accuracy") is not None]
     if final:

@@ -158,6 +158,28 @@ def test_loss_along_weight_marks_the_candidates_and_restores_the_weight(model, t
     check_png(tmp_path / "l.png")
 
 
+def test_paper_comparison_marks_the_papers_results(runs, tmp_path):
+    path = tmp_path / "paper.png"
+    fig = plotting.paper_comparison(list(runs), labels=["RSO", "SGD"], save=path)
+    axes = check_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["Against rounds / epochs", "Against compute", "Against wall time"]
+    paper = {(count, acc) for _, count, acc in plotting.PAPER_MNIST}
+    assert paper == {(5, 0.98), (50, 0.9912), (50, 0.9927)}
+    for k, ax in enumerate(axes):
+        lines = ax.get_lines()
+        runs_drawn = [line for line in lines if line.get_label() in ("RSO", "SGD")]
+        assert len(runs_drawn) == 2 and all(len(line.get_xdata()) >= 1 for line in runs_drawn)
+        marks = [line for line in lines if line.get_label().startswith("paper: ")]
+        assert len(marks) == 3
+        if k == 0:  # points at the paper's round / epoch counts
+            assert {(float(m.get_xdata()[0]), float(m.get_ydata()[0])) for m in marks} == paper
+        else:  # levels: the paper gives no compute or time
+            assert {float(m.get_ydata()[0]) for m in marks} == {acc for _, acc in paper}
+            assert all(m.get_ydata()[0] == m.get_ydata()[1] for m in marks)
+        assert ax.get_ylim()[1] == 1.0
+    check_png(path)
+
+
 def test_render_run(runs, tmp_path):
     rso, sgd = runs
     paths = plotting.render_run(rso, tmp_path / "rso")
@@ -181,6 +203,10 @@ def test_plot_cli(runs, tmp_path, capsys):
                                                         "compare_macs.png", "compare_time.png"]
     for p in printed:
         check_png(p)
+    assert plot.main([str(rso), str(sgd), "--out", str(tmp_path / "paper"), "--paper"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[-1] == str(tmp_path / "paper" / "paper_comparison.png") and len(printed) == 5
+    check_png(printed[-1])
 
 
 def test_plot_cli_errors_cleanly(tmp_path):

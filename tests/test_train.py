@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from minirso import train
+from minirso import provenance, train
 from minirso.checkpoint import load_checkpoint
 from minirso.model import Sequential
 
@@ -72,6 +72,27 @@ def test_resume_equals_uninterrupted(mnist_dir, tmp_path, monkeypatch):
     full_recs = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
     assert [r["layer"] for r in recs if r["type"] == "layer"] == [r["layer"] for r in full_recs if r["type"] == "layer"]
 
+    # sittings.jsonl: each sitting's command and where it started and stopped
+    sittings = provenance.read(part)
+    assert [(r["event"], r.get("outcome")) for r in sittings] == [
+        ("start", None), ("stop", "interrupted"), ("start", None), ("stop", "finished")]
+    first, stopped, resumed, finished = sittings
+    assert first["command"].startswith("python -m minirso.train --data-dir") and "--rounds 2" in first["command"]
+    assert resumed["command"] == f"python -m minirso.train --resume {part} --no-progress --no-plots"
+    assert first["at"] == {"round": 0, "position": 0, "trial": 0} and first["training_seconds"] == 0
+    assert stopped["at"] == resumed["at"] == {"round": 0, "position": 3, "trial": 0}
+    assert finished["at"] == {"round": 2, "position": 0, "trial": 0}
+    assert resumed["training_seconds"] == stopped["training_seconds"] > 0
+    assert stopped["sitting_training_seconds"] + finished["sitting_training_seconds"] == pytest.approx(
+        finished["training_seconds"])
+    assert first["threads"] == 1 and first["backend"] == "numpy" and "logical cores" in first["machine"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(train.__file__)))
+    if os.path.exists(os.path.join(root, ".git")):  # running from a checkout: its commit is recorded
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        assert first["commit"].split(" ")[0] == head
+    else:
+        assert first["commit"] is None
+
 
 def test_sigint_leaves_loadable_checkpoint(mnist_dir, tmp_path):
     out = tmp_path / "run"
@@ -91,6 +112,9 @@ def test_sigint_leaves_loadable_checkpoint(mnist_dir, tmp_path):
     model, optimizer, state, arrays, meta = load_checkpoint(ckpt)
     assert optimizer == "rso" and 0 <= state["round"] < 50
     assert (state["round"], state["position"], state["trial"]) > (0, 0, 0)  # saved where it stopped, not at the start
+    start, stop = provenance.read(out)
+    assert stop["outcome"] == "interrupted"
+    assert stop["at"] == {"round": state["round"], "position": state["position"], "trial": state["trial"]}
     assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
 
 
