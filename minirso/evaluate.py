@@ -107,8 +107,15 @@ def _main(args):
 
 
 def _trained(metadata):
-    """'; trained with RSO for 10 rounds' from the settings train.py stores in model.npz, else ''."""
+    """'; trained with RSO for 10 rounds' (or '...: round 3 of 50, the run goes on') from what
+    train.py stores in model.npz, else ''."""
     s = metadata.get("settings") or {}
+    t = metadata.get("trained")
+    if t and s.get("optimizer"):
+        name = s["optimizer"].upper()
+        if t.get("of") is not None and t["done"] < t["of"]:
+            return f"; trained with {name}: {t['unit']} {t['done']} of {t['of']}, the run goes on"
+        return f"; trained with {name} for {t['done']} {t['unit']}{'' if t['done'] == 1 else 's'}"
     for optimizer, unit in (("rso", "round"), ("sgd", "epoch")):
         if s.get("optimizer") == optimizer and f"{unit}s" in s:
             n = s[f"{unit}s"]

@@ -1,7 +1,8 @@
 """Training CLI: ``python -m minirso.train`` (RSO on the quick preset by default).
 
 A run directory holds config.json, metrics.jsonl / metrics.csv, checkpoint.npz (written
-atomically after every searched layer or epoch, and on Ctrl-C), model.npz at the end,
+atomically after every searched layer or epoch, and on Ctrl-C), model.npz (the model as tested
+after the last round or epoch, so also while the run goes on),
 plots/ and sittings.jsonl (the command, commit and machine of each sitting: minirso/provenance.py). ``--resume RUN_DIR`` continues exactly where the run stopped. The folder is locked while a
 run writes to it (``minirso/rundir.py``); SIGTERM is handled like Ctrl-C; a user error is one line
 on stderr and exit code 2.
@@ -285,14 +286,26 @@ class Run:
             self.run_dir.written.add(provenance.FILE)
             provenance.append(self.dir, record)
 
-    def save_model(self, model):
+    def save_model(self, model, trained=None):
+        """model.npz: the weights and batch-norm statistics as last tested (``trained``: after which
+        round or epoch, of how many), ready for python -m minirso.evaluate."""
+        metadata = {"settings": self.settings}
+        if trained is not None:
+            metadata["trained"] = trained
         with self._writing("model.npz"):
-            model.save(os.path.join(self.dir, "model.npz"), metadata={"settings": self.settings})
+            model.save(os.path.join(self.dir, "model.npz"), metadata=metadata)
 
     def callback(self, opt, record):
         with self._writing("metrics.jsonl / metrics.csv"):
             self.metrics.append(record)
         self.save(opt)
+        unit = "epoch" if "epoch" in record else "round"
+        if record.get("type") != "layer" and record.get("test_accuracy") is not None and unit in record:
+            # the model just tested (RSO recomputed its batch-norm statistics): a run in progress
+            # can be evaluated after each round or epoch, not only when it has finished
+            total = self.settings.get(f"{unit}s")
+            self.save_model(opt.model, {"unit": unit, "done": record[unit], "of": total,
+                                        "test_accuracy": record["test_accuracy"]})
         _print_record(record, self._eta(opt, record) if self.log_progress else None)
 
     def _eta(self, opt, record):
@@ -462,7 +475,11 @@ def _main(args, session):
         with _signals_held(deliver=False):
             run.record_sitting(provenance.stop_record(opt, "terminated" if code == 143 else "interrupted", sitting))
         return code
-    run.save_model(model)
+    unit = "epoch" if settings["optimizer"] == "sgd" else "round"
+    done = getattr(opt, unit)
+    last = [r for r in run.metrics.records if r.get("test_accuracy") is not None]
+    run.save_model(model, {"unit": unit, "done": done, "of": done,
+                           "test_accuracy": last[-1]["test_accuracy"] if last else None})
     run.record_sitting(provenance.stop_record(opt, "finished", sitting))
     session["phase"] = "plots"
     final = [r for r in run.metrics.records if r.get("test_accuracy") is not None]

@@ -94,6 +94,38 @@ def test_resume_equals_uninterrupted(mnist_dir, tmp_path, monkeypatch):
         assert first["commit"] is None
 
 
+def test_model_npz_after_each_tested_round_is_the_model_tested(mnist_dir, tmp_path, monkeypatch, capsys):
+    """A run in progress has a model.npz: the weights and batch-norm statistics its last test used."""
+    from minirso import evaluate
+    from minirso.data import load_mnist
+    original = train.Run.callback
+
+    def stop_after_round_1(self, opt, record):
+        original(self, opt, record)
+        if record.get("type") == "round":
+            opt.request_stop()
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(train.Run, "callback", stop_after_round_1)
+    assert train.main(_args(mnist_dir, out, "--rounds", "3")) == train.EXIT_INTERRUPTED
+    monkeypatch.setattr(train.Run, "callback", original)
+    tested = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["type"] == "round"]
+    assert len(tested) == 1
+    model, meta = Sequential.load(out / "model.npz")
+    assert meta["trained"] == {"unit": "round", "done": 1, "of": 3, "test_accuracy": tested[0]["test_accuracy"]}
+    data = load_mnist(mnist_dir, download=False).subset(600, 200, seed=0)  # the run's test images
+    assert model.evaluate(data.x_test, data.y_test).accuracy == tested[0]["test_accuracy"]
+    capsys.readouterr()
+    assert evaluate.main([str(out), "--data-dir", str(mnist_dir), "--no-download"]) == 0
+    assert "trained with RSO: round 1 of 3, the run goes on" in capsys.readouterr().out
+
+    assert train.main(["--resume", str(out), "--no-progress", "--no-plots"]) == 0
+    model, meta = Sequential.load(out / "model.npz")
+    assert meta["trained"]["done"] == meta["trained"]["of"] == 3
+    assert evaluate.main([str(out), "--data-dir", str(mnist_dir), "--no-download"]) == 0
+    assert "trained with RSO for 3 rounds" in capsys.readouterr().out
+
+
 def test_sigint_leaves_loadable_checkpoint(mnist_dir, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "minirso.train", *_args(mnist_dir, out, "--rounds", "50")],
