@@ -1,0 +1,163 @@
+"""The quick preset's settings under a fixed budget: which reaches 98% test accuracy in the time
+`python -m minirso.train` (the quick preset) takes?
+
+    python benchmarks/quick_study.py --jobs 2 --out runs/quick-study            # every setting
+    python benchmarks/quick_study.py --only preset,b1000-r18 --out runs/quick-study
+    python benchmarks/quick_study.py --render runs/quick-study/study.json > results/quick-study.md
+
+Every setting is RSO with the paper's algorithm (minirso.rso.RSO, seed 0, float32, one BLAS
+thread, batch-norm search) on a network of `minirso.nets.conv_bn_net`'s family, trained in its own
+process (`--one NAME`), timed from the process start to its last test (data loading, the test
+after every round and the batch-norm statistics included, as a user's command). The setting
+"preset" is the quick preset as `python -m minirso.train` runs it (the same network, initial
+weights, training subset, settings and so decisions; only the checkpoints are not written); its
+time is the budget, and every other setting's time is printed as a ratio to it, measured in the same study
+(with --jobs 2, two settings share the machine's two cores: compare ratios, not seconds).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+T0 = time.perf_counter()
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+# name: network (conv channels, pools after, head), RSO settings, training images
+BASE = {"channels": [16, 16], "pool_after": [0, 1], "head": "flatten", "rounds": 10, "batch_size": 2000,
+        "train_subset": 30000, "anneal": 0.1}
+SETTINGS = {  # rounds chosen from the quick round's cost (conv 2's trials scale with the batch, the setup
+    # pass and kept changes with the images, every sweep with the weights): about the preset's time
+    "preset": {},
+    # cheaper trials, more rounds
+    "b1000-r16": {"batch_size": 1000, "rounds": 16},
+    "b1000-60k-r11": {"batch_size": 1000, "rounds": 11, "train_subset": 60000},
+    "b500-20k-r28": {"batch_size": 500, "rounds": 28, "train_subset": 20000},
+    # more images, fewer rounds
+    "60k-r7": {"train_subset": 60000, "rounds": 7},
+    # the annealing schedule
+    "anneal-0.02": {"anneal": 0.02},
+    "anneal-0.3": {"anneal": 0.3},
+    # the network: narrower first conv, wider second
+    "8-16-r16": {"channels": [8, 16], "rounds": 16},
+    "16-32-r5": {"channels": [16, 32], "rounds": 5},
+    "8-32-r8": {"channels": [8, 32], "rounds": 8},
+}
+
+
+def setting(name):
+    if name not in SETTINGS:
+        raise SystemExit(f"error: unknown setting {name!r}: choose from {', '.join(SETTINGS)}")
+    return {**BASE, **SETTINGS[name]}
+
+
+def run_one(name, data_dir, out):
+    """Train one setting in this process; write OUT/NAME.json with its rounds and times."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import numpy as np
+
+    from minirso.data import load_mnist
+    from minirso.nets import conv_bn_net, he_normal_
+    from minirso.rso import RSO, RSOConfig
+
+    s = setting(name)
+    data = load_mnist(data_dir, download=False)
+    data = data.subset(s["train_subset"], None, seed=0) if s["train_subset"] < len(data.y_train) else data
+    model = conv_bn_net(s["channels"], pool_after=set(s["pool_after"]), name=name, head=s["head"])
+    he_normal_(model, np.random.default_rng(0))
+    config = RSOConfig(rounds=s["rounds"], batch_size=s["batch_size"], anneal=s["anneal"])
+    rounds = []
+
+    def record(opt, r):
+        if r.get("type") == "round":
+            rounds.append({"round": r["round"], "test_accuracy": r["test_accuracy"], "train_loss": r["train_loss"],
+                           "training_s": r["wall_time"], "elapsed_s": time.perf_counter() - T0})
+    RSO(model, data, config, seed=0, callbacks=[record], progress=False).run()
+    result = {"name": name, "setting": s, "parameters": model.num_params(), "rounds": rounds,
+              "command_s": time.perf_counter() - T0, "load": os.getloadavg()[0]}
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def study(names, jobs, data_dir, out):
+    os.makedirs(out, exist_ok=True)
+    pending, running, results = list(names), [], {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            name = pending.pop(0)
+            argv = [sys.executable, __file__, "--one", name, "--data-dir", data_dir, "--out", out]
+            running.append((name, subprocess.Popen(argv), time.perf_counter()))
+            print(f"started {name}", flush=True)
+        time.sleep(1.0)
+        for item in list(running):
+            name, proc, started = item
+            if proc.poll() is not None:
+                running.remove(item)
+                if proc.returncode:
+                    print(f"{name} failed (exit {proc.returncode})", flush=True)
+                    continue
+                with open(os.path.join(out, f"{name}.json")) as f:
+                    results[name] = json.load(f)
+                last = results[name]["rounds"][-1]
+                print(f"done {name}: {100 * last['test_accuracy']:.2f}% after {last['round']} rounds, "
+                      f"{results[name]['command_s']:.0f} s", flush=True)
+    from common import cpu_description, sgemm_peak
+    summary = {"machine": cpu_description(), "sgemm_peak_gmacs": sgemm_peak(), "jobs": jobs,
+               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}
+    with open(os.path.join(out, "study.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(render(summary))
+
+
+def render(summary):
+    results = summary["results"]
+    budget = results.get("preset", {}).get("command_s")
+    lines = [f"Machine: {summary['machine']}; float32 sgemm peak {summary['sgemm_peak_gmacs']:.1f} GMAC/s at the end; "
+             f"{summary['jobs']} settings at a time, one BLAS thread each; finished {summary['finished']}.", "",
+             "| setting | network (convs, head) | scalars | images | batch | rounds | anneal | test accuracy | "
+             "98% reached | command s | vs preset |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for name, r in sorted(results.items(), key=lambda kv: -kv[1]["rounds"][-1]["test_accuracy"]):
+        s, last = r["setting"], r["rounds"][-1]
+        hit = next((x for x in r["rounds"] if x["test_accuracy"] >= 0.98), None)
+        reached = f"round {hit['round']}" if hit else "no"
+        ratio = f"{r['command_s'] / budget:.2f}" if budget else ""
+        lines.append(f"| {name} | {'-'.join(map(str, s['channels']))}, {s['head']} | {r.get('parameters', '')} | "
+                     f"{s['train_subset']:,} | {s['batch_size']} | {s['rounds']} | {s['anneal']} | "
+                     f"{100 * last['test_accuracy']:.2f}% | {reached} | {r['command_s']:.0f} | {ratio} |")
+    lines += ["", "Commands: `python benchmarks/quick_study.py --one NAME --data-dir DIR --out DIR` trains one "
+              "setting (SETTINGS in the script); `--jobs 2` runs them all."]
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--one", metavar="NAME", help="train one setting in this process")
+    p.add_argument("--only", help="comma-separated settings (default: all)")
+    p.add_argument("--jobs", type=int, default=1, help="settings trained at a time (default 1)")
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIRSO_DATA, else data/mnist)")
+    p.add_argument("--out", default=os.path.join("runs", "quick-study"))
+    p.add_argument("--render", metavar="STUDY_JSON", help="print the Markdown table of a finished study")
+    args = p.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            print(render(json.load(f)))
+        return 0
+    from common import default_data_dir
+    data_dir = args.data_dir or default_data_dir()
+    if args.one:
+        run_one(args.one, data_dir, args.out)
+        return 0
+    names = args.only.split(",") if args.only else list(SETTINGS)
+    for name in names:
+        setting(name)
+    study(names, args.jobs, data_dir, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""A run folder's progress as Markdown tables, for the READMEs of results/.
+
+    python benchmarks/run_table.py results/paper-rso
+    python benchmarks/run_table.py results/paper-sgd
+
+Per round (RSO, ES, SPSA, NES) or epoch (SGD): test accuracy and loss, train loss, the training
+seconds of that round or epoch (evaluation excluded) and the cumulative hours, and the counted
+multiply-adds; then the sittings of the run (sittings.jsonl: command, commit, machine, where
+each sitting started and stopped). Everything comes from the folder's own files.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from minirso import provenance  # noqa: E402
+from minirso.metrics import read_metrics  # noqa: E402
+
+
+def _pct(v):
+    return "" if v is None else f"{100 * v:.2f}%"
+
+
+def _num(v, fmt):
+    return "" if v is None else format(v, fmt)
+
+
+def progress_rows(records):
+    """(label, test accuracy, test loss, train loss, seconds, cumulative seconds, MACs) per round/epoch."""
+    rows, before = [], 0.0
+    if any(r.get("type") == "layer" for r in records):  # RSO: a row per round, and the round in progress
+        sweeps = []
+        for r in records:
+            if r.get("type") == "layer":
+                sweeps.append(r)
+                continue
+            rows.append((f"round {r['round']}", r.get("test_accuracy"), r.get("test_loss"), r.get("train_loss"),
+                         r["wall_time"] - before, r["wall_time"], r.get("forward_macs")))
+            before, sweeps = r["wall_time"], []
+        if sweeps:
+            last = sweeps[-1]
+            rows.append((f"round {last['round']} (in progress: {len(sweeps)} sweeps done, the last {last['layer']})",
+                         None, None, None, last["wall_time"] - before, last["wall_time"], last.get("forward_macs")))
+        return rows
+    for r in records:
+        key = "epoch" if "epoch" in r else "round"
+        seconds = r.get("wall_time_train", r.get("wall_time"))
+        if key not in r or seconds is None:
+            continue
+        rows.append((f"{key} {r[key]}", r.get("test_accuracy"), r.get("test_loss"), r.get("train_loss"),
+                     seconds - before, seconds, r.get("forward_macs")))
+        before = seconds
+    return rows
+
+
+def markdown(run_dir):
+    records = read_metrics(run_dir)
+    lines = ["| | test accuracy | test loss | train loss | training s | total h | multiply-adds |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, acc, loss, train_loss, seconds, total, macs in progress_rows(records):
+        lines.append(f"| {label} | {_pct(acc)} | {_num(loss, '.4f')} | {_num(train_loss, '.4f')} | "
+                     f"{seconds:,.0f} | {total / 3600:.2f} | {_num(macs, '.3g')} |")
+    sittings = provenance.read(run_dir)
+    if sittings:
+        lines += ["", "| sitting | started (UTC) | command | commit | machine, threads | from | to | training s |",
+                  "|---:|---|---|---|---|---|---|---:|"]
+        number = 0
+        for i, r in enumerate(sittings):
+            if r["event"] != "start":
+                continue
+            number += 1
+            stop = sittings[i + 1] if i + 1 < len(sittings) and sittings[i + 1]["event"] == "stop" else None
+            to = (f"{_where(stop['at'])} ({stop['outcome']})" if stop else "killed (no stop line)")
+            seconds = f"{stop['sitting_training_seconds']:,.0f}" if stop else ""
+            lines.append(f"| {number} | {r['time']} | `{r['command']}` | {r.get('commit') or r['minirso']} | "
+                         f"{r['machine']}, {r['threads']} | {_where(r['at'])} | {to} | {seconds} |")
+    return "\n".join(lines)
+
+
+def _where(at):
+    if "position" in at:  # RSO
+        if at["position"] == 0 and at["trial"] == 0:
+            return f"after round {at['round']}" if at["round"] else "the start"
+        return f"round {at['round'] + 1}: {at['position']} sweeps + {at['trial']} trials done"
+    unit = "epoch" if "epoch" in at else "round"
+    return f"after {unit} {at[unit]}" if at[unit] else "the start"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir")
+    args = p.parse_args(argv)
+    if not os.path.isfile(os.path.join(args.run_dir, "metrics.jsonl")):
+        print(f"error: {args.run_dir} has no metrics.jsonl: not a run folder of python -m minirso.train",
+              file=sys.stderr)
+        return 2
+    with open(os.path.join(args.run_dir, "config.json")) as f:
+        settings = json.load(f)
+    print(f"{args.run_dir}: {settings['optimizer']} on the {settings['model']} network, preset {settings['preset']}\n")
+    print(markdown(args.run_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

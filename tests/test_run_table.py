@@ -1,0 +1,72 @@
+"""benchmarks/run_table.py: the results READMEs' tables agree with the run folder they describe."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import run_table  # noqa: E402
+from minirso import train  # noqa: E402
+
+SMALL = ["--model", "tiny", "--train-subset", "600", "--test-subset", "200", "--batch-size", "100",
+         "--no-progress", "--no-plots", "--no-download"]
+
+
+def _records(folder):
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_rows_of_a_resumed_rso_run(mnist_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    original = train.Run.callback
+    calls = {"n": 0}
+
+    def stop_in_round_2(self, opt, record):
+        original(self, opt, record)
+        calls["n"] += 1
+        if calls["n"] == 10:  # round 1's 7 sweeps and its record, then 2 sweeps of round 2
+            opt.request_stop()
+
+    monkeypatch.setattr(train.Run, "callback", stop_in_round_2)
+    assert train.main(["--data-dir", str(mnist_dir), "--out", str(out), *SMALL, "--rounds", "3"]) == 130
+    monkeypatch.setattr(train.Run, "callback", original)
+    records = _records(out)
+    rows = run_table.progress_rows(records)
+    assert [r[0] for r in rows] == ["round 1", "round 2 (in progress: 2 sweeps done, the last "
+                                    f"{records[-1]['layer']})"]
+    assert rows[0][1] == records[7]["test_accuracy"] and rows[1][1] is None
+    assert rows[1][5] == records[-1]["wall_time"] and rows[0][4] + rows[1][4] == pytest.approx(rows[1][5])
+
+    assert train.main(["--resume", str(out), "--no-progress", "--no-plots"]) == 0
+    records = _records(out)
+    rounds = [r for r in records if r["type"] == "round"]
+    rows = run_table.progress_rows(records)
+    assert [r[0] for r in rows] == ["round 1", "round 2", "round 3"]
+    assert [r[1] for r in rows] == [r["test_accuracy"] for r in rounds]
+    assert sum(r[4] for r in rows) == pytest.approx(rounds[-1]["wall_time"])
+
+    capsys.readouterr()
+    assert run_table.main([str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"| round 3 | {100 * rounds[-1]['test_accuracy']:.2f}% |" in text
+    sittings = [line for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(sittings) == 2
+    assert "| the start | round 2: 2 sweeps + 0 trials done (interrupted) |" in sittings[0]
+    assert "--resume" in sittings[1] and "| after round 3 (finished) |" in sittings[1]
+
+
+def test_rows_of_an_sgd_run(mnist_dir, tmp_path):
+    out = tmp_path / "sgd"
+    assert train.main(["--data-dir", str(mnist_dir), "--out", str(out), *SMALL, "--optimizer", "sgd",
+                       "--epochs", "2"]) == 0
+    records = [r for r in _records(out) if "epoch" in r]
+    rows = run_table.progress_rows(_records(out))
+    assert [r[0] for r in rows] == ["epoch 1", "epoch 2"]
+    assert [r[1] for r in rows] == [r["test_accuracy"] for r in records]
+
+
+def test_not_a_run_folder(tmp_path, capsys):
+    assert run_table.main([str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
