@@ -44,6 +44,8 @@ SETTINGS = {  # rounds chosen from the quick round's cost (conv 2's trials scale
     "8-16-r16": {"channels": [8, 16], "rounds": 16},
     "16-32-r5": {"channels": [16, 32], "rounds": 5},
     "8-32-r8": {"channels": [8, 32], "rounds": 8},
+    # a third conv on the 7x7 maps before the flatten head
+    "16-16-16-r6": {"channels": [16, 16, 16], "rounds": 6},
 }
 
 
