@@ -249,6 +249,7 @@ class Run:
         self.run_dir = run_dir
         self.settings = settings
         self.log_progress = log_progress
+        self.model_saved = None  # the "trained" metadata of the model.npz this sitting wrote last
         with self._writing("config.json"):
             run_dir.written.update({"config.json", "metrics.jsonl", "metrics.csv"})
             with open(os.path.join(self.dir, "config.json"), "w") as f:
@@ -286,6 +287,11 @@ class Run:
             self.run_dir.written.add(provenance.FILE)
             provenance.append(self.dir, record)
 
+    def trained(self, unit, done, test_accuracy):
+        """model.npz's "trained" metadata: after which round or epoch of how many, and its test
+        accuracy (None where that round or epoch was not tested)."""
+        return {"unit": unit, "done": done, "of": self.settings.get(f"{unit}s"), "test_accuracy": test_accuracy}
+
     def save_model(self, model, trained=None):
         """model.npz: the weights and batch-norm statistics as last tested (``trained``: after which
         round or epoch, of how many), ready for python -m minirso.evaluate."""
@@ -294,6 +300,7 @@ class Run:
             metadata["trained"] = trained
         with self._writing("model.npz"):
             model.save(os.path.join(self.dir, "model.npz"), metadata=metadata)
+        self.model_saved = trained
 
     def callback(self, opt, record):
         with self._writing("metrics.jsonl / metrics.csv"):
@@ -303,9 +310,7 @@ class Run:
         if record.get("type") != "layer" and record.get("test_accuracy") is not None and unit in record:
             # the model just tested (RSO recomputed its batch-norm statistics): a run in progress
             # can be evaluated after each round or epoch, not only when it has finished
-            total = self.settings.get(f"{unit}s")
-            self.save_model(opt.model, {"unit": unit, "done": record[unit], "of": total,
-                                        "test_accuracy": record["test_accuracy"]})
+            self.save_model(opt.model, self.trained(unit, record[unit], record["test_accuracy"]))
         _print_record(record, self._eta(opt, record) if self.log_progress else None)
 
     def _eta(self, opt, record):
@@ -477,9 +482,12 @@ def _main(args, session):
         return code
     unit = "epoch" if settings["optimizer"] == "sgd" else "round"
     done = getattr(opt, unit)
-    last = [r for r in run.metrics.records if r.get("test_accuracy") is not None]
-    run.save_model(model, {"unit": unit, "done": done, "of": done,
-                           "test_accuracy": last[-1]["test_accuracy"] if last else None})
+    if not run.model_saved or run.model_saved["done"] != done:
+        # Run.callback saved the model after the last round's or epoch's test; this covers a
+        # --resume of a run that had already finished (its record, if any, gives the accuracy)
+        tested = [r["test_accuracy"] for r in run.metrics.records
+                  if r.get(unit) == done and r.get("type") != "layer" and r.get("test_accuracy") is not None]
+        run.save_model(model, run.trained(unit, done, tested[-1] if tested else None))
     run.record_sitting(provenance.stop_record(opt, "finished", sitting))
     session["phase"] = "plots"
     final = [r for r in run.metrics.records if r.get("test_accuracy") is not None]

@@ -119,11 +119,24 @@ def test_model_npz_after_each_tested_round_is_the_model_tested(mnist_dir, tmp_pa
     assert evaluate.main([str(out), "--data-dir", str(mnist_dir), "--no-download"]) == 0
     assert "trained with RSO: round 1 of 3, the run goes on" in capsys.readouterr().out
 
+    saves, save_model = [], train.Run.save_model
+    monkeypatch.setattr(train.Run, "save_model", lambda self, m, t=None: saves.append(t) or save_model(self, m, t))
     assert train.main(["--resume", str(out), "--no-progress", "--no-plots"]) == 0
+    tested = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["type"] == "round"]
+    assert [t["done"] for t in saves] == [2, 3]  # once per tested round, not again at the end
     model, meta = Sequential.load(out / "model.npz")
-    assert meta["trained"]["done"] == meta["trained"]["of"] == 3
+    assert meta["trained"] == {"unit": "round", "done": 3, "of": 3, "test_accuracy": tested[-1]["test_accuracy"]}
+    assert model.evaluate(data.x_test, data.y_test).accuracy == tested[-1]["test_accuracy"]
     assert evaluate.main([str(out), "--data-dir", str(mnist_dir), "--no-download"]) == 0
     assert "trained with RSO for 3 rounds" in capsys.readouterr().out
+
+    # --resume of a finished run trains nothing and writes the same model again, with its record's accuracy
+    saves.clear()
+    assert train.main(["--resume", str(out), "--no-progress", "--no-plots"]) == 0
+    assert [t["done"] for t in saves] == [3]
+    again, meta_again = Sequential.load(out / "model.npz")
+    assert meta_again["trained"] == meta["trained"]
+    assert all(np.array_equal(a, b) for a, b in zip(again.state_arrays(), model.state_arrays()))
 
 
 def test_sigint_leaves_loadable_checkpoint(mnist_dir, tmp_path):
