@@ -402,6 +402,11 @@ def main(argv=None):
     session = {"phase": "setup", "run": None, "resume": bool(args.resume), "argv": provenance.argv_of(argv)}
     _SESSION_SIGNAL[0] = signal.SIGINT
     previous_term = signal.signal(signal.SIGTERM, _sigterm) if _in_main_thread() else None
+    # a command started in the background by a script inherits SIGINT ignored (the shell's rule for `&`):
+    # Ctrl-C and `kill -INT` must still stop the run and save it, for SGD as for RSO
+    previous_int = None
+    if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return with_threads(args.threads, _main, args, session)
     except MinirsoError as err:
@@ -415,6 +420,8 @@ def main(argv=None):
             session["run"].close()
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def _interrupted_message(session):

@@ -345,15 +345,19 @@ def test_6_plot_out_on_a_file(sgd_run, tmp_path):
 
 
 # -- 7. interrupt messages and SIGTERM -----------------------------------------------------------------
-def _start(argv):
+def _start(argv, sigint_ignored=False):
+    """The CLI in a child process; ``sigint_ignored``: started as a script's `cmd &` starts it (SIGINT ignored)."""
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     return subprocess.Popen([sys.executable, "-m", "minirso.train", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
 
 
-def test_7_sgd_ctrl_c_in_epoch_1_saves_nothing_and_says_so(mnist_dir, tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "started-with-sigint-ignored"])
+def test_7_sgd_ctrl_c_in_epoch_1_saves_nothing_and_says_so(mnist_dir, tmp_path, sigint_ignored):
     out = tmp_path / "run"
     proc = _start([*_data_args(mnist_dir), "--out", str(out), "--optimizer", "sgd", "--model", "tiny",
-                   "--train-subset", "20000", "--batch-size", "16", "--epochs", "3", "--no-progress", "--no-plots"])
+                   "--train-subset", "20000", "--batch-size", "16", "--epochs", "3", "--no-progress", "--no-plots"],
+                  sigint_ignored=sigint_ignored)
     for line in proc.stdout:
         if "training images" in line:
             break
