@@ -1,4 +1,6 @@
-from .train import main
 import sys
 
-sys.exit(main())
+from .cli import run
+from .train import main
+
+sys.exit(run(main))

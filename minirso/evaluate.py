@@ -146,4 +146,6 @@ def _draw_mistakes(path, x, y, predictions):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from minirso.cli import run
+
+    sys.exit(run(main))

@@ -77,4 +77,6 @@ def _main(args):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from minirso.cli import run
+
+    sys.exit(run(main))

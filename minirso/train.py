@@ -547,4 +547,6 @@ def _plots(run_dir):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from minirso.cli import run
+
+    sys.exit(run(main))

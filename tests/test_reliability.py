@@ -581,6 +581,26 @@ def _layer_record(rso, k, rnd, wall_time):
     return {"type": "layer", "round": rnd, "layer": rso.plan[k].label, "wall_time": wall_time}
 
 
+def _closed_stdout_run(argv):
+    """Run a command whose stdout is a pipe nobody reads any more (`cmd | head` after head quit)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", *argv], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    return proc
+
+
+@pytest.mark.parametrize("command", [["minirso.evaluate", "--confusion"], ["minirso.plot"]], ids=["evaluate", "plot"])
+def test_12_output_into_a_closed_pipe_ends_quietly(sgd_run, mnist_dir, tmp_path, command):
+    args = _data_args(mnist_dir) if command[0] == "minirso.evaluate" else ["--out", str(tmp_path / "plots")]
+    proc = _closed_stdout_run([*command, str(sgd_run), *args])
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""  # neither a traceback nor "Exception ignored ... BrokenPipeError"
+
+
 def test_12_eta_weighs_sweeps_by_their_setup_and_trials(data):
     """Round 1: the sweeps to come are estimated from the cost model, scaled by the time the sweeps
     run so far took. Each sweep's setup pass counts: on the paper network the cost model without

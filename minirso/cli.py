@@ -1,0 +1,24 @@
+"""What every command-line entry point shares: how it ends when its output is closed early."""
+import os
+import sys
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool cut off by `| head`
+
+
+def run(main):
+    """Run a command's ``main()`` and return its exit code.
+
+    A reader that stops early (``python -m minirso.evaluate RUN | head -3``) closes the pipe: the
+    command then ends quietly with exit code 141, as Unix tools do, instead of a traceback.
+    Anything a command saves is written before it prints about it, so nothing is lost.
+    """
+    try:
+        try:
+            return main()
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
+    except BrokenPipeError:
+        # Python's documented recipe: point stdout at devnull so that the exit's flush is silent
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
