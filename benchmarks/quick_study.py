@@ -107,12 +107,18 @@ def study(names, jobs, data_dir, out):
                 last = results[name]["rounds"][-1]
                 print(f"done {name}: {100 * last['test_accuracy']:.2f}% after {last['round']} rounds, "
                       f"{results[name]['command_s']:.0f} s", flush=True)
-    from common import cpu_description, sgemm_peak
-    summary = {"machine": cpu_description(), "sgemm_peak_gmacs": sgemm_peak(), "jobs": jobs,
-               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}
+    summary = summarize(results, jobs)
     with open(os.path.join(out, "study.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(render(summary))
+
+
+def summarize(results, jobs):
+    """The study's record: the machine, its float32 sgemm peak measured now (the settings have finished), the results."""
+    from common import cpu_description, sgemm_peak
+    gmacs, _ = sgemm_peak()
+    return {"machine": cpu_description(), "sgemm_peak_gmacs": gmacs, "jobs": jobs,
+            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}
 
 
 def render(summary):

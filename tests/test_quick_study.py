@@ -35,9 +35,11 @@ def test_table_ranks_settings_and_gives_time_against_the_preset():
         s = {**quick_study.BASE, **setting, "rounds": rounds}
         return {"setting": s, "parameters": 1, "command_s": seconds,
                 "rounds": [{"round": i + 1, "test_accuracy": a} for i, a in enumerate(acc)]}
-    summary = {"machine": "m", "sgemm_peak_gmacs": 50.0, "jobs": 2, "finished": "t",
-               "results": {"preset": run([0.97, 0.975], 500.0), "wide": run([0.979, 0.981], 450.0, channels=[16, 32])}}
-    lines = quick_study.render(summary).splitlines()
+    summary = quick_study.summarize({"preset": run([0.97, 0.975], 500.0),
+                                     "wide": run([0.979, 0.981], 450.0, channels=[16, 32])}, jobs=2)
+    assert isinstance(summary["sgemm_peak_gmacs"], float) and summary["sgemm_peak_gmacs"] > 0  # GMAC/s, not (GMAC/s, s)
+    lines = quick_study.render(json.loads(json.dumps(summary))).splitlines()  # as --render reads study.json
+    assert "float32 sgemm peak" in lines[0] and "2 settings at a time" in lines[0]
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| setting")]
     assert rows[0].startswith("| wide | 16-32, flatten |") and "| 98.10% | round 2 | 450 | 0.90 |" in rows[0]
     assert rows[1].startswith("| preset |") and "| 97.50% | no | 500 | 1.00 |" in rows[1]
