@@ -1,6 +1,4 @@
+from .train import main
 import sys
 
-from .cli import run
-from .train import main
-
-sys.exit(run(main))
+sys.exit(main())

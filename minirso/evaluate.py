@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from .backend import backend_name, get_backend
+from .cli import command
 from .data import load_mnist
 from .errors import ConfigError, DataError, MinirsoError
 from .losses import confusion_matrix
@@ -70,6 +71,7 @@ def format_confusion(counts):
     return "\n".join(lines)
 
 
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -146,6 +148,4 @@ def _draw_mistakes(path, x, y, predictions):
 
 
 if __name__ == "__main__":
-    from minirso.cli import run
-
-    sys.exit(run(main))
+    sys.exit(main())

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from .cli import command
 from .errors import MinirsoError
 
 
@@ -29,6 +30,7 @@ def build_parser():
     return p
 
 
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -77,6 +79,4 @@ def _main(args):
 
 
 if __name__ == "__main__":
-    from minirso.cli import run
-
-    sys.exit(run(main))
+    sys.exit(main())

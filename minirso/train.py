@@ -21,6 +21,7 @@ import numpy as np
 from .backend import get_backend
 from . import provenance
 from .checkpoint import load_checkpoint, save_checkpoint
+from .cli import command
 from .data import load_mnist
 from .errors import ConfigError, DataError, MinirsoError, NonFiniteError, RunDirError
 from .metrics import MetricsWriter
@@ -397,6 +398,7 @@ def _max_threads():
         return os.cpu_count() or 1
 
 
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     session = {"phase": "setup", "run": None, "resume": bool(args.resume), "argv": provenance.argv_of(argv)}
@@ -547,6 +549,4 @@ def _plots(run_dir):
 
 
 if __name__ == "__main__":
-    from minirso.cli import run
-
-    sys.exit(run(main))
+    sys.exit(main())

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -586,17 +587,27 @@ def _closed_stdout_run(argv):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        proc = subprocess.run([sys.executable, "-m", *argv], stdout=write_end, stderr=subprocess.PIPE,
-                              text=True, timeout=300)
+        proc = subprocess.run(argv, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
     finally:
         os.close(write_end)
     return proc
 
 
+def _entry_point(how, module):
+    """`python -m minirso.X`, or the console script minirso-X that pip installed beside this Python."""
+    if how == "module":
+        return [sys.executable, "-m", module]
+    script = Path(sys.executable).parent / module.replace(".", "-")
+    if not script.exists():
+        pytest.skip(f"{script.name} is not installed beside {sys.executable}")
+    return [str(script)]
+
+
+@pytest.mark.parametrize("how", ["module", "script"])
 @pytest.mark.parametrize("command", [["minirso.evaluate", "--confusion"], ["minirso.plot"]], ids=["evaluate", "plot"])
-def test_12_output_into_a_closed_pipe_ends_quietly(sgd_run, mnist_dir, tmp_path, command):
+def test_12_output_into_a_closed_pipe_ends_quietly(sgd_run, mnist_dir, tmp_path, command, how):
     args = _data_args(mnist_dir) if command[0] == "minirso.evaluate" else ["--out", str(tmp_path / "plots")]
-    proc = _closed_stdout_run([*command, str(sgd_run), *args])
+    proc = _closed_stdout_run([*_entry_point(how, command[0]), *command[1:], str(sgd_run), *args])
     assert proc.returncode == 141, proc.stderr
     assert proc.stderr == ""  # neither a traceback nor "Exception ignored ... BrokenPipeError"
 
