@@ -6,7 +6,8 @@ import pytest
 
 from minirso.backend import get_backend, to_numpy
 from minirso.errors import BackendError, ShapeError
-from minirso.losses import accuracy, confusion_matrix, log_softmax, softmax_cross_entropy, softmax_cross_entropy_grad
+from minirso.losses import (accuracy, confusion_matrix, log_softmax, softmax_cross_entropy, softmax_cross_entropy_grad,
+                            stacked_cross_entropy)
 
 
 def _direct(logits, labels):
@@ -88,6 +89,26 @@ def test_cross_entropy_grad_matches_finite_differences(xp, reduction):
     g32 = softmax_cross_entropy_grad(xp.asarray(logits.astype(np.float32)), xp.asarray(labels), reduction)
     assert g32.dtype == np.float32
     np.testing.assert_allclose(to_numpy(g32), grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_stacked_cross_entropy_is_the_summed_loss_of_each_candidate(xp, dtype):
+    """The fast twin RSO's trials use, against softmax_cross_entropy per candidate and the
+    direct formula, with logits large enough that exp would overflow without the max."""
+    rng = np.random.default_rng(3)
+    logits = (rng.standard_normal((3, 257, 10)) * 40).astype(dtype)
+    logits[1, 5] += 800.0
+    labels = rng.integers(0, 10, 257)
+    fast = stacked_cross_entropy(xp.asarray(logits), xp.asarray(labels))
+    assert fast.dtype == np.float64 and fast.shape == (3,)
+    for g in range(3):
+        slow = float(to_numpy(softmax_cross_entropy(xp.asarray(logits[g]), xp.asarray(labels))))
+        np.testing.assert_allclose(float(to_numpy(fast[g])), slow, rtol=1e-13)
+    small = (rng.standard_normal((2, 9, 10))).astype(dtype)
+    np.testing.assert_allclose(to_numpy(stacked_cross_entropy(xp.asarray(small), xp.asarray(labels[:9]))),
+                               [_direct(small[g], labels[:9]).sum() for g in range(2)], rtol=1e-12)
+    with pytest.raises(ShapeError, match="labels"):
+        stacked_cross_entropy(xp.asarray(logits), xp.asarray(labels[:9]))
 
 
 def test_cross_entropy_shape_errors():

@@ -190,6 +190,58 @@ def test_box_averages_one_channel_at_a_time_and_the_sweep_memo(equivalence_runs,
     assert sum(taken) == 2 * bn_sweeps
 
 
+def test_trial_fast_paths_are_taken_and_exact(equivalence_runs, monkeypatch):
+    """The trial's fast paths, each spied on: a pooled conv weight's kept change as one shifted
+    pass over the padded cache (``_add_shifted``), the trial's own channel refreshed with its
+    candidates (``_stale_inputs``, with and without the current loss remembered, in the rows
+    layout and not), and batch-norm + ReLU pushed in place (``bn_relu_channel_``). Two rounds of
+    the tiny network and of the flatten-head network must take every one and still make the
+    literal evaluator's decisions, with identical weights (float64)."""
+    from minirso.rso import incremental
+    seen = {"shifted": 0, "bn_relu": 0}
+    stale = set()
+    cls = incremental.IncrementalEvaluator
+    add_shifted, stale_inputs, bn_relu = cls._add_shifted, cls._stale_inputs, incremental.bn_relu_channel_
+
+    def spy_shifted(self, *args):
+        seen["shifted"] += 1
+        return add_shifted(self, *args)
+
+    def spy_stale(self, pushed, o, b, first):
+        stale.add((bool(self.rows), first))
+        return stale_inputs(self, pushed, o, b, first)
+
+    def spy_bn_relu(*args):
+        seen["bn_relu"] += 1
+        return bn_relu(*args)
+
+    monkeypatch.setattr(cls, "_add_shifted", spy_shifted)
+    monkeypatch.setattr(cls, "_stale_inputs", spy_stale)
+    monkeypatch.setattr(incremental, "bn_relu_channel_", spy_bn_relu)
+    fast = run_recorded("incremental", rounds=2)
+    literal = equivalence_runs["literal"]
+    assert_same_decisions(literal, fast)
+    assert_bit_identical(literal.weights, fast.weights)
+    # one mini-batch: a trial often finds its batch's current loss remembered yet its cache stale
+    one = synthetic(n_train=BATCH)
+    assert_same_decisions(run_recorded("literal", rounds=1, data=one), run_recorded("incremental", rounds=1, data=one))
+    tiny_paths = set(stale)
+
+    def run(evaluator, rounds, n_train=N_TRAIN):
+        model = he_normal_(conv_bn_net([3, 4], pool_after={0, 1}, input_shape=(1, 12, 12), dtype="float64",
+                                       head="flatten"), np.random.default_rng(0))
+        rso = make_rso(model, synthetic(n_train=n_train, size=12), evaluator=evaluator, record_trials=True)
+        rso.run(rounds)
+        return types.SimpleNamespace(log=rso.trial_log, weights=snapshot(model))
+
+    for rounds, n_train in ((2, N_TRAIN), (1, BATCH)):
+        flat_literal, flat_fast = run("literal", rounds, n_train), run("incremental", rounds, n_train)
+        assert_same_decisions(flat_literal, flat_fast)
+        assert_bit_identical(flat_literal.weights, flat_fast.weights)
+    assert seen["shifted"] > 100 and seen["bn_relu"] > 1000, seen
+    assert {(False, 0), (False, 1)} <= tiny_paths and {(True, 0), (True, 1)} <= stale, stale
+
+
 def test_remembered_current_loss_is_exact_and_counted():
     """One mini-batch per sweep: the incremental evaluator then reuses the current weight's loss
     almost every trial. Its decisions must still be the prefix evaluator's (itself checked against

@@ -45,11 +45,12 @@ import math
 
 import numpy as np
 
-from ..layers import BatchNorm2D, Conv2D, Dense, Flatten
+from ..layers import BatchNorm2D, Conv2D, Dense, Flatten, ReLU
+from ..layers.base import xp_of
 from ..layers.pooled_conv import PooledConv2D, box_average, box_phases, can_fold, phase_shift
 from ..layers.conv import shifted_window
 from ..layers.row_conv import RowConv, to_rows
-from ..losses import softmax_cross_entropy
+from ..losses import stacked_cross_entropy
 from .evaluators import Evaluator
 from .logit_trials import LogitTrials
 from .rest import RestPass, WorkArrays
@@ -62,6 +63,25 @@ BOX_CACHE_BYTES = 512 * 2**20
 def _batch_major(h):
     """(C, G, B, ...) -> a (G, B, C, ...) view."""
     return h.transpose((1, 2, 0) + tuple(range(3, h.ndim)))
+
+
+def bn_relu_channel_(bn, values, c, scratch):
+    """``relu(bn.forward_channel(values, c))`` for values (G, B, ...), G mini-batches, in place.
+
+    The same statistics as ``BatchNorm2D.normalize_channel`` (float32 means of x and of the
+    squared centred values); then ``max(d * (gamma / sqrt(var + eps)) + beta, 0)`` on the centred
+    values d, written over ``values``: no arrays of the batch's size besides one reused buffer."""
+    xp = xp_of(values)
+    g = values.reshape(values.shape[0], -1)
+    mean = g.mean(axis=1, keepdims=True)
+    g -= mean
+    squares = scratch.get(f"bn_squares{g.shape[0]}", g.shape, g.dtype, xp)
+    xp.multiply(g, g, out=squares)
+    var = squares.mean(axis=1, keepdims=True)
+    g *= bn.params["gamma"][c] / (var + bn.eps) ** 0.5
+    g += bn.params["beta"][c]
+    xp.maximum(g, 0, out=g)
+    return values
 
 
 def _apply_channel(layers, values, c):
@@ -179,6 +199,11 @@ class IncrementalEvaluator(Evaluator):
         needed = s.needed
         # the searched output's cache channel-major, unless it is also the batch-major input of the rest pass
         self.channel_major = not s.is_bn and s.m != s.z
+        # with a box-average effect, that cache is padded to the phases' size (see _add_kept_change)
+        self.padded = None
+        if self.box_k and self.channel_major:
+            h, w = self._box_shape(self.model.shapes[s.i][1:])
+            self.padded = (-(-h // self.box_k), -(-w // self.box_k))
         layers, last = self.model.layers, needed[-1]
         # a conv and its pool run as one strided convolution where no cache needs the conv's output
         folded = {j: PooledConv2D(layers[j], layers[j + 1]) for j in range(last - 1)
@@ -211,7 +236,7 @@ class IncrementalEvaluator(Evaluator):
         self.boxes_done, self.box_all = set(), False
         if self.box_k:
             h = self.acts[s.i]  # (C, n_batches, B, H, W)
-            self.box_all = h.shape[0] * math.prod(self._box_shape(h[0])) * h.itemsize <= BOX_CACHE_BYTES
+            self.box_all = h.shape[0] * math.prod(self._box_shape(h[0].shape)) * h.itemsize <= BOX_CACHE_BYTES
         # the output layer: trials from the cached logits (logit_trials.py)
         self.logit_trials = None
         if isinstance(searched, Dense) and s.m == s.k == len(layers):
@@ -229,8 +254,13 @@ class IncrementalEvaluator(Evaluator):
                 shape = (h.shape[1], n_batches, h.shape[0]) + h.shape[2:]
             elif j == self.s.z and self.rows:  # (n_batches, B, H, C, W)
                 shape = (n_batches, h.shape[0], h.shape[2], h.shape[1], h.shape[3])
-            self.acts[j] = self.xp.empty(shape, dtype=h.dtype)
-        if major:
+            if j == self.s.m and self.padded:  # zeros: the padding is never read
+                self.acts[j] = self.xp.zeros(shape[:-2] + self.padded, dtype=h.dtype)
+            else:
+                self.acts[j] = self.xp.empty(shape, dtype=h.dtype)
+        if j == self.s.m and self.padded:
+            self.acts[j][:, b, :, :h.shape[2], :h.shape[3]] = h.swapaxes(0, 1)
+        elif major:
             self.acts[j][:, b] = h.swapaxes(0, 1)
         elif j == self.s.z and self.rows:
             to_rows(h, self.acts[j][b])
@@ -240,6 +270,8 @@ class IncrementalEvaluator(Evaluator):
     def _searched_channel(self, o, b=None):
         """Channel o of the searched layer's (folded) output cache, (G, B, ...): batch b (G = 1) or every batch."""
         y = self.acts[self.s.m]
+        if self.padded:
+            y = y[..., :self.model.shapes[self.s.m][1], :self.model.shapes[self.s.m][2]]
         if self.channel_major:
             return y[o, b:b + 1] if b is not None else y[o]
         return y[b:b + 1, :, o] if b is not None else y[:, :, o]
@@ -279,11 +311,12 @@ class IncrementalEvaluator(Evaluator):
         self.logit_trials = None
         self.next_rows, self.scratch = {}, WorkArrays()
 
-    def _refresh(self, b):
-        """Bring the next layer's cached output of batch b up to date (shortcut 7)."""
+    def _refresh(self, b, skip=None):
+        """Bring the next layer's cached output of batch b up to date (shortcut 7), except for
+        channel ``skip``, which the trial refreshes itself (``_rest_losses``)."""
         for o in list(self.stale):
             then, pending = self.stale[o]
-            if not pending[b]:
+            if not pending[b] or o == skip:
                 continue
             if self.s.is_bn:  # then[b]: gamma and beta of channel o when batch b was last refreshed
                 bn = self.model.layers[self.s.i]
@@ -322,10 +355,10 @@ class IncrementalEvaluator(Evaluator):
         channel = self._searched_channel(o, b)
         return channel, _apply_channel(s.fold_out, effect, o)
 
-    def _box_shape(self, x):
-        """Shape of ``box_average`` of one input channel x (..., H, W) of the searched conv."""
+    def _box_shape(self, shape):
+        """Shape of ``box_average`` of one input channel of the searched conv, of shape (..., H, W)."""
         pad = self.model.layers[self.s.i].padding
-        return x.shape[:-2] + tuple(d + 2 * pad - self.box_k + 1 for d in x.shape[-2:])
+        return tuple(shape[:-2]) + tuple(d + 2 * pad - self.box_k + 1 for d in shape[-2:])
 
     def _box_effect(self, index, b, pooled_shape):
         """The pooled effect of conv weight ``index`` for batch b or every batch: a view of
@@ -334,7 +367,7 @@ class IncrementalEvaluator(Evaluator):
         if self.box[0] != c:
             x = self.acts[self.s.i][c]
             pad = self.model.layers[self.s.i].padding
-            shape = self._box_shape(x)
+            shape = self._box_shape(x.shape)
             k = self.box_k
             phases = self._scratch(f"box{c}" if self.box_all else "box",
                                    (k, k) + shape[:-2] + tuple(-(-d // k) for d in shape[-2:]), x.dtype)
@@ -347,8 +380,16 @@ class IncrementalEvaluator(Evaluator):
         return phase_shift(phases, ky, kx, self.box_k, *pooled_shape)
 
     def _push(self, channel_values, o):
-        """Channel o through the channel-local segment: (G, B, ...) -> (G, B, ...)."""
-        return _apply_channel(self.s.segment, channel_values, o)
+        """Channel o through the channel-local segment: (G, B, ...) -> (G, B, ...).
+
+        A segment of batch-norm then ReLU (every conv of the paper's networks) runs in place on
+        ``channel_values`` (which the callers made for it) by :func:`bn_relu_channel_`; any other
+        through the layers' ``forward_channel``, its slow twin (tests/test_rso.py)."""
+        seg = self.s.segment
+        if (len(seg) == 2 and type(seg[0]) is BatchNorm2D and seg[0].training and isinstance(seg[1], ReLU)
+                and channel_values.flags.c_contiguous):
+            return bn_relu_channel_(seg[0], channel_values, o, self.scratch)
+        return _apply_channel(seg, channel_values, o)
 
     def _scratch(self, name, shape, dtype):
         return self.scratch.get(name, shape, dtype, self.xp)
@@ -363,7 +404,7 @@ class IncrementalEvaluator(Evaluator):
                 self.next_rows[o] = RowConv.of(self.next_op, self.model.shapes[self.s.nxt_index], channel=o)
             op = self.next_rows[o]
             if out is None:
-                out = self._scratch("effect", (g, bsz) + op.output_shape(1)[1:], delta.dtype)
+                out = self._scratch(f"effect{g}", (g, bsz) + op.output_shape(1)[1:], delta.dtype)
             op(delta.reshape((g * bsz, delta.shape[2], 1, delta.shape[3])), out.reshape(op.output_shape(g * bsz)))
             return out
         e = self.next_op.input_channel_effect(delta.reshape((g * bsz,) + delta.shape[2:]), o)
@@ -381,6 +422,9 @@ class IncrementalEvaluator(Evaluator):
         s, o = self.s, index[0]
         y = self._searched_channel(o)
         layer = self.model.layers[s.i]
+        if self.padded:
+            self._add_shifted(index, delta, y.shape[-2:])
+            return
         if self.box_k:
             effect = self._box_effect(index, None, y.shape[-2:])
         elif isinstance(layer, Conv2D) and layer.stride == 1 and not s.fold_out and self.ref.name == "weight":
@@ -396,6 +440,27 @@ class IncrementalEvaluator(Evaluator):
         for b in range(y.shape[0]):
             self.xp.multiply(effect[b], d, out=product)
             y[b] += product
+
+    def _add_shifted(self, index, delta, pooled_shape):
+        """``_add_kept_change`` for a pooled conv weight, whose effect is a view of a phase of the
+        box average (``phase_shift``): rows of wo numbers, every Pw-th. The searched output's cache
+        is padded to the phases' (Ph, Pw) (``self.padded``), so that view is the phase shifted by
+        ``off = (ky // k) * Pw + kx // k`` in the flat layout: the product of one batch is one
+        contiguous pass, ``y.flat[:L] += d * phase.flat[off:off + L]``. Where the view has numbers
+        it reads the same ones as before and each sum is the same, bit for bit; the rest lands in
+        the padding, which nothing reads."""
+        _, _, ky, kx = index
+        k, o = self.box_k, index[0]
+        self._box_effect(index, None, pooled_shape)  # the phases of input channel c
+        phase = self.box[1][ky % k, kx % k]  # (n_batches, B, Ph, Pw), contiguous
+        y = self.acts[self.s.m][o]           # the same shape, contiguous
+        off = (ky // k) * self.padded[1] + kx // k
+        size = math.prod(y.shape[1:])
+        d = delta.astype(phase.dtype)
+        product = self._scratch("keep", (size - off,), phase.dtype)
+        for b in range(y.shape[0]):
+            self.xp.multiply(phase[b].reshape(-1)[off:], d, out=product)
+            y[b].reshape(-1)[:size - off] += product
 
     # -- a trial ------------------------------------------------------------------------------
     def losses(self, index, plus, minus, b):
@@ -422,14 +487,26 @@ class IncrementalEvaluator(Evaluator):
     def _rest_losses(self, index, deltas, b, first):
         """Losses of the candidates ``first``.. (0: current, 1: plus, 2: minus) through the rest of the network."""
         xp, s, o = self.xp, self.s, index[0]
-        self._refresh(b)
+        # the trial's own channel o, when batch b's next-layer cache still waits for its kept
+        # changes, is refreshed with the candidates (see _stale_inputs)
+        then = self.stale.get(o) if s.nxt is not None and not s.is_bn else None
+        then = then[0][b] if then is not None and then[1][b] else None
+        self._refresh(b, skip=o if then is not None else None)
         channel, effect = self._channel_and_effect(index, b)
         deltas = deltas.astype(effect.dtype).reshape((2,) + (1,) * (effect.ndim - 1))
-        values = xp.concatenate([channel, channel + deltas * effect])  # current, plus, minus
+        first_row = 0 if then is None else 1
+        values = self._scratch(f"values{first_row + 3}", (first_row + 3,) + channel.shape[1:], channel.dtype)
+        if then is not None:
+            values[0] = then
+        values[first_row] = channel[0]
+        xp.multiply(effect, deltas, out=values[first_row + 1:])
+        values[first_row + 1:] += channel  # (then,) current, plus, minus: channel + delta * effect
         pushed = self._push(values, o)
-        if s.nxt is not None:
+        if then is not None:
+            inputs = self._stale_inputs(pushed, o, b, first)
+        elif s.nxt is not None:
             z = self.acts[s.z][b]
-            inputs = self._scratch("inputs", (3 - first,) + z.shape, z.dtype)  # the rest pass overwrites it
+            inputs = self._scratch(f"inputs{3 - first}", (3 - first,) + z.shape, z.dtype)  # the rest pass overwrites it
             if first == 0:
                 inputs[0] = z
             if self.rows:
@@ -443,7 +520,39 @@ class IncrementalEvaluator(Evaluator):
             inputs[:, :, o] = pushed[first:]
         groups = inputs.shape[0]
         logits = self.rest(inputs.reshape((-1,) + inputs.shape[2:]), groups, rows=self.rows)
-        return softmax_cross_entropy(logits.reshape((groups, -1) + logits.shape[1:]), self.labels(b, groups))
+        return stacked_cross_entropy(logits.reshape((groups, -1) + logits.shape[1:]), self.y[self.batches[b]])
+
+    def _stale_inputs(self, pushed, o, b, first):
+        """The rest pass's inputs of candidates ``first``.. when channel o of batch b had kept
+        changes since the next layer's cache of b was last refreshed ("then").
+
+        ``pushed`` is (then, current, plus, minus) through the channel-local segment. The next
+        layer is linear, so with z its cached output as of "then", its output for each of them is
+        ``z + effect(pushed[g] - pushed[0])``: one effect of three channel differences brings the
+        cache up to date (g = current, stored) and gives the candidates, where ``_refresh`` and
+        the trial would compute two. Exact as shortcut 7; only the rounding differs.
+        """
+        xp = self.xp
+        z = self.acts[self.s.z][b]
+        diffs = pushed[1:] - pushed[:1]
+        if self.rows and first == 0:
+            inputs = self._scratch("inputs3", (3,) + z.shape, z.dtype)
+            self._next_effect(diffs, o, out=inputs)
+            inputs += z
+            z[...] = inputs[0]
+        else:
+            effect = self._next_effect(diffs, o)
+            inputs = self._scratch(f"inputs{3 - first}", (3 - first,) + z.shape, z.dtype)
+            xp.add(z[None], effect[first:], out=inputs)
+            if first == 0:
+                z[...] = inputs[0]
+            else:
+                z += effect[0]
+        then, pending = self.stale[o]
+        pending[b] = False
+        if not pending.any():
+            del self.stale[o]
+        return inputs
 
     def set_value(self, index, value, b=None, loss=None):
         """Keep ``value``: update the weight and the cached activations of every mini-batch."""
