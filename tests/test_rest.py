@@ -78,7 +78,9 @@ def test_rest_pass_runs_a_flatten_head_in_the_rows_layout(xp):
             rest = RestPass(model, start, width)
             kinds = [kind for kind, _, _ in rest.steps]
             if width is None and 2 <= start < flatten:  # the run from start (4x4 maps) ends in the head
-                assert kinds[-1] == "rows_flatten_dense" and "from_rows" not in kinds and rest.takes_rows, kinds
+                # (with the batch-norm + ReLU before it folded into it where the run holds them)
+                assert kinds[-1] in ("rows_flatten_dense", "rows_bn_relu_dense") and "from_rows" not in kinds, kinds
+                assert rest.takes_rows and (kinds[-1] == "rows_bn_relu_dense") == (start <= flatten - 2), kinds
             if width == 0:
                 assert not any("rows" in kind for kind in kinds)
             h = xp.asarray(_inputs(model, start, 6, "float64", seed=start))
@@ -87,6 +89,14 @@ def test_rest_pass_runs_a_flatten_head_in_the_rows_layout(xp):
                                        err_msg=f"from layer {start}")
             if rest.takes_rows and kinds[0] == "to_rows":
                 np.testing.assert_allclose(to_numpy(rest(to_rows(h), 2, rows=True)), slow, rtol=1e-10, atol=1e-10)
+    # a negative gamma before the head: the fold declines and batch-norm + ReLU are written out
+    bn = model.layers[flatten - 2]
+    bn.params["gamma"][1] = -0.7
+    rest = RestPass(model, 2)
+    assert [kind for kind, _, _ in rest.steps][-1] == "rows_bn_relu_dense"
+    h = xp.asarray(_inputs(model, 2, 6, "float64", seed=2))
+    np.testing.assert_allclose(to_numpy(rest(h.copy(), 2)), to_numpy(model.forward_from(2, h, groups=2)),
+                               rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

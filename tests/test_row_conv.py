@@ -82,14 +82,15 @@ def test_row_conv_of_a_folded_pool_equals_conv_then_pool(xp, n, c, h, w, o, padd
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("groups,relu", [(1, True), (3, True), (3, False)])
-def test_rows_batchnorm_equals_the_layer(xp, groups, relu, dtype):
+@pytest.mark.parametrize("groups,relu,images", [(1, True, 4), (3, True, 4), (3, False, 4), (2, True, 17), (2, True, 48)])
+def test_rows_batchnorm_equals_the_layer(xp, groups, relu, images, dtype):
+    """images per candidate: 4 and 48 sum in blocks of 4 and 16 images, 17 (a prime) image by image."""
     rng = np.random.default_rng(3)
     bn = BatchNorm2D(5, dtype=dtype)
     bn.params["gamma"][...] = rng.uniform(-1.5, 1.5, 5)
     bn.params["beta"][...] = rng.normal(0, 0.5, 5)
     bn.to(xp)
-    x = xp.asarray((rng.standard_normal((4 * groups, 5, 6, 7)) * 2 + 10).astype(dtype))  # mean >> std: var = E[x^2] - mean^2 cancels
+    x = xp.asarray((rng.standard_normal((images * groups, 5, 6, 7)) * 2 + 10).astype(dtype))  # mean >> std: var = E[x^2] - mean^2 cancels
     slow = bn.forward(x, groups=groups)
     slow = to_numpy(xp.maximum(slow, 0) if relu else slow)
     fast = to_numpy(from_rows(batchnorm_relu_rows_(bn, to_rows(x), groups, relu)))

@@ -1,12 +1,13 @@
 """Batch-norm of rows-layout maps (N, H, C, W) (see ``row_conv``), in training mode, for RSO's rest pass.
 
 The statistics of each candidate (``groups``) and channel are over its images, rows and
-columns. They come from two partial sums per image along the contiguous C*W axis, in x's
-dtype, of at most H terms each: S1 = sum of x and S2 = sum of x^2 over the image's rows. The
-sums over the images and columns are in float64: mean = S1 / n, var = S2 / n - mean^2. That is
-one read of x for each sum and nothing written. The subtraction cancels log10(1 + mean^2/var)
-of float64's 16 digits (not of float32's 7: the float32 rounding is only in the partial
-sums, relative 1e-7 of a sum of at most H squares). ``BatchNorm2D.forward`` is the slow twin
+columns. They come from two partial sums in x's dtype, S1 of x and S2 of x^2: over blocks of at
+most 16 images at each position (:func:`block_sums`, for batch-norm followed by a ReLU or a
+convolution) or over each image's H rows (:func:`image_sums`, for the global average pool,
+which needs each image's mean). The sums of the partial sums are in float64: mean = S1 / n,
+var = S2 / n - mean^2. That is one read of x for each sum and nothing written. The subtraction
+cancels log10(1 + mean^2/var) of float64's 16 digits (not of float32's 7: the float32 rounding
+is only in the partial sums, relative 1e-7 of a sum of at most 16 squares). ``BatchNorm2D.forward`` is the slow twin
 (tests/test_row_conv.py).
 
 Three ways to apply it, each exact in real arithmetic:
@@ -26,9 +27,14 @@ from .base import xp_of
 def scale_shift(bn, s1, s2, count):
     """Batch-norm's scale and shift (G, C), float64, from per-image sums s1 of x and s2 of x^2 (G, B, C)
     over ``count`` values per candidate and channel: y = x * scale + shift."""
-    mean = s1.sum(axis=1, dtype="float64") / count
-    ex2 = s2.sum(axis=1, dtype="float64") / count
-    var = xp_of(s1).maximum(ex2 - mean * mean, 0.0)
+    return _scale_shift(bn, s1.sum(axis=1, dtype="float64"), s2.sum(axis=1, dtype="float64"), count)
+
+
+def _scale_shift(bn, t1, t2, count):
+    """Scale and shift (G, C) from the totals t1 of x and t2 of x^2 (G, C), float64."""
+    mean = t1 / count
+    ex2 = t2 / count
+    var = xp_of(t1).maximum(ex2 - mean * mean, 0.0)
     scale = bn.params["gamma"][None, :] / (var + bn.eps) ** 0.5
     return scale, bn.params["beta"][None, :] - mean * scale
 
@@ -49,10 +55,29 @@ def image_sums(x, groups, rows=True):
     return s1, s2, x.size // c // groups
 
 
+def block_sums(x, groups):
+    """Totals of x and of x^2 per candidate and channel, (G, C) float64, and the values per
+    candidate and channel, for x (N, H, C, W). The partial sums, in x's dtype, are over a block
+    of at most BLOCK images at each of the H*C*W positions: the reductions run along the
+    contiguous axis with few, long inner loops (``image_sums`` sums 7 rows of C*W per image, 3x
+    the time for the paper's maps); the sums of the blocks and positions are in float64."""
+    xp = xp_of(x)
+    n, h, c, w = x.shape
+    b = n // groups
+    blk = max(d for d in range(1, BLOCK + 1) if b % d == 0)
+    r = x.reshape(groups, b // blk, blk, h * c * w)
+    t1 = r.sum(axis=2).sum(axis=1, dtype="float64")
+    t2 = xp.einsum("gnbk,gnbk->gnk", r, r).sum(axis=1, dtype="float64")
+    return (t1.reshape(groups, h, c, w).sum(axis=(1, 3)), t2.reshape(groups, h, c, w).sum(axis=(1, 3)), b * h * w)
+
+
+BLOCK = 16
+
+
 def rows_scale_shift(bn, x, groups):
     """The batch-norm scale and shift (G, C), float64, of x (N, H, C, W)."""
-    s1, s2, count = image_sums(x, groups)
-    return scale_shift(bn, s1, s2, count)
+    t1, t2, count = block_sums(x, groups)
+    return _scale_shift(bn, t1, t2, count)
 
 
 def _spread(v, x, groups):

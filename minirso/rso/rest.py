@@ -21,8 +21,9 @@ tests hold the two together) with two exact speed-ups:
    weight's columns permuted once, :class:`RowsDense`).
    Batch-norm there (:mod:`~minirso.layers.rows_batchnorm`) reads x twice for its statistics;
    with the ReLU and conv after it, it then writes x once (max(x, u)) and the conv takes the
-   per-candidate scale and shift into its matrices; before the global average pool it writes
-   nothing (the pool of an affine map is the affine map of the pool).
+   per-candidate scale and shift into its matrices (a Flatten + Dense head likewise, into a
+   copy of its weight per candidate); before the global average pool it writes nothing (the
+   pool of an affine map is the affine map of the pool).
 
 Only the rounding differs from the slow twin (float64 decisions agree; see tests/test_rso.py).
 """
@@ -64,8 +65,22 @@ class RowsDense:
         self.weight_t = w.reshape(w.shape[0], c, height, width).transpose(2, 1, 3, 0).reshape(-1, w.shape[0]).copy()
         self.bias = dense.params.get("bias")
 
-    def __call__(self, h):
-        y = h.reshape(h.shape[0], -1) @ self.weight_t
+    def __call__(self, h, scale=None, shift=None, groups=1):
+        """Logits of h (N, H, C, W); with ``scale`` and ``shift`` (G, C), those of the per-candidate
+        affine map ``h * scale + shift`` (relu_threshold_rows_'s batch-norm + ReLU), folded into
+        each candidate's copy of the weight and a bias, as RowConv folds it into its matrices."""
+        if scale is None:
+            y = h.reshape(h.shape[0], -1) @ self.weight_t
+        else:
+            xp = xp_of(h)
+            n, height, c, width = h.shape
+            spread = (groups, height, c, width)  # a per-channel value at every feature, in the rows order
+            s = xp.broadcast_to(scale.astype(h.dtype)[:, None, :, None], spread).reshape(groups, -1)
+            t = xp.broadcast_to(shift.astype(h.dtype)[:, None, :, None], spread).reshape(groups, -1)
+            weights = self.weight_t[None] * s[:, :, None]  # (G, features, classes)
+            y = xp.matmul(h.reshape(groups, n // groups, -1), weights)
+            y += (t @ self.weight_t)[:, None, :]
+            y = y.reshape(n, -1)
         return y + self.bias if self.bias is not None else y
 
 
@@ -156,15 +171,16 @@ class RestPass:
 
     @staticmethod
     def _fuse(steps):
-        """Pairs of steps that run as one: batch-norm + ReLU + conv in the rows layout (the affine
-        part folded into the conv), and batch-norm + global average pool in either layout (from
-        the statistics alone)."""
+        """Pairs of steps that run as one: batch-norm + ReLU + conv or + flatten-dense head in the
+        rows layout (the affine part folded into the conv's matrices or the dense weight), and
+        batch-norm + global average pool in either layout (from the statistics alone)."""
         out = []
         for step in steps:
             prev = out[-1] if out else (None, None, None)
             pair = (prev[0], bool(prev[2]), type(step[1]).__name__ if step[0] == "layer" else step[0])
             fused = {("rows_bn", True, "rows_conv"): ("rows_bn_relu_conv", (prev[1], step[1]), True),
                      ("rows_bn", False, "rows_gap"): ("rows_bn_gap", prev[1], False),
+                     ("rows_bn", True, "rows_flatten_dense"): ("rows_bn_relu_dense", (prev[1], step[1]), True),
                      ("bn", False, "GlobalAvgPool2D"): ("bn_gap", prev[1], False)}.get(pair)
             if fused:
                 out[-1] = fused
@@ -209,6 +225,13 @@ class RestPass:
                     h = conv(batchnorm_relu_rows_(bn, h, groups, True), out)
                 else:
                     h = conv(h, out, *affine, groups=groups)
+            elif kind == "rows_bn_relu_dense":
+                bn, dense = layer
+                affine = relu_threshold_rows_(bn, h, groups)
+                if affine is None:  # a gamma <= 0: batch-norm + ReLU written out, then the dense layer
+                    h = dense(batchnorm_relu_rows_(bn, h, groups, True))
+                else:
+                    h = dense(h, *affine, groups=groups)
             elif kind == "rows_bn":
                 h = batchnorm_relu_rows_(layer, h, groups, relu)
             elif kind == "rows_relu":
