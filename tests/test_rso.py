@@ -194,14 +194,20 @@ def test_trial_fast_paths_are_taken_and_exact(equivalence_runs, monkeypatch):
     """The trial's fast paths, each spied on: a pooled conv weight's kept change as one shifted
     pass over the padded cache (``_add_shifted``), the trial's own channel refreshed with its
     candidates (``_stale_inputs``, with and without the current loss remembered, in the rows
-    layout and not), and batch-norm + ReLU pushed in place (``bn_relu_channel_``). Two rounds of
+    layout and not), batch-norm + ReLU pushed in place (``bn_relu_channel_``) and run as one in
+    the sweep's setup (``batchnorm_relu_``). Two rounds of
     the tiny network and of the flatten-head network must take every one and still make the
     literal evaluator's decisions, with identical weights (float64)."""
     from minirso.rso import incremental
-    seen = {"shifted": 0, "bn_relu": 0}
+    seen = {"shifted": 0, "bn_relu": 0, "setup_bn_relu": 0}
     stale = set()
     cls = incremental.IncrementalEvaluator
     add_shifted, stale_inputs, bn_relu = cls._add_shifted, cls._stale_inputs, incremental.bn_relu_channel_
+    setup_bn_relu = incremental.batchnorm_relu_
+
+    def spy_setup_bn_relu(*args):
+        seen["setup_bn_relu"] += 1
+        return setup_bn_relu(*args)
 
     def spy_shifted(self, *args):
         seen["shifted"] += 1
@@ -218,6 +224,7 @@ def test_trial_fast_paths_are_taken_and_exact(equivalence_runs, monkeypatch):
     monkeypatch.setattr(cls, "_add_shifted", spy_shifted)
     monkeypatch.setattr(cls, "_stale_inputs", spy_stale)
     monkeypatch.setattr(incremental, "bn_relu_channel_", spy_bn_relu)
+    monkeypatch.setattr(incremental, "batchnorm_relu_", spy_setup_bn_relu)
     fast = run_recorded("incremental", rounds=2)
     literal = equivalence_runs["literal"]
     assert_same_decisions(literal, fast)
@@ -238,7 +245,7 @@ def test_trial_fast_paths_are_taken_and_exact(equivalence_runs, monkeypatch):
         flat_literal, flat_fast = run("literal", rounds, n_train), run("incremental", rounds, n_train)
         assert_same_decisions(flat_literal, flat_fast)
         assert_bit_identical(flat_literal.weights, flat_fast.weights)
-    assert seen["shifted"] > 100 and seen["bn_relu"] > 1000, seen
+    assert seen["shifted"] > 100 and seen["bn_relu"] > 1000 and seen["setup_bn_relu"] > 10, seen
     assert {(False, 0), (False, 1)} <= tiny_paths and {(True, 0), (True, 1)} <= stale, stale
 
 

@@ -53,7 +53,7 @@ from ..layers.row_conv import RowConv, to_rows
 from ..losses import stacked_cross_entropy
 from .evaluators import Evaluator
 from .logit_trials import LogitTrials
-from .rest import RestPass, WorkArrays
+from .rest import RestPass, WorkArrays, batchnorm_relu_
 
 # Box averages of every input channel are cached for a sweep when they fit in this many bytes
 # (the quick preset's conv 2: 16 x 30,000 x 15 x 15 float32 = 432 MB); otherwise one at a time.
@@ -215,6 +215,9 @@ class IncrementalEvaluator(Evaluator):
         reused = start == s.i  # the same layer's input: batch-norm beta then gamma
         if reused:
             self.acts[s.i] = memo[2]
+        # batch-norm and the ReLU after it run as one, in place on the fresh output of the layer before
+        fused = {j for j in range(1, last - 1) if j + 1 not in needed and isinstance(layers[j + 1], ReLU)
+                 and type(layers[j]) is BatchNorm2D and layers[j].training and layers[j].stat_sums is None}
         for b in range(len(batches)):
             if start is not None:
                 h, j = xp.ascontiguousarray(memo[2][:, b].swapaxes(0, 1)), start
@@ -227,6 +230,8 @@ class IncrementalEvaluator(Evaluator):
                     break
                 if j in folded:
                     h, j = folded[j].forward(h), j + 2
+                elif j in fused and h.base is None and h.flags.c_contiguous:  # h owns its memory: made here
+                    h, j = batchnorm_relu_(layers[j], h, 1, True), j + 2
                 else:
                     h, j = layers[j].forward(h), j + 1
         self.base_loss = {}
