@@ -17,6 +17,14 @@ the ratio; then the estimated round for both (sum over arrays of size x s/trial 
 the round ratio, the peak resident memory of each side (the largest of its subprocesses), and
 the sgemm peak of the machine measured at the start (NumPy's OpenBLAS, and torch's).
 
+minirso's cost per trial depends on what is kept (a kept change updates caches; a trial whose
+batch saw no kept change since reuses the current weight's loss), and the first trials of a
+sweep in round 1 keep nearly every candidate, so the estimate above overstates its round. The
+reference's trials cost the same whatever is kept. ``--measured-round`` (default: the quick
+config) therefore also runs minirso's round 1 whole, in one process, as training runs it
+(``RSO.run`` with the preset's schedule, stopped at the round's end) and prints its measured
+time against the reference's estimated round: the quick round ratio of the issue's target.
+
 Configurations (``--config``):
 
 - ``quick``: small_mnist_net, 1 thread, batch 2000 from a seeded 30,000-image subset of MNIST
@@ -48,9 +56,9 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 CONFIGS = {
-    "quick": {"net": "small_mnist_net", "threads": 1, "batch": 2000, "train_images": 30000,
+    "quick": {"net": "small_mnist_net", "preset": "quick", "threads": 1, "batch": 2000, "train_images": 30000,
               "trials": {"minirso": 40, "torch": 10}},
-    "paper": {"net": "paper_mnist_net", "threads": 2, "batch": 5000, "train_images": 60000,
+    "paper": {"net": "paper_mnist_net", "preset": "paper", "threads": 2, "batch": 5000, "train_images": 60000,
               "trials": {"minirso": 40, "torch": 4}},
 }
 SIDES = ("minirso", "torch")
@@ -71,7 +79,11 @@ def parse_args(argv=None):
     p.add_argument("--synthetic", action="store_true", help="random images and labels of MNIST's shape instead")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, data subset, data order and dw")
     p.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
-    p.add_argument("--worker", choices=("minirso", "torch", "sgemm"), help=argparse.SUPPRESS)
+    p.add_argument("--measured-round", choices=("quick", "all", "none"), default="quick",
+                   help="also time one whole round of minirso's RSO (round 1 of the preset's schedule, every "
+                        "sweep in plan order in one process, as training runs it) for these configs "
+                        "(default: quick; the paper's round takes 40-80 minutes on 2 cores)")
+    p.add_argument("--worker", choices=("minirso", "torch", "sgemm", "round"), help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.trials_override = {}
@@ -151,8 +163,46 @@ def run_side(args, side):
     return {"side": side, "data": desc, "layers": results, "ru_maxrss_mib": common.ru_maxrss_mib(), **extra}
 
 
+def run_round(args):
+    """minirso's round 1, measured: ``RSO.run`` with the preset's settings (rounds, batch, the same
+    training images, seed), stopped at the round's end (no test: eval_every=0). Every sweep in plan
+    order, in one process, so the batch-norm sweeps start from the conv sweep's cache as in
+    training; its time includes every sweep's setup (``counters["wall_time"]``)."""
+    import types
+
+    import numpy as np
+    from minirso import RSO
+    from minirso.presets import PRESETS
+    cfg = CONFIGS[args.config]
+    x, y, desc = common.load_training_data(args.data_dir, cfg["train_images"], args.seed, args.synthetic)
+    model = build_model(args.config, args.seed)
+    data = types.SimpleNamespace(x_train=x, y_train=y, x_test=x[:1], y_test=y[:1])
+    sweeps = []
+    t_last = [time.perf_counter()]
+
+    def on_record(rso, record):
+        now = time.perf_counter()
+        if record["type"] == "layer":
+            sweeps.append({"label": record["layer"], "s": now - t_last[0], "accepted": record["accepted"],
+                           "trials": record["trials"]})
+        else:
+            rso.request_stop()
+        t_last[0] = now
+
+    rounds = PRESETS[cfg["preset"]]["rso"]["rounds"]
+    rso = RSO(model, data, seed=args.seed, batch_size=cfg["batch"], rounds=rounds, eval_every=0, progress=False,
+              callbacks=[on_record])
+    t0 = time.perf_counter()
+    rso.run()
+    total = time.perf_counter() - t0
+    assert rso.round == 1 and np.isfinite(rso.history[-1]["train_loss"])
+    return {"data": desc, "round_s": rso.counters["wall_time"], "run_s": total, "sweeps": sweeps,
+            "ru_maxrss_mib": common.ru_maxrss_mib(), "loadavg": common.loadavg()}
+
+
 def worker_main(args):
-    out = run_sgemm(args) if args.worker == "sgemm" else run_side(args, args.worker)
+    workers = {"sgemm": run_sgemm, "round": run_round}
+    out = workers[args.worker](args) if args.worker in workers else run_side(args, args.worker)
     with open(args.worker_out, "w") as f:
         json.dump(out, f)
     return 0
@@ -217,6 +267,11 @@ def run_config(args, config):
                       f"mean {r['s_per_trial_mean']:.4f}, keep {r['keep_s_mean']:.4f}), setup {r['setup_s']:7.2f} s, "
                       f"kept {r['accepted']}/{r['trials']}, RSS {res['ru_maxrss_mib']:.0f} MiB; {sg_txt}; "
                       f"{common.loadavg()}", flush=True)
+        measured = None
+        if (args.measured_round == "all" or args.measured_round == config) and not args.layers:
+            measured = call_worker(args, config, "round", os.path.join(tmp, "round.json"))
+            print(f"  [minirso] measured round 1: {measured['round_s']:.1f} s in {len(measured['sweeps'])} sweeps, "
+                  f"RSS {measured['ru_maxrss_mib']:.0f} MiB; {sg_txt}; {measured['loadavg']}", flush=True)
     elapsed = time.perf_counter() - t_start
 
     rows, summary = [], {}
@@ -244,10 +299,20 @@ def run_config(args, config):
     print(f"\nestimated round{partial}: sum over arrays of size x s/trial + setup; {sg_txt} at the start")
     print(table2)
     print(f"round: minirso {ratio:.1f}x faster than the authors' strategy in PyTorch{partial}")
+    if measured is not None:
+        rows = [[w["label"], f"{w['s']:.2f}", f"{w['accepted']}/{w['trials']}"] for w in measured["sweeps"]]
+        print(f"\nmeasured: minirso's round 1 run whole ({cfg['preset']} preset's schedule, one process, every sweep's "
+              f"setup included, the batch-norm sweeps starting from the conv sweep's cache as in training):")
+        print(common.fmt_table(["sweep", "s (with setup)", "kept"], rows, "lrr"))
+        mratio = summary["torch"]["round_s"] / measured["round_s"]
+        summary["minirso_measured"] = {"round_s": measured["round_s"], "ru_maxrss_mib": measured["ru_maxrss_mib"]}
+        print(f"round, measured: minirso {measured['round_s']:.1f} s against the reference's estimated "
+              f"{summary['torch']['round_s']:.0f} s (its trials cost the same whatever is kept): {mratio:.1f}x faster")
     print(f"end: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {common.loadavg()}; this configuration ran {elapsed:.0f} s",
           flush=True)
     return {"config": config, **cfg, "threads": threads, "start": start, "elapsed_s": elapsed, "sgemm": sg,
-            "labels": labels, "sizes": sizes, "summary": summary, "round_ratio": ratio,
+            "labels": labels, "sizes": sizes, "summary": summary, "round_ratio": ratio, "measured_round": measured,
+            "measured_round_ratio": (summary["torch"]["round_s"] / measured["round_s"]) if measured else None,
             "runs": {s: {"layers": [runs[s]["layers"][l] for l in labels], "ru_maxrss_mib": runs[s]["ru_maxrss_mib"],
                          "data": runs[s].get("data")} for s in SIDES}}
 
