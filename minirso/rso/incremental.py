@@ -41,7 +41,6 @@ Caches are the inputs of given layers for every mini-batch of the sweep, compute
 batch at the start of each sweep (batch-norm sees each mini-batch's own statistics, as in a
 full pass).
 """
-import functools
 import math
 
 import numpy as np
@@ -64,19 +63,6 @@ BOX_CACHE_BYTES = 512 * 2**20
 def _batch_major(h):
     """(C, G, B, ...) -> a (G, B, C, ...) view."""
     return h.transpose((1, 2, 0) + tuple(range(3, h.ndim)))
-
-
-def _axpy(a):
-    """SciPy's BLAS axpy (y += alpha * x in place) for a's dtype on NumPy; None on CuPy."""
-    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
-        return None
-    return _blas_axpy(a.dtype.char)
-
-
-@functools.lru_cache(maxsize=None)
-def _blas_axpy(char):
-    from scipy.linalg import blas
-    return blas.get_blas_funcs("axpy", dtype=char)
 
 
 def bn_relu_channel_(bn, values, c, scratch):
@@ -465,10 +451,10 @@ class IncrementalEvaluator(Evaluator):
         box average (``phase_shift``): rows of wo numbers, every Pw-th. The searched output's cache
         is padded to the phases' (Ph, Pw) (``self.padded``), so that view is the phase shifted by
         ``off = (ky // k) * Pw + kx // k`` in the flat layout: the product of one batch is one
-        contiguous pass, ``y.flat[:L] += d * phase.flat[off:off + L]``: on NumPy one BLAS axpy
-        per mini-batch (a multiply-add in one pass, rounded once where the CPU fuses it), on CuPy
-        a multiply and an add. Where the view has numbers it reads the same ones as the view;
-        the rest lands in the padding, which nothing reads."""
+        contiguous pass, ``y.flat[:L] += d * phase.flat[off:off + L]``. Where the view has numbers
+        it reads the same ones as before and each sum is the same, bit for bit; the rest lands in
+        the padding, which nothing reads. (BLAS axpy would do it in one pass, but only SciPy's
+        second OpenBLAS offers it, whose own threads stall NumPy's: 3x slower sweeps on 2 threads.)"""
         _, _, ky, kx = index
         k, o = self.box_k, index[0]
         self._box_effect(index, None, pooled_shape)  # the phases of input channel c
@@ -477,16 +463,10 @@ class IncrementalEvaluator(Evaluator):
         off = (ky // k) * self.padded[1] + kx // k
         size = math.prod(y.shape[1:])
         d = delta.astype(phase.dtype)
-        axpy = _axpy(phase)
-        product = None if axpy else self._scratch("keep", (size - off,), phase.dtype)
+        product = self._scratch("keep", (size - off,), phase.dtype)
         for b in range(y.shape[0]):
-            source, target = phase[b].reshape(-1)[off:], y[b].reshape(-1)[:size - off]
-            if axpy is not None:
-                if axpy(source, target, a=d) is not target:  # f2py copied it: never for these contiguous arrays
-                    raise RuntimeError("axpy did not update the cache in place")
-            else:
-                self.xp.multiply(source, d, out=product)
-                target += product
+            self.xp.multiply(phase[b].reshape(-1)[off:], d, out=product)
+            y[b].reshape(-1)[:size - off] += product
 
     # -- a trial ------------------------------------------------------------------------------
     def losses(self, index, plus, minus, b):
