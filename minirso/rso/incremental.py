@@ -36,6 +36,17 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
    difference), so consecutive kept changes of one output unit cost one update per batch.
    A searched batch-norm channel is refreshed the same way, from the gamma and beta it had
    when batch b was last refreshed (its output channel is gamma * xhat + beta, xhat fixed).
+   When the channel a trial searches is itself waiting on batch b, the trial pushes its old
+   values with the candidates and one effect of three differences refreshes the cache and gives
+   the candidates' inputs at once (``_stale_inputs``).
+8. *A kept change of a pooled conv weight in one pass.* Its effect is a view of a phase of the
+   input channel's box average; the searched output's cache is padded to the phase's size, so
+   the view is the phase shifted by a constant in the flat layout and ``y += d * effect`` is one
+   contiguous pass per mini-batch (``_add_shifted``): the same sums, bit for bit.
+9. *Batch-norm + ReLU as one*, in place: a channel's candidates (``bn_relu_channel_``), and the
+   setup's forward pass (``rest.batchnorm_relu_`` on the conv's fresh output). The candidates'
+   losses come from ``losses.stacked_cross_entropy`` (class-major float64), the fast twin of
+   ``softmax_cross_entropy``.
 
 Caches are the inputs of given layers for every mini-batch of the sweep, computed batch by
 batch at the start of each sweep (batch-norm sees each mini-batch's own statistics, as in a
