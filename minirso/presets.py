@@ -9,7 +9,7 @@ GRADIENT_FREE_QUICK = {
 
 PRESETS = {
     "quick": {
-        "description": "small network (10,352 weights), 10 RSO rounds on 30,000 training images, about 9.5 minutes on 2 CPU cores",
+        "description": "small network (10,352 weights), 10 RSO rounds on 30,000 training images, 5 to 10 minutes on 2 CPU cores",
         "model": "small",
         # Measured on 2 cores (benchmarks/quick_preset.py): 10,000 images at batch 1000 plateau
         # at 96.3% (10 rounds, 216 s); 30,000 at batch 2000 pass 97% (97.1% after round 9 of a
