@@ -55,6 +55,9 @@ def image_sums(x, groups, rows=True):
     return s1, s2, x.size // c // groups
 
 
+BLOCK = 16  # images per partial sum of block_sums
+
+
 def block_sums(x, groups):
     """Totals of x and of x^2 per candidate and channel, (G, C) float64, and the values per
     candidate and channel, for x (N, H, C, W). The partial sums, in x's dtype, are over a block
@@ -70,8 +73,6 @@ def block_sums(x, groups):
     t2 = xp.einsum("gnbk,gnbk->gnk", r, r).sum(axis=1, dtype="float64")
     return (t1.reshape(groups, h, c, w).sum(axis=(1, 3)), t2.reshape(groups, h, c, w).sum(axis=(1, 3)), b * h * w)
 
-
-BLOCK = 16
 
 
 def rows_scale_shift(bn, x, groups):

@@ -64,7 +64,7 @@ from ..layers.row_conv import RowConv, to_rows
 from ..losses import stacked_cross_entropy
 from .evaluators import Evaluator
 from .logit_trials import LogitTrials
-from .rest import RestPass, WorkArrays, batchnorm_relu_
+from .rest import RestPass, WorkArrays, batch_stats_bn, batchnorm_relu_
 
 # Box averages of every input channel are cached for a sweep when they fit in this many bytes
 # (the quick preset's conv 2: 16 x 30,000 x 15 x 15 float32 = 432 MB); otherwise one at a time.
@@ -193,6 +193,9 @@ class IncrementalEvaluator(Evaluator):
         self.s = s = Structure(self.model, ref.layer)
         # the layers after the searched one are fixed during the sweep: fold them once
         self.rest = RestPass(self.model, s.z if s.nxt is not None else s.k)
+        # the channel-local segment is batch-norm then ReLU (every conv of the paper's networks): _push runs it in place
+        seg = s.segment
+        self.segment_bn = seg[0] if len(seg) == 2 and batch_stats_bn(seg[0]) and isinstance(seg[1], ReLU) else None
         self.next_op, self.next_fold = s.nxt, s.fold_next
         if len(s.fold_next) == 1 and can_fold(s.nxt, s.fold_next[0]):
             self.next_op, self.next_fold = PooledConv2D(s.nxt, s.fold_next[0]), []
@@ -227,8 +230,8 @@ class IncrementalEvaluator(Evaluator):
         if reused:
             self.acts[s.i] = memo[2]
         # batch-norm and the ReLU after it run as one, in place on the fresh output of the layer before
-        fused = {j for j in range(1, last - 1) if j + 1 not in needed and isinstance(layers[j + 1], ReLU)
-                 and type(layers[j]) is BatchNorm2D and layers[j].training and layers[j].stat_sums is None}
+        fused = {j for j in range(1, last - 1)
+                 if j + 1 not in needed and isinstance(layers[j + 1], ReLU) and batch_stats_bn(layers[j])}
         for b in range(len(batches)):
             if start is not None:
                 h, j = xp.ascontiguousarray(memo[2][:, b].swapaxes(0, 1)), start
@@ -344,9 +347,14 @@ class IncrementalEvaluator(Evaluator):
                 values = self.xp.stack([then[b], self._searched_channel(o, b)[0]])
             pushed = self._push(values, o)
             self.acts[self.s.z][b] += self._next_effect(pushed[1:] - pushed[:1], o)[0]
-            pending[b] = False
-            if not pending.any():
-                del self.stale[o]
+            self._refreshed(o, b)
+
+    def _refreshed(self, o, b):
+        """Batch b's next-layer cache has channel o's kept changes now; forget o when no batch waits."""
+        pending = self.stale[o][1]
+        pending[b] = False
+        if not pending.any():
+            del self.stale[o]
 
     # -- the searched channel ----------------------------------------------------------------
     def _channel_and_effect(self, index, b=None):
@@ -401,11 +409,9 @@ class IncrementalEvaluator(Evaluator):
         A segment of batch-norm then ReLU (every conv of the paper's networks) runs in place on
         ``channel_values`` (which the callers made for it) by :func:`bn_relu_channel_`; any other
         through the layers' ``forward_channel``, its slow twin (tests/test_rso.py)."""
-        seg = self.s.segment
-        if (len(seg) == 2 and type(seg[0]) is BatchNorm2D and seg[0].training and isinstance(seg[1], ReLU)
-                and channel_values.flags.c_contiguous):
-            return bn_relu_channel_(seg[0], channel_values, o, self.scratch)
-        return _apply_channel(seg, channel_values, o)
+        if self.segment_bn is not None and channel_values.flags.c_contiguous:
+            return bn_relu_channel_(self.segment_bn, channel_values, o, self.scratch)
+        return _apply_channel(self.s.segment, channel_values, o)
 
     def _scratch(self, name, shape, dtype):
         return self.scratch.get(name, shape, dtype, self.xp)
@@ -565,10 +571,7 @@ class IncrementalEvaluator(Evaluator):
                 z[...] = inputs[0]
             else:
                 z += effect[0]
-        then, pending = self.stale[o]
-        pending[b] = False
-        if not pending.any():
-            del self.stale[o]
+        self._refreshed(o, b)
         return inputs
 
     def set_value(self, index, value, b=None, loss=None):

@@ -99,12 +99,17 @@ class WorkArrays:
         return buf
 
 
+def batch_stats_bn(layer):
+    """Whether ``layer`` is a batch-norm that normalises with each mini-batch's statistics (training
+    mode, not collecting running statistics): the kind the fast batch-norm kernels replace."""
+    return isinstance(layer, BatchNorm2D) and layer.training and layer.stat_sums is None
+
+
 def _rows_capable(layer, shape, max_width):
     """Whether a step runs in the rows layout; shape is its input (C, H, W)."""
     if isinstance(layer, (PooledConv2D, Conv2D)):
         return len(shape) == 3 and shape[2] <= max_width
-    return isinstance(layer, (ReLU, GlobalAvgPool2D)) or (isinstance(layer, BatchNorm2D) and layer.training
-                                                          and layer.stat_sums is None)
+    return isinstance(layer, (ReLU, GlobalAvgPool2D)) or batch_stats_bn(layer)
 
 
 class RestPass:
@@ -121,7 +126,7 @@ class RestPass:
             if can_fold(layer, after):
                 steps.append(("layer", PooledConv2D(layer, after), False, shapes[j]))
                 j += 2
-            elif isinstance(layer, BatchNorm2D) and layer.training and layer.stat_sums is None:
+            elif batch_stats_bn(layer):
                 relu = isinstance(after, ReLU)
                 steps.append(("bn", layer, relu, shapes[j]))
                 j += 2 if relu else 1
