@@ -440,6 +440,43 @@ def test_dense_input_channel_effect(xp):
                                to_numpy(layer.forward(xp.asarray(x2))) - before, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["conv", "pooled", "dense", "flatten_dense"])
+def test_input_channels_effect_is_the_change_of_the_output(xp, kind):
+    """Several input channels changed at once (the incremental evaluator's merged refresh): the
+    effect is the layer's output after minus before, and the sum of the one-channel effects."""
+    from minirso.layers.pooled_conv import PooledConv2D
+    from minirso.rso.incremental import FlattenDense
+    rng = np.random.default_rng(19)
+    if kind == "dense":
+        layer = _on(xp, Dense(6, 3, bias=True, dtype="float64"))
+        shape, forward = (4, 6), None
+    elif kind == "flatten_dense":
+        dense = _on(xp, Dense(5 * 3 * 2, 4, bias=True, dtype="float64"))
+        _set_params(dense, xp, rng)
+        layer, shape = FlattenDense(dense, 3 * 2), (4, 5, 3, 2)
+        forward = lambda x: dense.forward(x.reshape(x.shape[0], -1))  # noqa: E731
+    else:
+        conv = _on(xp, Conv2D(5, 3, 3, stride=1, padding=1, bias=True, dtype="float64"))
+        layer, shape = (PooledConv2D(conv, AvgPool2D(2)) if kind == "pooled" else conv), (4, 5, 8, 6)
+        forward = None
+    if kind in ("dense", "conv"):
+        _set_params(layer, xp, rng)
+    elif kind == "pooled":
+        _set_params(layer.conv, xp, rng)
+        layer = PooledConv2D(layer.conv, layer.pool)  # folded kernels of the weights just set
+    forward = forward or layer.forward
+    x = rng.standard_normal(shape)
+    channels = [4, 0, 2]
+    delta = rng.standard_normal((shape[0], len(channels)) + shape[2:])
+    x2 = x.copy()
+    x2[:, channels] += delta
+    want = to_numpy(forward(xp.asarray(x2))) - to_numpy(forward(xp.asarray(x)))
+    got = to_numpy(layer.input_channels_effect(xp.asarray(delta), channels))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-11)
+    one_by_one = sum(to_numpy(layer.input_channel_effect(xp.asarray(delta[:, j]), c)) for j, c in enumerate(channels))
+    np.testing.assert_allclose(got, one_by_one, rtol=1e-12, atol=1e-12)
+
+
 # -- shape errors -------------------------------------------------------------------------------
 
 def _raises_shape_error(fn, *shapes):

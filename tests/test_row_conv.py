@@ -141,3 +141,25 @@ def test_batchnorm_then_global_pool_from_the_statistics(xp, dtype):
     tol = 1e-11 if dtype == "float64" else 1e-5
     assert fast.dtype == np.dtype(dtype)
     np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("pool", [None, 2])
+def test_row_conv_of_some_input_channels_is_their_effect(xp, pool):
+    """``RowConv.of(layer, shape, channel=[...])``: the change of the output when those input
+    channels change, for deltas (N, H, P, W) in the rows layout (no bias)."""
+    conv = _conv(6, 4, 3, 1, 1, "float64", xp, bias=True)
+    layer = PooledConv2D(conv, AvgPool2D(pool)) if pool else conv
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 6, 14, 10))
+    channels = [5, 1, 2]
+    delta = rng.standard_normal((3, len(channels), 14, 10))
+    x2 = x.copy()
+    x2[:, channels] += delta
+
+    def slow(v):
+        y = conv.forward(xp.asarray(v))
+        return to_numpy(layer.pool.forward(y) if pool else y)
+
+    rows = RowConv.of(layer, (6, 14, 10), channel=channels)
+    got = to_numpy(from_rows(rows(to_rows(xp.asarray(delta)))))
+    np.testing.assert_allclose(got, slow(x2) - slow(x), rtol=1e-10, atol=1e-11)

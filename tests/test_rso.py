@@ -195,14 +195,20 @@ def test_trial_fast_paths_are_taken_and_exact(equivalence_runs, monkeypatch):
     pass over the padded cache (``_add_shifted``), the trial's own channel refreshed with its
     candidates (``_stale_inputs``, with and without the current loss remembered, in the rows
     layout and not), batch-norm + ReLU pushed in place (``bn_relu_channel_``) and run as one in
-    the sweep's setup (``batchnorm_relu_``). Two rounds of
+    the sweep's setup (``batchnorm_relu_``), the channels waiting on a batch refreshed as one
+    convolution (``_next_effect_of_channels``, rows layout and not). Two rounds of
     the tiny network and of the flatten-head network must take every one and still make the
     literal evaluator's decisions, with identical weights (float64)."""
     from minirso.rso import incremental
     seen = {"shifted": 0, "bn_relu": 0, "setup_bn_relu": 0}
-    stale = set()
+    stale, merged = set(), set()
     cls = incremental.IncrementalEvaluator
     add_shifted, stale_inputs, bn_relu = cls._add_shifted, cls._stale_inputs, incremental.bn_relu_channel_
+    of_channels = cls._next_effect_of_channels
+
+    def spy_of_channels(self, channels, b):
+        merged.add((bool(self.rows), bool(self.s.is_bn)))
+        return of_channels(self, channels, b)
     setup_bn_relu = incremental.batchnorm_relu_
 
     def spy_setup_bn_relu(*args):
@@ -222,6 +228,7 @@ def test_trial_fast_paths_are_taken_and_exact(equivalence_runs, monkeypatch):
         return bn_relu(*args)
 
     monkeypatch.setattr(cls, "_add_shifted", spy_shifted)
+    monkeypatch.setattr(cls, "_next_effect_of_channels", spy_of_channels)
     monkeypatch.setattr(cls, "_stale_inputs", spy_stale)
     monkeypatch.setattr(incremental, "bn_relu_channel_", spy_bn_relu)
     monkeypatch.setattr(incremental, "batchnorm_relu_", spy_setup_bn_relu)
@@ -247,6 +254,8 @@ def test_trial_fast_paths_are_taken_and_exact(equivalence_runs, monkeypatch):
         assert_bit_identical(flat_literal.weights, flat_fast.weights)
     assert seen["shifted"] > 100 and seen["bn_relu"] > 1000 and seen["setup_bn_relu"] > 10, seen
     assert {(False, 0), (False, 1)} <= tiny_paths and {(True, 0), (True, 1)} <= stale, stale
+    # several batch-norm channels waiting on one batch: refreshed by one convolution of them all
+    assert {(False, True), (True, True)} <= merged, merged
 
 
 def test_remembered_current_loss_is_exact_and_counted():

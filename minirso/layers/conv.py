@@ -189,6 +189,11 @@ class Conv2D(Layer):
         """
         return conv2d(delta[:, None], self.params["weight"][:, c:c + 1], self.stride, self.padding)
 
+    def input_channels_effect(self, delta, channels):
+        """Change of the output when input ``channels`` change by ``delta`` (N, P, H, W): a
+        convolution of those P channels with the weights that meet them."""
+        return conv2d(delta, self.params["weight"][:, list(channels)], self.stride, self.padding)
+
     def weight_effect(self, x, name, index, groups=1):
         """d output[:, o] / d weight[o, c, ky, kx] for input ``x`` (N, C, H, W): the shifted input channel c.
 

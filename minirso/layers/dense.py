@@ -47,6 +47,10 @@ class Dense(Layer):
         """Change of the output when input feature ``c`` changes by ``delta`` (N,)."""
         return delta[:, None] * self.params["weight"][:, c][None, :]
 
+    def input_channels_effect(self, delta, channels):
+        """Change of the output when input features ``channels`` change by ``delta`` (N, P)."""
+        return delta @ self.params["weight"][:, list(channels)].T
+
     def weight_effect(self, x, name, index, groups=1):
         """d y[:, o] / d weight[o, j] = x[:, j] (and d y[:, o] / d bias[o] = 1)."""
         if name == "bias":

@@ -165,6 +165,10 @@ class PooledConv2D:
         return pooled_conv2d(delta[:, None], self.conv.params["weight"][:, c:c + 1], self.conv.padding, self.k,
                              self.channel_kernels[c])
 
+    def input_channels_effect(self, delta, channels):
+        """Pooled change of the output when input ``channels`` change by ``delta`` (N, P, H, W)."""
+        return pooled_conv2d(delta, self.conv.params["weight"][:, list(channels)], self.conv.padding, self.k)
+
 
 def can_fold(conv, pool):
     from .conv import Conv2D

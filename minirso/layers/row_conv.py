@@ -83,11 +83,13 @@ class RowConv:
     @classmethod
     def of(cls, layer, input_shape, channel=None):
         """For a ``Conv2D`` or a ``PooledConv2D`` (its folded kernel, stride k), or for its input
-        ``channel`` alone (the change of its output when that channel changes: no bias)."""
+        ``channel`` alone, or a list of input channels (the change of its output when those
+        channels change, input (N, H, P, W): no bias)."""
         conv, k = (layer.conv, layer.k) if isinstance(layer, PooledConv2D) else (layer, None)
         weight = conv.params["weight"]
         if channel is not None:
-            weight, input_shape = weight[:, channel:channel + 1], (1,) + tuple(input_shape[1:])
+            channels = list(channel) if isinstance(channel, (list, tuple)) else [channel]
+            weight, input_shape = weight[:, channels], (len(channels),) + tuple(input_shape[1:])
         if k is not None:  # conv + k-pool = a stride-k conv with the folded kernel
             return cls(fold_avgpool(weight, k), input_shape, k, conv.padding,
                        None if channel is not None else conv.params.get("bias"))

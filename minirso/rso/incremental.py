@@ -47,6 +47,11 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
    setup's forward pass (``rest.batchnorm_relu_`` on the conv's fresh output). The candidates'
    losses come from ``losses.stacked_cross_entropy`` (class-major float64), the fast twin of
    ``softmax_cross_entropy``.
+10. *The channels waiting on one batch refreshed together.* When several channels wait on batch
+   b (a batch-norm sweep keeps a change of another channel at nearly every trial), their changes
+   go through the next layer as one convolution of those channels (``_next_effect_of_channels``,
+   linear as 4.): the same multiply-adds, in products with P times the rows (K), nearer the
+   sgemm peak (the paper network's bn 5 sweep: 1.11 s of trials instead of 1.40).
 
 Caches are the inputs of given layers for every mini-batch of the sweep, computed batch by
 batch at the start of each sweep (batch-norm sees each mini-batch's own statistics, as in a
@@ -121,6 +126,13 @@ class FlattenDense:
     def input_channel_effect(self, delta, c):
         w = self.dense.params["weight"][:, c * self.size:(c + 1) * self.size]
         return delta.reshape(delta.shape[0], self.size) @ w.T
+
+    def input_channels_effect(self, delta, channels):
+        """The same for input ``channels`` changing by ``delta`` (N, P, ...)."""
+        w = self.dense.params["weight"]
+        xp = xp_of(w)
+        cols = xp.concatenate([xp.arange(c * self.size, (c + 1) * self.size) for c in channels])
+        return delta.reshape(delta.shape[0], -1) @ w[:, cols].T
 
 
 class Structure:
@@ -332,22 +344,53 @@ class IncrementalEvaluator(Evaluator):
 
     def _refresh(self, b, skip=None):
         """Bring the next layer's cached output of batch b up to date (shortcut 7), except for
-        channel ``skip``, which the trial refreshes itself (``_rest_losses``)."""
-        for o in list(self.stale):
-            then, pending = self.stale[o]
-            if not pending[b] or o == skip:
-                continue
-            if self.s.is_bn:  # then[b]: gamma and beta of channel o when batch b was last refreshed
-                bn = self.model.layers[self.s.i]
-                xhat = bn.normalize_channel(self.acts[self.s.i][o, b:b + 1], o)
-                gamma, beta = bn.params["gamma"][o], bn.params["beta"][o]
-                old_gamma, old_beta = (float(v) for v in then[b])
-                values = self.xp.concatenate([old_gamma * xhat + old_beta, gamma * xhat + beta])
-            else:  # then[b]: channel o of the searched output when batch b was last refreshed
-                values = self.xp.stack([then[b], self._searched_channel(o, b)[0]])
-            pushed = self._push(values, o)
-            self.acts[self.s.z][b] += self._next_effect(pushed[1:] - pushed[:1], o)[0]
+        channel ``skip``, which the trial refreshes itself (``_rest_losses``). The changes of all
+        the channels waiting on b go through the next layer as one convolution of those channels
+        (shortcut 10), not one each."""
+        waiting = [o for o, (_, pending) in self.stale.items() if pending[b] and o != skip]
+        if not waiting:
+            return
+        if len(waiting) == 1:
+            pushed = self._pushed_since_then(waiting[0], b)
+            effect = self._next_effect(pushed[1:] - pushed[:1], waiting[0])[0]
+        else:
+            effect = self._next_effect_of_channels(waiting, b)
+        self.acts[self.s.z][b] += effect
+        for o in waiting:
             self._refreshed(o, b)
+
+    def _pushed_since_then(self, o, b):
+        """Channel o after the channel-local segment (2, B, ...): as it was when batch b's
+        next-layer cache was last refreshed, and now."""
+        then, _ = self.stale[o]
+        if self.s.is_bn:  # then[b]: gamma and beta of channel o when batch b was last refreshed
+            bn = self.model.layers[self.s.i]
+            xhat = bn.normalize_channel(self.acts[self.s.i][o, b:b + 1], o)
+            gamma, beta = bn.params["gamma"][o], bn.params["beta"][o]
+            old_gamma, old_beta = (float(v) for v in then[b])
+            values = self.xp.concatenate([old_gamma * xhat + old_beta, gamma * xhat + beta])
+        else:  # then[b]: channel o of the searched output when batch b was last refreshed
+            values = self.xp.stack([then[b], self._searched_channel(o, b)[0]])
+        return self._push(values, o)
+
+    def _next_effect_of_channels(self, channels, b):
+        """Change (B, ...) of the next layer's (folded) output from the changes of its input
+        ``channels`` waiting on batch b: one convolution of those channels with the weights that
+        meet them, where one per channel would each run a product with 1/P as many rows (K) and
+        the same columns. Equal to the sum of each channel's ``_next_effect``, up to rounding."""
+        xp = self.xp
+        stacked = None
+        for j, o in enumerate(channels):
+            pushed = self._pushed_since_then(o, b)  # (2, B, ...)
+            if stacked is None:  # the rows layout (B, H, P, W), else (B, P, ...)
+                shape = pushed.shape[1:]
+                shape = shape[:2] + (len(channels),) + shape[2:] if self.rows else shape[:1] + (len(channels),) + shape[1:]
+                stacked = self._scratch(f"waiting{len(channels)}", shape, pushed.dtype)
+            xp.subtract(pushed[1], pushed[0], out=stacked[:, :, j] if self.rows else stacked[:, j])
+        if self.rows:
+            op = RowConv.of(self.next_op, self.model.shapes[self.s.nxt_index], channel=channels)
+            return op(stacked, self._scratch("waiting_effect", op.output_shape(stacked.shape[0]), stacked.dtype))
+        return _apply(self.next_fold, self.next_op.input_channels_effect(stacked, channels))
 
     def _refreshed(self, o, b):
         """Batch b's next-layer cache has channel o's kept changes now; forget o when no batch waits."""
