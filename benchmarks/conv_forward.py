@@ -24,6 +24,12 @@ and conv 4 + its 2x2 average pool (14x14 -> 7x7, ``PooledConv2D``): the direct k
 alone and with the two layout copies around it. This is what ``minirso.rso.rest.ROWS_MAX_WIDTH``
 is chosen from.
 
+Part 4 asks whether another matrix layout would do the rest pass's convolutions with fewer
+wasted multiply-adds: the same small-map cases as *column-blocked rows*, each product making b
+output columns of one output row for every image and block (b = 1 is im2col: no zero in the
+matrix; b = the map's width is the rows layout), on maps already in that layout (the copy into
+it is timed apart). Each variant is checked against the direct kernel before it is timed.
+
 Part 2 also runs minirso's kernel with the tap stacking forced on and off (by setting
 ``minirso.layers.conv.STACK_TAPS_BELOW`` for the call) to show what the stacking buys. All
 variants are checked against each other (max abs diff against the library, and against a
@@ -32,7 +38,7 @@ float32 matrix-multiply rate is measured (a 2048 x 2048 x 2048 sgemm) as the cei
 
     python benchmarks/conv_forward.py                   # batch 5000, OpenBLAS default threads
     python benchmarks/conv_forward.py --threads 1 --batch 1000
-    python benchmarks/conv_forward.py --threads 2 --skip-forward --skip-kernels   # part 3 only
+    python benchmarks/conv_forward.py --threads 2 --skip-forward --skip-kernels   # parts 3 and 4
 
 GMAC/s = 1e9 multiply-adds per second (one multiply-add = 2 FLOP).
 """
@@ -50,6 +56,7 @@ import numpy as np  # noqa: E402
 import minirso  # noqa: E402
 import minirso.layers.conv as conv_module  # noqa: E402
 from minirso.layers import Conv2D, Dense  # noqa: E402
+from minirso.layers.base import xp_of  # noqa: E402
 from minirso.rso.cost import layer_macs  # noqa: E402
 
 
@@ -65,7 +72,8 @@ def parse_args(argv=None):
     p.add_argument("--skip-forward", action="store_true", help="only the kernel comparison")
     p.add_argument("--skip-kernels", action="store_true", help="skip part 2 (the kernel comparison)")
     p.add_argument("--skip-small", action="store_true", help="skip part 3 (small maps, rows layout)")
-    p.add_argument("--small-batch", type=int, default=15000, help="images for part 3 (default 15000)")
+    p.add_argument("--skip-blocked", action="store_true", help="skip part 4 (column-blocked rows layouts)")
+    p.add_argument("--small-batch", type=int, default=15000, help="images for parts 3 and 4 (default 15000)")
     p.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
     return p.parse_args(argv)
 
@@ -252,6 +260,93 @@ def small_maps_table(args, xp, peak, rng):
     return head + "\n" + table, results, ok
 
 
+# -- part 4: column-blocked rows layouts -------------------------------------------------------
+def blocked_layout(x, kernel_w, stride, padding, b):
+    """x (N, C, H, W) -> (N, nb, H + 2p, C, win): for each block of b output columns, the
+    input columns it reads (win = (b - 1) * stride + kw, zero padding included)."""
+    xp = xp_of(x)
+    n, c, h, w = x.shape
+    wo = (w + 2 * padding - kernel_w) // stride + 1
+    nb, win = -(-wo // b), (b - 1) * stride + kernel_w
+    padded = xp.zeros((n, c, h + 2 * padding, (nb * b - 1) * stride + kernel_w), dtype=x.dtype)
+    padded[:, :, padding:padding + h, padding:padding + w] = x
+    out = xp.empty((n, nb, h + 2 * padding, c, win), dtype=x.dtype)
+    for j in range(nb):
+        out[:, j] = padded[:, :, :, j * b * stride:j * b * stride + win].transpose(0, 2, 1, 3)
+    return out
+
+
+def blocked_matrix(w, stride, b):
+    """T (kh * C * win, O * b): T[(ky, c, col), (o, q)] = w[o, c, ky, col - q * stride]."""
+    o, c, kh, kw = w.shape
+    win = (b - 1) * stride + kw
+    t = np.zeros((kh, c, win, o, b), dtype=w.dtype)
+    for q in range(b):
+        t[:, :, q * stride:q * stride + kw, :, q] = w.transpose(2, 1, 3, 0)
+    return t.reshape(kh * c * win, o * b)
+
+
+def blocked_conv(xb, t, ho, kh, stride, out, step=512):
+    """The convolution of xb (N, nb, Hp, C, win) in column blocks: one product per output row and
+    chunk of images (as ``RowConv``), every block of every image a row of the product;
+    ``out`` (N, nb, Ho, O * b)."""
+    n, nb, hp, c, win = xb.shape
+    a, o = xb.reshape(n * nb, hp * c * win), out.reshape(n * nb, -1)
+    row, cols = c * win, t.shape[1]
+    for r in range(ho):
+        for s in range(0, n * nb, step * nb):
+            e = min(s + step * nb, n * nb)
+            xp_of(xb).matmul(a[s:e, r * stride * row:(r * stride + kh) * row], t, out=o[s:e, r * cols:(r + 1) * cols])
+    return out
+
+
+def blocked_table(args, xp, peak, rng):
+    from minirso.layers.pooled_conv import fold_avgpool
+    from minirso.layers.row_conv import RowConv, to_rows
+    n = args.small_batch
+    w3 = rng.normal(0.0, np.sqrt(2.0 / 144), size=(16, 16, 3, 3)).astype(np.float32)
+    cases = [("3x3 conv, 7x7 maps", w3, 1, 7), ("conv + 2x2 avg pool, 14x14 -> 7x7 (folded 4x4, stride 2)",
+                                                fold_avgpool(w3, 2), 2, 14)]
+    rows, results, ok = [], [], True
+    for title, w, stride, size in cases:
+        o, c, kh, kw = w.shape
+        x = xp.asarray(rng.standard_normal((n, c, size, size), dtype=np.float32))
+        wx = xp.asarray(w)
+        rc = RowConv(wx, (c, size, size), stride, 1)
+        ho, wo = rc.ho, rc.wo
+        useful = n * o * c * kh * kw * ho * wo
+        direct = conv_module.conv2d(x, wx, stride, 1)
+        xr = to_rows(x)
+        t_rows = common.timed(lambda: rc(xr), args.repeats, xp=xp)[0]
+        raw_rows = sum((stop - first) * c * size * o * wo for first, stop, _, _ in rc.plan) * n
+        rows.append([title, f"rows layout (b = {wo})", "", f"{t_rows * 1e3:.1f}", f"{useful / t_rows / 1e9:.1f}",
+                     f"{raw_rows / useful:.2f}", f"{raw_rows / t_rows / 1e9:.1f}", "1.00x"])
+        for b in (1, 2, 3, 4):
+            xb = blocked_layout(x, kw, stride, 1, b)
+            t = xp.asarray(blocked_matrix(w, stride, b))
+            out = xp.empty((n, xb.shape[1], ho, o * b), dtype=x.dtype)
+            got = blocked_conv(xb, t, ho, kh, stride, out)
+            got = got.reshape(n, xb.shape[1], ho, o, b).transpose(0, 3, 2, 1, 4).reshape(n, o, ho, -1)[..., :wo]
+            diff = float(xp.abs(got - direct).max())
+            ok &= diff <= 1e-4 * max(1.0, float(xp.abs(direct).max()))
+            t_conv = common.timed(lambda: blocked_conv(xb, t, ho, kh, stride, out), args.repeats, xp=xp)[0]
+            t_copy = common.timed(lambda: blocked_layout(x, kw, stride, 1, b), args.repeats, xp=xp)[0]
+            raw = n * xb.shape[1] * ho * t.shape[0] * t.shape[1]
+            rows.append([title, f"blocked, b = {b} (K {t.shape[0]}, {t.shape[1]} columns)", f"{t_copy * 1e3:.1f}",
+                         f"{t_conv * 1e3:.1f}", f"{useful / t_conv / 1e9:.1f}", f"{raw / useful:.2f}",
+                         f"{raw / t_conv / 1e9:.1f}", f"{t_rows / t_conv:.2f}x"])
+            results.append({"case": title, "b": b, "conv_s": t_conv, "copy_s": t_copy, "rows_s": t_rows,
+                            "useful_macs": useful, "raw_macs": raw, "max_abs_diff": diff})
+            del xb, out, got
+        del x, xr, direct
+    head = (f"column-blocked rows layouts, {n} images of 16 channels, float32, median of {args.repeats}; "
+            f"useful GMAC/s counts the direct convolution's multiply-adds, raw those of the products "
+            f"(zeros of the matrix included); sgemm peak {peak:.1f} GMAC/s (agreement {'OK' if ok else 'MISMATCH'})")
+    table = common.fmt_table(["case", "layout", "copy into it, ms", "products, ms", "useful GMAC/s", "raw / useful",
+                              "raw GMAC/s", "vs rows"], rows, "llrrrrrr")
+    return head + "\n" + table, results, ok
+
+
 def main(argv=None):
     args = parse_args(argv)
     xp = common.backend_or_none(args.backend)
@@ -301,6 +396,12 @@ def main(argv=None):
         print(f"\n{table}\n({common.loadavg()})", flush=True)
         if not ok:
             print("error: the rows-layout kernel disagrees with the direct one", file=sys.stderr)
+            return 1
+    if not args.skip_blocked:
+        table, out["blocked"], ok = blocked_table(args, xp, peak, rng)
+        print(f"\n{table}\n({common.loadavg()})", flush=True)
+        if not ok:
+            print("error: a column-blocked kernel disagrees with the direct one", file=sys.stderr)
             return 1
     print(f"\nend: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {common.loadavg()}")
     if args.json:
