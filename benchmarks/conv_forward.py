@@ -391,17 +391,14 @@ def main(argv=None):
             if not res["agree"]:
                 print("error: the conv variants disagree (see the table)", file=sys.stderr)
                 return 1
-    if not args.skip_small:
-        table, out["small_maps"], ok = small_maps_table(args, xp, peak, rng)
+    for skip, key, part, what in ((args.skip_small, "small_maps", small_maps_table, "the rows-layout kernel"),
+                                  (args.skip_blocked, "blocked", blocked_table, "a column-blocked kernel")):
+        if skip:
+            continue
+        table, out[key], ok = part(args, xp, peak, rng)
         print(f"\n{table}\n({common.loadavg()})", flush=True)
         if not ok:
-            print("error: the rows-layout kernel disagrees with the direct one", file=sys.stderr)
-            return 1
-    if not args.skip_blocked:
-        table, out["blocked"], ok = blocked_table(args, xp, peak, rng)
-        print(f"\n{table}\n({common.loadavg()})", flush=True)
-        if not ok:
-            print("error: a column-blocked kernel disagrees with the direct one", file=sys.stderr)
+            print(f"error: {what} disagrees with the direct one", file=sys.stderr)
             return 1
     print(f"\nend: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {common.loadavg()}")
     if args.json:
