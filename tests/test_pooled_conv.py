@@ -70,7 +70,16 @@ def test_pooled_shift_of_box_average_is_the_pooled_weight_effect(xp, h, w, paddi
     reused = xp.full((4, h + 2 * padding - k + 1, w + 2 * padding - k + 1), np.nan)  # out=: overwritten, not added to
     for c in range(3):
         box = box_average(x[:, c], padding, k, out=reused if c else None)
-        phases = box_phases(box, k)
+        dirty = xp.full((k, k) + box.shape[:-2] + tuple(-(-d // k) for d in box.shape[-2:]), np.nan)
+        phases = box_phases(box, k, out=dirty)
+        # every number is written: the phases' own, and zeros in a shorter phase's last row/column
+        bh, bw = box.shape[-2:]
+        for py in range(k):
+            for px in range(k):
+                r, q = len(range(py, bh, k)), len(range(px, bw, k))
+                p = to_numpy(phases[py, px])
+                assert np.array_equal(p[..., :r, :q], to_numpy(box[..., py::k, px::k]))
+                assert not p[..., r:, :].any() and not p[..., :, q:].any()
         for ky in range(3):
             for kx in range(3):
                 slow = avg.forward(conv.weight_effect(x, "weight", (1, c, ky, kx))[:, None])[:, 0]

@@ -115,8 +115,8 @@ def pooled_shift(box, ky, kx, k, ho, wo):
 
 def box_phases(box, k, out=None):
     """``box`` (..., bh, bw) split into its k x k phases: (k, k, ..., ceil(bh/k), ceil(bw/k)),
-    phase (py, px) holding ``box[..., py::k, px::k]`` (the last row/column of a shorter phase is
-    left as it is: no view reads it). The values are copies, bit for bit."""
+    phase (py, px) holding ``box[..., py::k, px::k]``; the last row/column of a shorter phase is
+    zero (no view reads it, but a pass over the whole phase may). The values are copies, bit for bit."""
     xp = xp_of(box)
     bh, bw = box.shape[-2:]
     shape = (k, k) + box.shape[:-2] + (-(-bh // k), -(-bw // k))
@@ -125,7 +125,10 @@ def box_phases(box, k, out=None):
     for py in range(k):
         for px in range(k):
             phase = box[..., py::k, px::k]
-            out[(py, px, Ellipsis, slice(0, phase.shape[-2]), slice(0, phase.shape[-1]))] = phase
+            r, c = phase.shape[-2:]
+            out[(py, px, Ellipsis, slice(0, r), slice(0, c))] = phase
+            out[(py, px, Ellipsis, slice(r, None), slice(None))] = 0
+            out[(py, px, Ellipsis, slice(0, r), slice(c, None))] = 0
     return out
 
 

@@ -438,9 +438,7 @@ class IncrementalEvaluator(Evaluator):
             k = self.box_k
             phases = self._scratch(f"box{c}" if self.box_all else "box",
                                    (k, k) + shape[:-2] + tuple(-(-d // k) for d in shape[-2:]), x.dtype)
-            if c not in self.boxes_done:
-                if self.padded:  # _add_shifted reads whole phases: their unused last row/column must be numbers
-                    phases[...] = 0
+            if c not in self.boxes_done:  # (box_phases zeroes the unused last row/column that _add_shifted reads)
                 box_phases(box_average(x, pad, k, out=self._scratch("box_average", shape, x.dtype)), k, out=phases)
                 if self.box_all:
                     self.boxes_done.add(c)
