@@ -382,10 +382,10 @@ class IncrementalEvaluator(Evaluator):
         stacked = None
         for j, o in enumerate(channels):
             pushed = self._pushed_since_then(o, b)  # (2, B, ...)
-            if stacked is None:  # the rows layout (B, H, P, W), else (B, P, ...)
-                shape = pushed.shape[1:]
-                shape = shape[:2] + (len(channels),) + shape[2:] if self.rows else shape[:1] + (len(channels),) + shape[1:]
-                stacked = self._scratch(f"waiting{len(channels)}", shape, pushed.dtype)
+            if stacked is None:  # the changes side by side: rows layout (B, H, P, W), else (B, P, ...)
+                shape = list(pushed.shape[1:])
+                shape.insert(2 if self.rows else 1, len(channels))
+                stacked = self._scratch(f"waiting{len(channels)}", tuple(shape), pushed.dtype)
             xp.subtract(pushed[1], pushed[0], out=stacked[:, :, j] if self.rows else stacked[:, j])
         if self.rows:
             op = RowConv.of(self.next_op, self.model.shapes[self.s.nxt_index], channel=channels)
