@@ -265,6 +265,7 @@ def timed_sweep(ev, ref, host, batches, order, dws, xp=None, on_trial=None):
     import numpy as np
 
     from minirso.backend import to_numpy
+    from minirso.rso.trial import candidates, decide
     xp = np if xp is None else xp
     dtype = host.dtype.type
     n_batches = len(batches)
@@ -277,16 +278,15 @@ def timed_sweep(ev, ref, host, batches, order, dws, xp=None, on_trial=None):
     for t in range(len(dws)):
         index = np.unravel_index(order[t % len(order)], host.shape)
         b = t % n_batches
-        current = host[index]
-        plus, minus = dtype(current + dws[t]), dtype(current - dws[t])
+        three = candidates(host[index], dws[t], dtype)
         hits = getattr(ev, "base_hits", 0)
         synchronize(xp)
         t0 = time.perf_counter()
-        losses = to_numpy(ev.losses(index, plus, minus, b))
-        choice = int(np.argmin(losses))  # first minimum: a tie keeps the current weight
+        losses = to_numpy(ev.losses(index, three[1], three[2], b))
+        choice = decide(losses, f"trial {t + 1}")  # the first minimum: a tie keeps the current weight
         t1 = time.perf_counter()
         if choice:
-            value = (current, plus, minus)[choice]
+            value = three[choice]
             ev.set_value(index, value, b, losses[choice])
             host[index] = value
             accepted += 1

@@ -104,11 +104,11 @@ def run_one(job):
     data = bench_data(data_dir)
     model = bench_net(seed)
     opt = methods()[name](model, data, seed)
-    initial = RSO.evaluate(opt) if not isinstance(opt, SGD) else dict(zip(("test_accuracy", "test_loss"), opt.evaluate()))
+    initial = opt.evaluate()
     t0 = time.perf_counter()
     opt.run()
     wall = time.perf_counter() - t0
-    train_time = opt.counters["wall_time_train"] if isinstance(opt, SGD) else opt.counters["wall_time"]
+    train_time = opt.counters["wall_time"]
     return {"method": name, "seed": seed, "curve": [(0, 0, initial["test_accuracy"])] + curve(opt),
             "train_time": train_time, "wall": wall}
 

@@ -1,9 +1,50 @@
-"""What every command-line entry point shares: how it ends when its output is closed early."""
+"""What every command-line entry point shares: the data and device flags, BLAS threads, and how it
+ends when its output is closed early or it is interrupted."""
 import functools
 import os
 import sys
 
+from .errors import ConfigError
+
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool cut off by `| head`
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+
+
+def add_data_arguments(p):
+    """--data-dir and --no-download (the training and the evaluation CLI)."""
+    p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
+    p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+
+
+def add_device_arguments(p):
+    """--backend and --threads (the training and the evaluation CLI); see :func:`with_threads`."""
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+                   help="array backend: numpy (CPU, default) or cupy (NVIDIA GPU; needs `pip install \"minirso[gpu]\"`)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (default 1: minirso's many small products run fastest on one thread per process, "
+                        "and far slower with several on a busy machine; 0 leaves the library default; "
+                        "at most the number of cores)")
+
+
+def max_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def with_threads(threads, fn, *args):
+    """fn(*args) with at most ``threads`` BLAS threads (0: the library default; at most the cores)."""
+    if threads < 0:
+        raise ConfigError(f"--threads must be >= 0, got {threads}")
+    if threads > max_threads():
+        raise ConfigError(f"--threads {threads} is more than the {max_threads()} cores this process may use: "
+                          f"use at most {max_threads()} (the default 1 is fastest for RSO)")
+    if threads:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads, user_api="blas"):
+            return fn(*args)
+    return fn(*args)
 
 
 def command(main):

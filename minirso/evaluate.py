@@ -13,12 +13,11 @@ import sys
 import numpy as np
 
 from .backend import backend_name, get_backend
-from .cli import command
+from .cli import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, command, with_threads
 from .data import load_mnist
 from .errors import ConfigError, DataError, MinirsoError
 from .losses import confusion_matrix
 from .model import Sequential
-from .train import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, with_threads
 
 MISTAKES_SHOWN = 25  # at most this many misclassified images in the --mistakes picture (a 5x5 grid)
 
@@ -118,10 +117,10 @@ def _trained(metadata):
         if t.get("of") is not None and t["done"] < t["of"]:
             return f"; trained with {name}: {t['unit']} {t['done']} of {t['of']}, the run goes on"
         return f"; trained with {name} for {t['done']} {t['unit']}{'' if t['done'] == 1 else 's'}"
-    for optimizer, unit in (("rso", "round"), ("sgd", "epoch")):
-        if s.get("optimizer") == optimizer and f"{unit}s" in s:
+    for unit in ("round", "epoch"):  # model.npz of older versions: the run's planned length
+        if s.get("optimizer") and f"{unit}s" in s:
             n = s[f"{unit}s"]
-            return f"; trained with {optimizer.upper()} for {n} {unit}{'' if n == 1 else 's'}"
+            return f"; trained with {s['optimizer'].upper()} for {n} {unit}{'' if n == 1 else 's'}"
     return ""
 
 

@@ -6,8 +6,8 @@ a PNG when given ``save=PATH`` (folders are created). In a notebook, a returned 
 shown like any other (``%matplotlib inline``).
 
 Runs are given as run directories (``metrics.jsonl`` inside), lists of records, or an
-optimizer with a ``history`` (``RSO`` / ``SGD``). RSO records carry ``"type": "layer"`` (one
-per searched array) or ``"round"``; SGD records carry ``"epoch"``.
+optimizer with a ``history``. Records name their ``unit`` (round or epoch) and ``type`` (the unit,
+or RSO's ``"layer"``: one per searched array); see minirso/optimizer.py.
 """
 import json
 import math
@@ -65,8 +65,9 @@ def _run_label(run, i):
     return f"run {i + 1}"
 
 
-def is_rso(records):
-    return any(r.get("type") in ("layer", "round") for r in records)
+def has_layer_records(records):
+    """True for runs that record each searched array (RSO): accept rates and sigma per array exist."""
+    return any(r.get("type") == "layer" or isinstance(r.get("accept_rate"), dict) for r in records)
 
 
 def _trials_per_round(records):
@@ -77,29 +78,44 @@ def _trials_per_round(records):
     return sum(per_array.values()) or 1
 
 
+def with_units(records):
+    """The records with the fields every record has since the common optimizer contract: ``unit``,
+    ``type`` and ``progress`` (units done). Records of older runs get them here."""
+    out, per_round = [], None
+    for r in records:
+        if "unit" not in r:
+            r = dict(r)
+            if r.get("type") in ("layer", "round"):  # RSO: fractional rounds from its trial counter
+                per_round = per_round or _trials_per_round(records)
+                r.update(unit="round", progress=r["trials_total"] / per_round)
+            else:
+                unit = "epoch" if "epoch" in r else "round"
+                r.update(unit=unit, type=unit, progress=r.get(unit))
+        out.append(r)
+    return out
+
+
+def _evaluations_key(records):
+    """Candidate evaluations (the gradient-free methods), else weight updates (SGD's steps)."""
+    return "candidate_evaluations" if any("candidate_evaluations" in r for r in records) else "steps"
+
+
 def _series(records, x, metric):
     """(xs, ys) of ``metric`` against axis ``x`` for one run.
 
-    RSO: train loss from every searched-array record (one point per sweep, the mean chosen
-    loss of its trials), test metrics from every evaluated record; rounds are fractional
-    (trials done / trials per round). SGD: one point per epoch; ES, SPSA, NES: one per round.
+    Every record gives a point; rounds and epochs are the records' ``progress`` (fractional for
+    RSO's searched-array records). Where a run records finer steps than its unit (RSO), the train
+    loss comes from those alone: the unit's record holds their mean.
     """
-    if is_rso(records):
-        per_round = _trials_per_round(records)
-        key = {"round": None, "evaluations": "candidate_evaluations", "macs": "forward_macs", "time": "wall_time"}[x]
-        kind = "layer" if metric == "train_loss" else None
-        points = {}
-        for r in records:
-            if r.get(metric) is None or (kind and r.get("type") != kind):
-                continue
-            xv = r["trials_total"] / per_round if key is None else r[key]
-            points[xv] = r[metric]  # a round record repeats its last layer's counters: one point
-    else:
-        if any("candidate_evaluations" in r for r in records):  # ES / SPSA / NES (minirso.gradient_free)
-            key = {"round": "round", "evaluations": "candidate_evaluations", "macs": "forward_macs", "time": "wall_time"}[x]
-        else:
-            key = {"round": "epoch", "evaluations": "steps", "macs": "forward_macs", "time": "wall_time"}[x]
-        points = {r[key]: r[metric] for r in records if r.get(metric) is not None and key in r}
+    records = with_units(records)
+    finer = any(r["type"] != r["unit"] for r in records)
+    key = {"round": "progress", "evaluations": _evaluations_key(records), "macs": "forward_macs",
+           "time": "wall_time"}[x]
+    points = {}
+    for r in records:
+        if r.get(metric) is None or r.get(key) is None or (metric == "train_loss" and finer and r["type"] == r["unit"]):
+            continue
+        points[r[key]] = r[metric]  # a round record repeats its last layer's counters: one point
     xs = sorted(points)
     return np.array(xs, dtype=float), np.array([points[v] for v in xs], dtype=float)
 
@@ -144,16 +160,16 @@ def training_curves(runs, x="round", metrics=("test_accuracy", "train_loss"), la
     labels = list(labels) if labels is not None else [_run_label(r, i) for i, r in enumerate(runs)]
     all_records = [load_records(r) for r in runs]
     xlabel, title = X_AXES[x]
-    if x == "evaluations" and all(is_rso(r) for r in all_records):
+    keys = {_evaluations_key(r) for r in all_records}
+    units = {r["unit"] for records in all_records for r in with_units(records)}
+    if x == "evaluations" and keys == {"candidate_evaluations"}:
         xlabel = "candidate evaluations (forward passes of a mini-batch)"
-    elif x == "evaluations" and not any(is_rso(r) for r in all_records):
+    elif x == "evaluations" and keys == {"steps"}:
         xlabel = "weight updates (SGD steps)"
     if x == "round":
         title = "Training progress"
-        if all(is_rso(r) for r in all_records):
-            xlabel = "round"
-        elif not any(is_rso(r) for r in all_records):
-            xlabel = "epoch"
+        if len(units) == 1:
+            xlabel = units.pop()
     series = {metric: [(label, *_series(records, x, metric)) for records, label in zip(all_records, labels)]
               for metric in metrics}
     spread = [v for per in series.values() for _, xs, _ in per for v in xs if v > 0]
@@ -516,7 +532,7 @@ def render_run(run_dir, out_dir=None):
     if records:
         emit("curves.png", lambda p: training_curves([run_dir], x="round", save=p))
         emit("curves_compute.png", lambda p: training_curves([run_dir], x="macs", save=p))
-        if is_rso(records):
+        if has_layer_records(records):
             emit("accept_rate.png", lambda p: accept_rate_heatmap(records, save=p))
             emit("sigma.png", lambda p: sigma_schedule(records, save=p))
     model = _run_model(run_dir)

@@ -16,7 +16,7 @@ PRESETS = {
         # 12-round schedule, 402 s); 60,000 at batch 1000 cost 98 s a round (setup and kept
         # changes scale with the training images). So 30,000 images, batch 2000, 10 rounds:
         # 97.23% after 549 s of training, 575 s for the whole command (2026-11-27, idle).
-        "rso": {"rounds": 10, "batch_size": 2000, "train_subset": 30000},
+        "rso": {"rounds": 10, "evaluator": "incremental", "batch_size": 2000, "train_subset": 30000},
         "sgd": {"epochs": 3, "batch_size": 128},
         # The gradient-free baselines (minirso.gradient_free): about 2,000 full forward passes of
         # batch 500 each (not yet timed on this preset), 10 rounds with a test after each. Step
@@ -26,7 +26,7 @@ PRESETS = {
     "paper": {
         "description": "the authors' setting: 6-conv network, batch 5000, 50 rounds (GPU recommended)",
         "model": "paper",
-        "rso": {"rounds": 50, "batch_size": 5000},
+        "rso": {"rounds": 50, "evaluator": "incremental", "batch_size": 5000},
         "sgd": {"epochs": 50, "batch_size": 128},
         # as many loss evaluations as 5 RSO rounds of the paper network (5 x 12,016 x 3), batch 5000
         "es": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},

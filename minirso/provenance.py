@@ -51,14 +51,8 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def _where(opt):
-    """The run's position: round/position/trial (RSO), epoch (SGD) or round (ES, SPSA, NES)."""
-    keys = ("round", "position", "trial", "epoch")
-    return {k: int(getattr(opt, k)) for k in keys if isinstance(getattr(opt, k, None), int)}
-
-
 def _training_seconds(opt):
-    return float(opt.counters.get("wall_time_train", opt.counters.get("wall_time", 0.0)))
+    return float(opt.counters["wall_time"])
 
 
 def start_record(opt, argv, threads, backend):
@@ -68,13 +62,13 @@ def start_record(opt, argv, threads, backend):
             "command": "python -m minirso.train " + shlex.join(argv), "minirso": __version__,
             "commit": source_commit(), "python": platform.python_version(), "numpy": numpy.__version__,
             "machine": f"{cpu_model()}, {os.cpu_count()} logical cores, {platform.system()}",
-            "threads": threads, "backend": backend, "at": _where(opt), "training_seconds": _training_seconds(opt)}
+            "threads": threads, "backend": backend, "at": opt.where(), "training_seconds": _training_seconds(opt)}
 
 
 def stop_record(opt, outcome, started):
     seconds = _training_seconds(opt)
     return {"event": "stop", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "outcome": outcome,
-            "at": _where(opt), "training_seconds": seconds,
+            "at": opt.where(), "training_seconds": seconds,
             "sitting_training_seconds": seconds - started["training_seconds"]}
 
 

@@ -16,27 +16,31 @@ evaluation mode, the same protocol the RSO optimizer uses, so the two compare fa
 
 All randomness (the shuffling of the training set each epoch) comes from one
 ``numpy.random.default_rng(seed)`` owned by the optimizer, so the same seed gives the same
-weights, and :meth:`SGD.state_dict` / :meth:`SGD.load_state_dict` resume a run exactly.
+weights, and :meth:`SGD.state_dict` / :meth:`SGD.load_state_dict` resume a run exactly (from the
+end of an epoch: Ctrl-C inside an epoch loses that epoch).
 """
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
-from .backend import get_array_module, to_numpy
-from .data import check_data
+from .backend import to_numpy
 from .errors import ConfigError, NonFiniteError
 from .losses import softmax_cross_entropy, softmax_cross_entropy_grad
+from .optimizer import Optimizer
+from .options import Options
 from .rso.cost import forward_macs
 
 SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
-class SGDConfig:
+class SGDConfig(Options):
     """Settings of :class:`SGD`. ``validate()`` raises :class:`ConfigError` on values that cannot work."""
+
+    owner = "SGD "
 
     lr: float = 0.05              # peak learning rate
     momentum: float = 0.9         # heavy-ball momentum, in [0, 1)
@@ -51,33 +55,14 @@ class SGDConfig:
     eval_batch_size: int = 2000   # chunk size of the test-set forward passes (memory only)
 
     def validate(self):
-        def positive_int(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"SGD {name} must be a positive integer, got {v!r}")
-
-        def number(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-                raise ConfigError(f"SGD {name} must be a finite number, got {v!r}")
-            return float(v)
-
-        if number("lr") <= 0:
-            raise ConfigError(f"SGD lr must be > 0, got {self.lr!r} (try 0.05)")
-        if not 0.0 <= number("momentum") < 1.0:
-            raise ConfigError(f"SGD momentum must be in [0, 1), got {self.momentum!r} (0 turns it off)")
-        if number("weight_decay") < 0:
-            raise ConfigError(f"SGD weight_decay must be >= 0, got {self.weight_decay!r} (0 turns it off)")
+        self.number("lr", "> 0 (try 0.05)", lambda v: v > 0)
+        self.number("momentum", "in [0, 1) (0 turns it off)", lambda v: 0.0 <= v < 1.0)
+        self.number("weight_decay", ">= 0 (0 turns it off)", lambda v: v >= 0)
         for name in ("batch_size", "epochs", "bn_images", "bn_batch_size", "eval_batch_size"):
-            positive_int(name)
-        every = self.eval_every
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
-            raise ConfigError(f"SGD eval_every must be an integer >= 0 (0: only after the last epoch), "
-                              f"got {self.eval_every!r}")
-        if self.lr_schedule not in SCHEDULES:
-            raise ConfigError(f"SGD lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ConfigError(f"SGD seed must be a non-negative integer, got {self.seed!r}")
+            self.integer(name)
+        self.integer("eval_every", lowest=0)
+        self.choice("lr_schedule", SCHEDULES)
+        self.integer("seed", lowest=0)
         return self
 
 
@@ -85,51 +70,45 @@ def _key(ref):
     return f"{ref.layer}.{ref.name}"
 
 
-class SGD:
+class SGD(Optimizer):
     """Mini-batch SGD with momentum and L2 weight decay on a :class:`minirso.model.Sequential`.
 
     ``data`` is an MNIST-like object with ``x_train``, ``y_train``, ``x_test``, ``y_test``
-    (NumPy or CuPy arrays; each batch is moved to the model's array module). ``seed``
-    overrides ``config.seed``. ``callbacks`` are called as ``callback(optimizer, record)``
-    after each epoch. ``progress=False`` hides the per-epoch tqdm bar.
+    (NumPy or CuPy arrays; they are moved to the model's array module). ``seed`` overrides
+    ``config.seed``. ``callbacks`` are called as ``callback(optimizer, record)`` after each
+    epoch. ``progress=False`` hides the per-epoch tqdm bar.
 
     Build the optimizer after moving the model to its backend (``model.to("cupy")``): the
     momentum buffers are created next to the weights.
     """
 
     name = "sgd"
+    unit = "epoch"
+    config_class = SGDConfig
+    stops_within_unit = False  # an epoch has no saved midpoint: Ctrl-C loses the epoch in progress
 
-    def __init__(self, model, data, config=None, seed=None, callbacks=(), progress=True):
-        config = SGDConfig() if config is None else config
-        if not isinstance(config, SGDConfig):
-            raise ConfigError(f"SGD config must be an SGDConfig, got {type(config).__name__}")
+    def __init__(self, model, data, config=None, seed=None, callbacks=(), progress=True, **options):
         if seed is not None:
-            config = SGDConfig(**{**asdict(config), "seed": seed})
-        self.config = config.validate()
-        check_data(data, num_classes=model.shapes[-1][-1])  # a batch larger than the data is one batch
-        self.model, self.data = model, data
-        self.callbacks = list(callbacks)
-        self.progress = bool(progress)
-        self.rng = np.random.default_rng(self.config.seed)
+            options["seed"] = seed  # the seed lives in the config
+        config = self.make_config(config, options)
+        super().__init__(model, data, config, config.seed, callbacks, bool(progress))
         self.refs = model.param_refs()
         xp = model.xp
         self.velocity = {_key(r): xp.zeros_like(model.param(r)) for r in self.refs}
         self.epoch = 0            # completed epochs
-        self.history = []
         self.macs_per_example = forward_macs(model)  # the cost model RSO's accounting uses
         self.counters = {
             "steps": 0,             # weight updates
             "examples_seen": 0,     # training examples through forward + backward
             "forward_macs": 0,      # multiply-adds of the training forward passes
             "backward_macs": 0,     # about twice the forward (input and weight gradients)
-            "wall_time_train": 0.0,  # seconds in training steps (evaluation excluded)
-            "wall_time_eval": 0.0,   # seconds recomputing batch-norm statistics and testing
+            **self.counters,        # wall_time: seconds in training steps; eval_time: in tests
         }
 
     # -- sizes and schedule --------------------------------------------------------------------
     @property
     def num_train(self):
-        return len(self.data.y_train)
+        return len(self.y_train)
 
     @property
     def steps_per_epoch(self):
@@ -183,44 +162,24 @@ class SGD:
         self.counters["backward_macs"] += 2 * n * self.macs_per_example
         return loss
 
-    # -- evaluation -----------------------------------------------------------------------------
-    def evaluate(self):
-        """Recompute batch-norm statistics on training images, then test in evaluation mode.
+    # -- evaluation: the base class's, with SGD's own sizes ---------------------------------------
+    @property
+    def stats_images(self):
+        return min(self.config.bn_images, self.num_train)
 
-        Returns (test_accuracy, test_loss) with the mean cross-entropy; the time counts as
-        ``wall_time_eval``, not training time.
-        """
-        model, c, xp = self.model, self.config, self.model.xp
-        t0 = time.perf_counter()
-        model.recompute_bn_statistics(xp.asarray(self.data.x_train[:c.bn_images]), batch_size=c.bn_batch_size)
-        result = model.evaluate(self.data.x_test, self.data.y_test, batch_size=c.eval_batch_size)
-        self.counters["wall_time_eval"] += time.perf_counter() - t0
-        return result.accuracy, result.loss
+    @property
+    def stats_batch_size(self):
+        return self.config.bn_batch_size
 
-    # -- training loop ----------------------------------------------------------------------------
-    def run(self, epochs=None):
-        """Train ``epochs`` more epochs (default: the remaining ones up to ``config.epochs``).
+    @property
+    def test_batch_size(self):
+        return self.config.eval_batch_size
 
-        Returns the history: one record per epoch so far (records of earlier ``run`` calls and
-        of a loaded state included).
-        """
+    # -- one epoch --------------------------------------------------------------------------------
+    def run_unit(self):
         c = self.config
-        remaining = c.epochs - self.epoch
-        if epochs is None:
-            epochs = remaining
-        elif isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ConfigError(f"run(epochs=...) must be a non-negative integer, got {epochs!r}")
-        elif c.lr_schedule == "cosine" and epochs > remaining:
-            raise ConfigError(f"the cosine schedule ends after config.epochs={c.epochs} epochs and {self.epoch} are "
-                              f"done, so at most {remaining} more can run, not {epochs}; raise config.epochs")
-        for _ in range(int(epochs)):
-            self._run_epoch()
-        return self.history
-
-    def _run_epoch(self):
-        c, data = self.config, self.data
         n, bs = self.num_train, c.batch_size
-        order = get_array_module(data.y_train).asarray(self.rng.permutation(n))  # index where the data lives
+        order = self.model.xp.asarray(self.rng.permutation(n))
         stop = self.steps_per_epoch * bs
         t0 = time.perf_counter()
         loss_sum, seen = 0.0, 0
@@ -228,61 +187,37 @@ class SGD:
                    disable=not self.progress, leave=False)
         for s in bar:
             idx = order[s:s + bs]
-            loss = self.step(data.x_train[idx], data.y_train[idx])
+            loss = self.step(self.x_train[idx], self.y_train[idx])
             loss_sum += loss * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         bar.close()
-        self.counters["wall_time_train"] += time.perf_counter() - t0
+        self.counters["wall_time"] += time.perf_counter() - t0
         self.epoch += 1
-        test_accuracy = test_loss = None
+        test = {"test_accuracy": None, "test_loss": None}
         if (c.eval_every and self.epoch % c.eval_every == 0) or self.epoch >= c.epochs:
-            test_accuracy, test_loss = self.evaluate()
-        record = {
+            test = self.evaluate()
+        self.emit({
             "optimizer": self.name,
             "epoch": self.epoch,
             "train_loss": loss_sum / max(1, seen),
-            "test_accuracy": test_accuracy,
-            "test_loss": test_loss,
+            **test,
             "steps": self.counters["steps"],
             "examples": self.counters["examples_seen"],
             "forward_macs": self.counters["forward_macs"],
-            "wall_time": self.counters["wall_time_train"],
-            "eval_time": self.counters["wall_time_eval"],
+            "wall_time": self.counters["wall_time"],
+            "eval_time": self.counters["eval_time"],
             "lr": self.lr_at(self.counters["steps"]),
-        }
-        self.history.append(record)
-        for callback in self.callbacks:
-            callback(self, record)
-        return record
+        })
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def state_dict(self):
-        """Everything besides the model's own arrays needed to resume exactly.
+    def own_state(self):
+        """The finished epochs; the momentum buffers as arrays ``velocity.<layer>.<name>``."""
+        return {"epoch": self.epoch}, {f"velocity.{k}": to_numpy(v).copy() for k, v in self.velocity.items()}
 
-        Momentum buffers as NumPy arrays keyed ``"<layer>.<name>"`` (the keys of
-        ``model.state_arrays()``); everything else JSON-able. Save the model alongside.
-        """
-        return {
-            "optimizer": self.name,
-            "config": asdict(self.config),
-            "epoch": self.epoch,
-            "counters": dict(self.counters),
-            "rng_state": self.rng.bit_generator.state,
-            "history": [dict(r) for r in self.history],
-            "velocity": {k: to_numpy(v).copy() for k, v in self.velocity.items()},
-        }
-
-    def load_state_dict(self, state):
-        """Restore what :meth:`state_dict` returned (the model's weights are restored separately).
-
-        The optimizer keeps the config it was built with (the saved one is informational):
-        build it with the same settings to continue the run exactly.
-        """
-        if state.get("optimizer", self.name) != self.name:
-            raise ConfigError(f"this state is from the {state.get('optimizer')!r} optimizer, not {self.name!r}")
+    def load_own_state(self, state, arrays):
         xp = self.model.xp
-        velocity = state["velocity"]
+        velocity = {k[len("velocity."):]: v for k, v in arrays.items() if k.startswith("velocity.")}
         missing = set(self.velocity) - set(velocity)
         if missing:
             raise ConfigError(f"the SGD state has no momentum for {sorted(missing)}: it is from another architecture")
@@ -292,7 +227,7 @@ class SGD:
                 raise ConfigError(f"momentum {k!r} has shape {a.shape}, the model expects {v.shape}")
             self.velocity[k] = xp.asarray(a.astype(v.dtype, copy=True))
         self.epoch = int(state["epoch"])
-        self.counters.update(state["counters"])
-        self.rng.bit_generator.state = state["rng_state"]
-        self.history = [dict(r) for r in state.get("history", [])]
-        return self
+        # checkpoints written before the common contract named the two clocks differently
+        for old, new in (("wall_time_train", "wall_time"), ("wall_time_eval", "eval_time")):
+            if old in self.counters:
+                self.counters[new] = self.counters.pop(old)

@@ -2,41 +2,37 @@
 
 A run directory holds config.json, metrics.jsonl / metrics.csv, checkpoint.npz (written
 atomically after every searched layer or epoch, and on Ctrl-C), model.npz (the model as tested
-after the last round or epoch, so also while the run goes on),
-plots/ and sittings.jsonl (the command, commit and machine of each sitting: minirso/provenance.py). ``--resume RUN_DIR`` continues exactly where the run stopped. The folder is locked while a
-run writes to it (``minirso/rundir.py``); SIGTERM is handled like Ctrl-C; a user error is one line
-on stderr and exit code 2.
+after the last round or epoch, so also while the run goes on), plots/ and sittings.jsonl (the
+command, commit and machine of each sitting: minirso/provenance.py). ``--resume RUN_DIR``
+continues exactly where the run stopped. The folder is locked while a run writes to it and
+SIGTERM is handled like Ctrl-C (``minirso/rundir.py``); a user error is one line on stderr and
+exit code 2. This module knows the optimizers only through their common contract
+(``minirso/optimizer.py``) and the table ``minirso/optimizers.py``.
 """
 import argparse
-import contextlib
-import json
 import os
 import signal
 import sys
-import threading
 import time
 
 import numpy as np
 
-from .backend import get_backend
 from . import provenance
-from .checkpoint import load_checkpoint, save_checkpoint
-from .cli import command
+from .backend import get_backend
+from .checkpoint import load_checkpoint, save_checkpoint  # noqa: F401 (save_checkpoint: tests patch it here)
+from .cli import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, command, with_threads
 from .data import load_mnist
-from .errors import ConfigError, DataError, MinirsoError, NonFiniteError, RunDirError
-from .metrics import MetricsWriter
+from .errors import ConfigError, DataError, MinirsoError, NonFiniteError
 from .nets import MODELS
+from .optimizers import HELP as OPTIMIZER_HELP
+from .optimizers import OPTIMIZERS, option_names
+from .options import CLI_OPTIONS, OptionError, check_seed, flag
 from .presets import PRESETS, get_preset
-from .rundir import RunDir
+from .rso.config import BLOCKS, EVALUATORS, PARALLEL
+from .rundir import SESSION_SIGNAL, Run, RunDir, in_main_thread, signals_held, sigterm_as_ctrl_c
 
-GRADIENT_FREE = ("es", "spsa", "nes")  # minirso.gradient_free: run in rounds, checkpointed like RSO
-OPTIMIZER_HELP = ("training algorithm (default: rso): rso = random search, one weight per trial (the paper); "
-                  "sgd = mini-batch SGD with backprop (the gradient reference); es = (1+1)-ES, all weights perturbed "
-                  "at once, 1/5th success rule; spsa = simultaneous perturbation gradient estimates from two losses, "
-                  "Spall's gains; nes = antithetic natural-evolution-strategies search gradients with rank shaping "
-                  "and Adam")
-
-EXIT_INTERRUPTED = 130
+__all__ = ["main", "build_parser", "Run", "EXIT_INTERRUPTED"]
+LENGTHS = ("rounds", "epochs")  # the flags that set a run's planned length, one per unit
 
 
 def build_parser():
@@ -48,7 +44,7 @@ def build_parser():
                + ". Examples: `python -m minirso.train` (quick RSO run on the CPU); "
                  "`python -m minirso.train --preset paper --backend cupy` (the paper's experiment on a GPU); "
                  "`python -m minirso.train --resume runs/NAME` (continue a stopped run).")
-    p.add_argument("--optimizer", choices=["rso", "sgd", *GRADIENT_FREE], help=OPTIMIZER_HELP)
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), help=OPTIMIZER_HELP)
     p.add_argument("--preset", help="quick (default: small network, minutes on a CPU) or paper "
                    "(the authors' 6-conv network, batch 5000, 50 rounds)")
     p.add_argument("--model", choices=sorted(MODELS), help="network: tiny, small or paper (default: the preset's)")
@@ -58,12 +54,12 @@ def build_parser():
     p.add_argument("--epochs", type=int, help="SGD epochs (default: the preset's)")
     p.add_argument("--batch-size", type=int,
                    help="images per RSO weight trial / per SGD, ES, SPSA or NES step (default: the preset's)")
-    p.add_argument("--evaluator", choices=["incremental", "prefix", "literal"],
+    p.add_argument("--evaluator", choices=list(EVALUATORS),
                    help="how RSO computes candidate losses; all make the same decisions (default: incremental, the fastest)")
-    p.add_argument("--block", choices=["weight", "unit", "layer", "network"], default="weight",
+    p.add_argument("--block", choices=list(BLOCKS),
                    help="what one RSO trial perturbs: one weight (default, Algorithm 1), the fan-in weights of one "
                         "output unit, a whole layer, or the whole network (the paper's update strategies)")
-    p.add_argument("--parallel", choices=["none", "layer", "unit"], default="none",
+    p.add_argument("--parallel", choices=list(PARALLEL),
                    help="RSO searched in parallel from an older state: every weight of a layer against the state "
                         "before its sweep (layer), or the units of a layer side by side (unit); default none")
     p.add_argument("--seed", type=int, help="seed of every random draw: initial weights, data order, dw (default: 0)")
@@ -85,79 +81,60 @@ def build_parser():
     return p
 
 
-def add_data_arguments(p):
-    """--data-dir and --no-download (the training and the evaluation CLI)."""
-    p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
-    p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+def _settings_from_args(args):
+    """The full settings of a new run, from the command line and the preset.
 
-
-def add_device_arguments(p):
-    """--backend and --threads (the training and the evaluation CLI); see :func:`with_threads`."""
-    p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
-                   help="array backend: numpy (CPU, default) or cupy (NVIDIA GPU; needs `pip install \"minirso[gpu]\"`)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (default 1: minirso's many small products run fastest on one thread per process, "
-                        "and far slower with several on a busy machine; 0 leaves the library default; "
-                        "at most the number of cores)")
-
-
-def with_threads(threads, fn, *args):
-    """fn(*args) with at most ``threads`` BLAS threads (0: the library default; at most the cores)."""
-    if threads < 0:
-        raise ConfigError(f"--threads must be >= 0, got {threads}")
-    if threads > _max_threads():
-        raise ConfigError(f"--threads {threads} is more than the {_max_threads()} cores this process may use: "
-                          f"use at most {_max_threads()} (the default 1 is fastest for RSO)")
-    if threads:
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=threads, user_api="blas"):
-            return fn(*args)
-    return fn(*args)
+    Besides the data, model and seed, the settings hold the optimizer's options that a flag or the
+    preset sets; a flag that is no option of the chosen optimizer is refused.
+    """
+    name, preset_name = args.optimizer or "rso", args.preset or "quick"
+    preset = get_preset(preset_name)
+    defaults = dict(preset[name])
+    cls = OPTIMIZERS[name]
+    options = option_names(cls)
+    for option in CLI_OPTIONS:
+        given = getattr(args, option, None)
+        if given is not None and option not in options and option != "seed":
+            users = [k for k, c in OPTIMIZERS.items() if option in option_names(c)]
+            raise ConfigError(f"{flag(option)} is for --optimizer {', '.join(users)}; {name} has no such option")
+    s = {"optimizer": name, "preset": preset_name, "model": args.model or preset["model"],
+         "seed": 0 if args.seed is None else args.seed, "data_dir": args.data_dir, "download": not args.no_download,
+         "train_subset": defaults.pop("train_subset", None) if args.train_subset is None else args.train_subset,
+         "test_subset": args.test_subset}
+    defaults.pop("train_subset", None)
+    s["batch_size"] = _given(args.batch_size, defaults.pop("batch_size"))
+    s["eval_every"] = _given(args.eval_every, 1)
+    for option, value in defaults.items():  # the preset's length (rounds or epochs) and its other options
+        s[option] = _given(getattr(args, option, None), value)
+    for option in CLI_OPTIONS:  # flags the preset leaves at the optimizer's default
+        if option not in s and getattr(args, option, None) is not None:
+            s[option] = getattr(args, option)
+    for key in ("train_subset", "test_subset"):
+        if s[key] is not None and s[key] < 1:
+            raise ConfigError(f"{flag(key)} must be a positive integer, got {s[key]}")
+    _check_options(s)
+    return s
 
 
 def _given(value, default):
     return default if value is None else value
 
 
-def _settings_from_args(args):
-    """The full settings of a new run, from the command line and the preset."""
-    optimizer, preset_name = args.optimizer or "rso", args.preset or "quick"
-    preset = get_preset(preset_name)
-    opt = preset[optimizer]
-    s = {"optimizer": optimizer, "preset": preset_name, "model": args.model or preset["model"],
-         "seed": _given(args.seed, 0), "data_dir": args.data_dir, "download": not args.no_download,
-         "train_subset": _given(args.train_subset, opt.get("train_subset")), "test_subset": args.test_subset,
-         "batch_size": _given(args.batch_size, opt["batch_size"]),
-         "eval_every": 1 if args.eval_every is None else args.eval_every}
-    if optimizer == "rso":
-        s.update(rounds=_given(args.rounds, opt["rounds"]), evaluator=args.evaluator or "incremental")
-        if args.block != "weight" or args.parallel != "none":
-            s.update(block=args.block, parallel=args.parallel)
-        if args.epochs is not None:
-            raise ConfigError("--epochs is for --optimizer sgd; RSO counts --rounds")
-    elif optimizer in GRADIENT_FREE:
-        s.update(rounds=_given(args.rounds, opt["rounds"]), options=dict(opt.get("options", {})),
-                 steps_per_round=_given(args.steps_per_round, opt["steps_per_round"]))
-        if args.epochs is not None:
-            raise ConfigError(f"--epochs is for --optimizer sgd; {optimizer} counts --rounds")
-    else:
-        s.update(epochs=_given(args.epochs, opt["epochs"]))
-        if args.rounds is not None:
-            raise ConfigError("--rounds is for --optimizer rso; SGD counts --epochs")
-    if args.evaluator is not None and optimizer != "rso":
-        raise ConfigError(f"--evaluator is for --optimizer rso; {optimizer} does not compute candidate losses that way")
-    if (args.block != "weight" or args.parallel != "none") and optimizer != "rso":
-        raise ConfigError("--block and --parallel are options of --optimizer rso")
-    if args.steps_per_round is not None and optimizer not in GRADIENT_FREE:
-        raise ConfigError("--steps-per-round is for --optimizer es, spsa or nes")
-    for key in ("batch_size", "rounds", "epochs", "steps_per_round", "train_subset", "test_subset"):
-        if s.get(key) is not None and s[key] < 1:
-            raise ConfigError(f"--{key.replace('_', '-')} must be a positive integer, got {s[key]}")
-    if s["eval_every"] < 0:
-        raise ConfigError(f"--eval-every must be >= 0, got {s['eval_every']}")
-    if s["seed"] < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {s['seed']}")
-    return s
+def _check_options(settings):
+    """Build the optimizer's config from the settings (every option checked there, once) before any
+    data is read; a bad value is reported with its flag."""
+    cls = OPTIMIZERS[settings["optimizer"]]
+    try:
+        check_seed(settings["seed"])
+        return cls.make_config(None, _options(cls, settings))
+    except OptionError as err:
+        raise ConfigError(err.cli_message) from None
+
+
+def _options(cls, settings):
+    """The options of ``cls`` in the settings (the seed included where its config has one)."""
+    names = option_names(cls)
+    return {**{k: v for k, v in settings.items() if k in names}, **settings.get("options", {})}
 
 
 # Flags that define a run: --resume refuses them when they differ from the run's own settings.
@@ -177,9 +154,10 @@ def _resume_settings(args, settings):
     if conflicts:
         raise ConfigError(f"--resume continues {args.resume} with its own settings; these flags would change them: "
                           f"{'; '.join(conflicts)}. Drop them, or start a new run with --out")
-    counter, other = ("epochs", "rounds") if settings["optimizer"] == "sgd" else ("rounds", "epochs")
-    if getattr(args, other) is not None:
-        raise ConfigError(f"--{other} is not for this {settings['optimizer'].upper()} run: it counts --{counter}")
+    counter = OPTIMIZERS[settings["optimizer"]].unit + "s"
+    for other in LENGTHS:
+        if other != counter and getattr(args, other) is not None:
+            raise ConfigError(f"--{other} is not for this {settings['optimizer'].upper()} run: it counts --{counter}")
     extend = getattr(args, counter)
     if extend is not None:
         if extend < settings[counter]:
@@ -190,15 +168,16 @@ def _resume_settings(args, settings):
         settings["data_dir"] = args.data_dir
     if args.no_download:
         settings["download"] = False
+    _check_options(settings)
     return settings
 
 
 def _load_data(s, verify=True):
     data = load_mnist(s["data_dir"], download=s["download"], verify=verify, progress=sys.stderr.isatty())
-    for split, flag in (("train", "--train-subset"), ("test", "--test-subset")):
+    for split in ("train", "test"):
         n, have = s[f"{split}_subset"], len(getattr(data, f"y_{split}"))
         if n is not None and n > have:
-            raise ConfigError(f"{flag} {n} is larger than the {have} {split} images: use at most {have}")
+            raise ConfigError(f"--{split}-subset {n} is larger than the {have} {split} images: use at most {have}")
     if s["train_subset"] or s["test_subset"]:
         data = data.subset(s["train_subset"], s["test_subset"], seed=s["seed"])
     if s["batch_size"] > len(data.y_train):
@@ -207,207 +186,21 @@ def _load_data(s, verify=True):
     return data
 
 
-def _make_optimizer(s, model, data, progress, callbacks):
-    if s["optimizer"] == "rso":
-        from .rso import RSO, RSOConfig
-        config = RSOConfig(rounds=s["rounds"], batch_size=s["batch_size"], evaluator=s["evaluator"],
-                           eval_every=s["eval_every"], block=s.get("block", "weight"), parallel=s.get("parallel", "none"))
-        return RSO(model, data, config, seed=s["seed"], callbacks=callbacks, progress=progress)
-    if s["optimizer"] in GRADIENT_FREE:
-        from .gradient_free import OPTIMIZERS
-        cls = OPTIMIZERS[s["optimizer"]]
-        config = cls.config_class(rounds=s["rounds"], steps_per_round=s["steps_per_round"], batch_size=s["batch_size"],
-                                  eval_every=s["eval_every"], **s["options"])
-        return cls(model, data, config, seed=s["seed"], callbacks=callbacks, progress=progress)
-    from .sgd import SGD, SGDConfig
-    config = SGDConfig(epochs=s["epochs"], batch_size=s["batch_size"], eval_every=s["eval_every"], seed=s["seed"])
-    return SGD(model, data, config, callbacks=callbacks, progress=progress)
-
-
-def _optimizer_state(opt):
-    """(JSON-able state, arrays) of any optimizer."""
-    if opt.__class__.__name__ == "RSO" or getattr(opt, "name", None) in GRADIENT_FREE:
-        return opt.state_dict()
-    state = opt.state_dict()
-    arrays = {f"velocity.{k}": v for k, v in state.pop("velocity").items()}
-    state["rng_state"] = json.loads(json.dumps(state["rng_state"], default=int))
-    return state, arrays
-
-
-def _load_optimizer_state(opt, state, arrays):
-    if opt.__class__.__name__ == "RSO" or getattr(opt, "name", None) in GRADIENT_FREE:
-        opt.load_state_dict(state, arrays)
-    else:
-        state = dict(state, velocity={k[len("velocity."):]: v for k, v in arrays.items() if k.startswith("velocity.")})
-        opt.load_state_dict(state)
-
-
-class Run:
-    """A run directory: settings, metrics, checkpoints. A failed write names the folder and what was kept."""
-
-    def __init__(self, run_dir, settings, records=(), log_progress=False):
-        self.dir = run_dir.path
-        self.run_dir = run_dir
-        self.settings = settings
-        self.log_progress = log_progress
-        self.model_saved = None  # the "trained" metadata of the model.npz this sitting wrote last
-        with self._writing("config.json"):
-            run_dir.written.update({"config.json", "metrics.jsonl", "metrics.csv"})
-            with open(os.path.join(self.dir, "config.json"), "w") as f:
-                json.dump(settings, f, indent=2)
-            self.metrics = MetricsWriter(self.dir, records)
-        self.checkpoint_path = os.path.join(self.dir, "checkpoint.npz")
-
-    @contextlib.contextmanager
-    def _writing(self, what):
-        """Ctrl-C waits until the files are written; a write that fails (full disk...) is one clear error."""
-        try:
-            with _signals_held():
-                yield
-        except OSError as err:
-            then = (f"continue with: python -m minirso.train --resume {self.dir}" if self.run_dir.committed
-                    else "start the run again")
-            raise RunDirError(f"cannot write {what} in {self.dir} ({err.strerror or err}); {self.kept()}. "
-                              f"Free some space (or fix the folder), then {then}") from None
-
-    def kept(self):
-        if self.run_dir.committed:
-            return "its last checkpoint is intact"
-        return "nothing was saved yet, so the run folder is removed"
-
-    def save(self, opt):
-        state, arrays = _optimizer_state(opt)
-        with self._writing("checkpoint.npz"):
-            save_checkpoint(self.checkpoint_path, opt.model, self.settings["optimizer"], state, arrays,
-                            metadata={"settings": self.settings, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")})
-        self.run_dir.commit()
-
-    def record_sitting(self, record):
-        """Append a start or stop line to the run's sittings.jsonl (minirso.provenance)."""
-        with self._writing(provenance.FILE):
-            self.run_dir.written.add(provenance.FILE)
-            provenance.append(self.dir, record)
-
-    def trained(self, unit, done, test_accuracy):
-        """model.npz's "trained" metadata: after which round or epoch of how many, and its test
-        accuracy (None where that round or epoch was not tested)."""
-        return {"unit": unit, "done": done, "of": self.settings.get(f"{unit}s"), "test_accuracy": test_accuracy}
-
-    def save_model(self, model, trained=None):
-        """model.npz: the weights and batch-norm statistics as last tested (``trained``: after which
-        round or epoch, of how many), ready for python -m minirso.evaluate."""
-        metadata = {"settings": self.settings}
-        if trained is not None:
-            metadata["trained"] = trained
-        with self._writing("model.npz"):
-            model.save(os.path.join(self.dir, "model.npz"), metadata=metadata)
-        self.model_saved = trained
-
-    def callback(self, opt, record):
-        with self._writing("metrics.jsonl / metrics.csv"):
-            self.metrics.append(record)
-        self.save(opt)
-        unit = "epoch" if "epoch" in record else "round"
-        if record.get("type") != "layer" and record.get("test_accuracy") is not None and unit in record:
-            # the model just tested (RSO recomputed its batch-norm statistics): a run in progress
-            # can be evaluated after each round or epoch, not only when it has finished
-            self.save_model(opt.model, self.trained(unit, record[unit], record["test_accuracy"]))
-        _print_record(record, self._eta(opt, record) if self.log_progress else None)
-
-    def _eta(self, opt, record):
-        """Seconds of training left (minirso.rso.eta: measured sweep times, the cost model for
-        sweeps not yet run); None where it would say nothing (a round record, no sweep yet)."""
-        if record.get("type") == "round":
-            return None
-        if "epoch" in record:  # SGD: epochs cost the same
-            return opt.counters["wall_time_train"] / opt.epoch * (opt.config.epochs - opt.epoch)
-        if record.get("type") != "layer":  # ES, SPSA, NES: rounds cost the same
-            return opt.counters["wall_time"] / max(opt.round, 1) * (opt.config.rounds - opt.round)
-        from .rso.eta import seconds_left
-        return seconds_left(opt)
-
-
-def _print_record(record, eta=None):
-    """A line per evaluated record; with ``eta`` (log mode) a line per searched layer or epoch."""
-    if eta is None and record.get("type") == "layer" and "test_accuracy" not in record:
-        return
-    parts = [f"{k}={record[k]:.4f}" if isinstance(record[k], float) else f"{k}={record[k]}"
-             for k in ("round", "epoch", "layer", "train_loss", "accept_rate", "test_accuracy", "wall_time")
-             if record.get(k) is not None and not isinstance(record[k], dict)]
-    if eta is not None:
-        parts.append(f"eta={_duration(eta)}")
-    print("  ".join(parts), flush=True)
-
-
-def _duration(seconds):
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
-# -- signals ------------------------------------------------------------------------------------------
-def _in_main_thread():
-    return threading.current_thread() is threading.main_thread()
-
-
-def _sigterm(signum, frame):
-    """SIGTERM acts as Ctrl-C: through whichever SIGINT handler is active (RSO's stops after the trial)."""
-    _SESSION_SIGNAL[0] = signal.SIGTERM
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signum, frame)
-    else:
-        raise KeyboardInterrupt
-
-
-_SESSION_SIGNAL = [signal.SIGINT]  # the last stop signal received: SIGTERM gives exit 143, Ctrl-C 130
-
-
-class _signals_held:
-    """While active, SIGINT and SIGTERM wait: files being written are completed first. A signal that
-    came meanwhile is then delivered to the handler that was active (``deliver=False`` drops it)."""
-
-    def __init__(self, deliver=True):
-        self.deliver, self.previous, self.pending = deliver, None, None
-
-    def __enter__(self):
-        if _in_main_thread():
-            self.previous = {s: signal.signal(s, self._hold) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _hold(self, signum, frame):
-        self.pending = (signum, frame)
-
-    def __exit__(self, *exc):
-        if self.previous is None:
-            return False
-        for s, h in self.previous.items():
-            signal.signal(s, h)
-        if self.pending is not None and self.deliver and exc[0] is None:
-            handler = self.previous[self.pending[0]]
-            if callable(handler):
-                handler(*self.pending)
-        return False
-
-
-# -- the command --------------------------------------------------------------------------------------
-def _max_threads():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+def _make_optimizer(settings, model, data, progress):
+    cls = OPTIMIZERS[settings["optimizer"]]
+    return cls(model, data, _check_options(settings), seed=settings["seed"], progress=progress)
 
 
 @command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     session = {"phase": "setup", "run": None, "resume": bool(args.resume), "argv": provenance.argv_of(argv)}
-    _SESSION_SIGNAL[0] = signal.SIGINT
-    previous_term = signal.signal(signal.SIGTERM, _sigterm) if _in_main_thread() else None
+    SESSION_SIGNAL[0] = signal.SIGINT
+    previous_term = signal.signal(signal.SIGTERM, sigterm_as_ctrl_c) if in_main_thread() else None
     # a command started in the background by a script inherits SIGINT ignored (the shell's rule for `&`):
     # Ctrl-C and `kill -INT` must still stop the run and save it, for SGD as for RSO
     previous_int = None
-    if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    if in_main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return with_threads(args.threads, _main, args, session)
@@ -416,7 +209,7 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         print("\n" + _interrupted_message(session), file=sys.stderr)
-        return 128 + _SESSION_SIGNAL[0]
+        return 128 + SESSION_SIGNAL[0]
     finally:
         if session["run"] is not None:
             session["run"].close()
@@ -467,11 +260,11 @@ def _main(args, session):
     model.to(xp)
     data = _load_data(settings, verify=not args.no_verify)
     show_bar = not args.no_progress and sys.stderr.isatty()
-    opt = _make_optimizer(settings, model, data, show_bar, [])  # checks the data before any file is written
+    opt = _make_optimizer(settings, model, data, show_bar)  # checks the data before any file is written
     run = Run(run_dir, settings, records, log_progress=not args.no_progress and not show_bar)
     opt.callbacks.append(run.callback)
     if args.resume:
-        _load_optimizer_state(opt, state, arrays)
+        opt.load_state_dict(state, arrays)
         print(f"resuming {run.dir}", flush=True)
     else:
         print(f"run directory: {run.dir}", flush=True)
@@ -486,11 +279,10 @@ def _main(args, session):
         raise NonFiniteError(f"{err}; in {run.dir}, {run.kept()}") from None
     if interrupted:
         code = _stopped(opt, run, settings)
-        with _signals_held(deliver=False):
+        with signals_held(deliver=False):
             run.record_sitting(provenance.stop_record(opt, "terminated" if code == 143 else "interrupted", sitting))
         return code
-    unit = "epoch" if settings["optimizer"] == "sgd" else "round"
-    done = getattr(opt, unit)
+    unit, done = opt.unit, opt.done
     if not run.model_saved or run.model_saved["done"] != done:
         # Run.callback saved the model after the last round's or epoch's test; this covers a
         # --resume of a run that had already finished (its record, if any, gives the accuracy)
@@ -509,31 +301,29 @@ def _main(args, session):
 
 def _train(opt, settings):
     """Run the optimizer; True if Ctrl-C / SIGTERM stopped it."""
-    if settings["optimizer"] != "sgd":
-        opt.run(settings["rounds"])
-        return opt.interrupted
     try:
-        opt.run(settings["epochs"] - opt.epoch)
-        return False
-    except KeyboardInterrupt:  # SGD keeps the checkpoint of its last finished epoch
+        opt.run(settings[opt.unit + "s"])
+    except KeyboardInterrupt:  # an optimizer that cannot stop inside a unit: its last finished unit is saved
         return True
+    return opt.interrupted
 
 
 def _stopped(opt, run, settings):
     """Save what can be saved after Ctrl-C / SIGTERM and say exactly what it is."""
-    how = "terminated (SIGTERM)" if _SESSION_SIGNAL[0] == signal.SIGTERM else "interrupted"
+    how = "terminated (SIGTERM)" if SESSION_SIGNAL[0] == signal.SIGTERM else "interrupted"
     resume = f"Continue with: python -m minirso.train --resume {run.dir}"
-    if settings["optimizer"] != "sgd":  # RSO, ES, SPSA, NES stop after a trial or step: its state is exact
-        with _signals_held(deliver=False):  # a second Ctrl-C does not cut the save short
+    unit, done = opt.unit, opt.done
+    if opt.interrupted:  # stopped after a trial or step: its state is exact
+        with signals_held(deliver=False):  # a second Ctrl-C does not cut the save short
             run.save(opt)
         print(f"\n{how}; checkpoint saved. {resume}", flush=True)
-    elif opt.epoch == 0:
-        print(f"\n{how} during epoch 1, before the first checkpoint: nothing was saved and the run folder "
+    elif done == 0:
+        print(f"\n{how} during {unit} 1, before the first checkpoint: nothing was saved and the run folder "
               f"{run.dir} is removed; start the run again", flush=True)
     else:
-        print(f"\n{how} during epoch {opt.epoch + 1}; the checkpoint holds the {opt.epoch} finished epoch(s) "
-              f"(epoch {opt.epoch + 1} starts again from its beginning). {resume}", flush=True)
-    return 128 + _SESSION_SIGNAL[0]
+        print(f"\n{how} during {unit} {done + 1}; the checkpoint holds the {done} finished {unit}(s) "
+              f"({unit} {done + 1} starts again from its beginning). {resume}", flush=True)
+    return 128 + SESSION_SIGNAL[0]
 
 
 def _plots(run_dir):

@@ -12,7 +12,7 @@ every scalar at once and adapts its step instead of annealing it on a schedule.
 import math
 from dataclasses import dataclass
 
-from .base import GradientFreeConfig, GradientFreeOptimizer, _need
+from .base import GradientFreeConfig, GradientFreeOptimizer
 
 
 @dataclass
@@ -26,8 +26,8 @@ class ESConfig(GradientFreeConfig):
 
     def validate(self):
         super().validate()
-        _need(self.sigma > 0, f"sigma must be positive, got {self.sigma!r}")
-        _need(self.success > 0 and self.failure > 0, "success and failure must be positive")
+        for option in ("sigma", "success", "failure"):
+            self.number(option, "positive", lambda v: v > 0)
         return self
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import GradientFreeConfig, GradientFreeOptimizer, _need
+from .base import GradientFreeConfig, GradientFreeOptimizer
 
 UPDATES = ("adam", "plain")
 SHAPINGS = ("rank", "none")
@@ -38,9 +38,10 @@ class NESConfig(GradientFreeConfig):
 
     def validate(self):
         super().validate()
-        _need(self.sigma > 0 and self.lr > 0, f"sigma and lr must be positive, got {self.sigma!r}, {self.lr!r}")
-        _need(self.shaping in SHAPINGS, f"shaping must be one of {', '.join(SHAPINGS)}, got {self.shaping!r}")
-        _need(self.update in UPDATES, f"update must be one of {', '.join(UPDATES)}, got {self.update!r}")
+        for option in ("sigma", "lr"):
+            self.number(option, "positive", lambda v: v > 0)
+        self.choice("shaping", SHAPINGS)
+        self.choice("update", UPDATES)
         return self
 
 

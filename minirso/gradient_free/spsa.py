@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import GradientFreeConfig, GradientFreeOptimizer, _need
+from .base import GradientFreeConfig, GradientFreeOptimizer
 
 
 @dataclass
@@ -35,8 +35,9 @@ class SPSAConfig(GradientFreeConfig):
 
     def validate(self):
         super().validate()
-        _need(self.a > 0 and self.c > 0, f"a and c must be positive, got a={self.a!r}, c={self.c!r}")
-        _need(self.A >= 0, f"A must be >= 0, got {self.A!r}")
+        for option in ("a", "c"):
+            self.number(option, "positive", lambda v: v > 0)
+        self.number("A", ">= 0", lambda v: v >= 0)
         return self
 
 

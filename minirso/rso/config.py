@@ -1,9 +1,7 @@
 """RSO's options, with the paper's and the authors' defaults."""
-import math
-import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..options import Options
 
 ORDERS = ("output_first", "input_first")
 EVALUATORS = ("incremental", "prefix", "literal")
@@ -12,7 +10,7 @@ PARALLEL = ("none", "layer", "unit")               # the paper's parallel varian
 
 
 @dataclass
-class RSOConfig:
+class RSOConfig(Options):
     """Options of Algorithm 1 and of the authors' train.py (defaults as there).
 
     rounds: C, the number of sweeps over the whole network (50).
@@ -52,48 +50,19 @@ class RSOConfig:
     block: str = "weight"
     parallel: str = "none"
 
-    def __post_init__(self):
-        self.validate()
-
     def validate(self):
-        def need(ok, msg):
-            if not ok:
-                raise ConfigError(msg)
-
-        def integer(v):
-            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-        def real(v):
-            return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-        need(integer(self.rounds) and self.rounds >= 1, f"rounds must be a positive integer, got {self.rounds!r}")
-        need(integer(self.batch_size) and self.batch_size >= 1,
-             f"batch_size must be a positive integer, got {self.batch_size!r}")
-        need(real(self.anneal) and 0.0 <= self.anneal <= 1.0,
-             f"anneal must lie in [0, 1] (the final sigma fraction), got {self.anneal!r}")
-        need(real(self.bn_sigma) and self.bn_sigma > 0, f"bn_sigma must be positive, got {self.bn_sigma!r}")
-        need(real(self.weight_decay) and 0.0 <= self.weight_decay < 1.0,
-             f"weight_decay must lie in [0, 1), got {self.weight_decay!r}")
-        need(self.order in ORDERS, f"order must be one of {', '.join(ORDERS)}, got {self.order!r}")
-        need(self.evaluator in EVALUATORS, f"evaluator must be one of {', '.join(EVALUATORS)}, got {self.evaluator!r}")
-        need(integer(self.eval_every) and self.eval_every >= 0,
-             f"eval_every must be an integer >= 0, got {self.eval_every!r}")
-        need(integer(self.stats_images) and self.stats_images >= 1,
-             f"stats_images must be a positive integer, got {self.stats_images!r}")
-        need(self.block in BLOCKS, f"block must be one of {', '.join(BLOCKS)}, got {self.block!r}")
-        need(self.parallel in PARALLEL, f"parallel must be one of {', '.join(PARALLEL)}, got {self.parallel!r}")
-        need(self.parallel == "none" or (self.block == "weight" and not self.weight_decay),
-             f"parallel={self.parallel!r} searches single weights without weight decay: "
-             f"it needs block='weight' and weight_decay=0, got block={self.block!r}, weight_decay={self.weight_decay!r}")
+        self.integer("rounds")
+        self.integer("batch_size")
+        self.number("anneal", "in [0, 1] (the final sigma fraction)", lambda v: 0.0 <= v <= 1.0)
+        self.number("bn_sigma", "positive", lambda v: v > 0)
+        self.number("weight_decay", "in [0, 1)", lambda v: 0.0 <= v < 1.0)
+        self.choice("order", ORDERS)
+        self.choice("evaluator", EVALUATORS)
+        self.integer("eval_every", lowest=0)
+        self.integer("stats_images")
+        self.choice("block", BLOCKS)
+        self.choice("parallel", PARALLEL)
+        self.need(self.parallel == "none" or (self.block == "weight" and not self.weight_decay), "parallel",
+                  f"'none' unless block='weight' and weight_decay=0 (a parallel sweep searches single weights without "
+                  f"weight decay; block={self.block!r}, weight_decay={self.weight_decay!r})")
         return self
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"unknown RSO option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)

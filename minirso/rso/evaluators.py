@@ -18,6 +18,8 @@ class Evaluator:
     """Shared plumbing: training data, the batch plan of the sweep, the searched array."""
 
     name = "base"
+    #: trials whose current-weight loss was remembered instead of evaluated (the fast evaluator's count)
+    base_hits = 0
 
     def __init__(self, model, x, y):
         self.model, self.x, self.y = model, x, y
@@ -46,6 +48,9 @@ class Evaluator:
 
     def end(self):
         self.ref = None
+
+    def release(self):
+        """Drop what is cached between sweeps (after a checkpoint is loaded the weights differ)."""
 
 
 class LiteralEvaluator(Evaluator):

@@ -37,18 +37,13 @@ the sweep's permutation, as in Algorithm 1.
 
 A parallel sweep is not interrupted half-way (its changes land at its end): Ctrl-C stops after it.
 """
-import time
-
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import NonFiniteError
 from ..losses import softmax_cross_entropy
 from .cost import forward_macs
 from .plan import annealed_sigma, visit_order
 
-BLOCKS = ("weight", "unit", "layer", "network")
-PARALLEL = ("none", "layer", "unit")
 STACK_IMAGES = 8192  # images of stacked candidates per pass of the rest of the network
 
 
@@ -118,79 +113,39 @@ class _patched:
         return False
 
 
-def sweep_variant(rso, searched):
-    """One sweep of ``rso`` over ``searched`` with its config's block or parallel variant."""
-    cfg, model, xp = rso.config, rso.model, rso.model.xp
-    bsz = cfg.batch_size
-    batches, sigma = rso._start_sweep(searched)  # resuming inside a sweep redraws its perturbations too
-    n_batches = len(batches)
-    batches = xp.asarray(batches)
-    param = model.param(searched.ref)
-    network = cfg.block == "network"
-    start = 0 if network or cfg.evaluator == "literal" else searched.ref.layer
-    ev = CandidateLosses(model, rso.x_train, rso.y_train, batches, start)
-    macs = bsz * forward_macs(model, start)
-    t0 = time.perf_counter()
+def sweep_variant(sweep):
+    """Run ``sweep`` (a :class:`trial.Sweep`) with its config's block or parallel variant, from trial
+    ``sweep.first``. Returns (trials reached, trials run, candidate evaluations, multiply-adds of one)."""
+    cfg, model, xp = sweep.config, sweep.model, sweep.model.xp
+    batches = xp.asarray(sweep.batches)
+    param = model.param(sweep.searched.ref)
+    start = 0 if cfg.block == "network" or cfg.evaluator == "literal" else sweep.searched.ref.layer
+    ev = CandidateLosses(model, sweep.x, sweep.y, batches, start)
     run = {"layer": _parallel_layer, "unit": _parallel_unit}.get(cfg.parallel, _block_sweep)
-    trials, evaluations = run(rso, searched, param, sigma, ev, n_batches)
-    rso.counters["wall_time"] += time.perf_counter() - t0
-    rso.counters["trials"] += trials
-    rso.counters["candidate_evaluations"] += evaluations
-    rso.counters["forward_macs"] += evaluations * macs
-    total = sweep_trials(cfg, param.shape)
-    if rso.trial < total:  # stopped inside a sequential block sweep
-        return
-    label, acc = searched.label, rso.sweep_totals["accepted"]
-    rso.counters["accepted"] += acc
-    rso.accepted_per_layer[label] = rso.accepted_per_layer.get(label, 0) + acc
-    record = {"type": "layer", "round": rso.round + 1, "layer": label, "trials": total, "accepted": acc,
-              "accept_rate": acc / total, "sigma": sigma, "train_loss": rso.sweep_totals["loss"] / (total * bsz),
-              **rso._counter_fields()}
-    rso.trial = 0
-    rso.position += 1
-    if cfg.eval_layers:
-        record.update(rso.evaluate())
-    rso._emit(record)
-
-
-def _decide(rso, losses, label, index, b, dw):
-    """Algorithm 1's choice among (current, plus, minus): the first minimum."""
-    if not np.isfinite(losses).all():  # np.argmin would pick a NaN: stop before keeping it
-        raise NonFiniteError(f"RSO stopped: the candidate losses of round {rso.round + 1}, {label}, at {index} are "
-                             f"{[float(v) for v in losses]} (not finite); no weight of this trial was kept")
-    choice = int(np.argmin(losses))
-    rso.sweep_totals["loss"] += float(losses[choice])
-    rso.sweep_totals["accepted"] += int(choice > 0)
-    if rso.record_trials:
-        rso.trial_log.append({"layer": label, "index": index, "batch": int(b), "dw": dw,
-                              "losses": [float(v) for v in losses], "choice": choice})
-    return choice
-
-
-def _tick(rso, k=1):
-    if rso._bar is not None:  # the bar counts work: trials weighted by their cost (optimizer.trial_work)
-        rso._bar.update(k * rso._bar.trial_work[rso.position])
+    reached, trials, evaluations = run(sweep, param, ev, len(batches))
+    return reached, trials, evaluations, cfg.batch_size * forward_macs(model, start)
 
 
 # -- sequential sweeps with larger blocks ---------------------------------------------------------
-def _block_sweep(rso, searched, param, sigma, ev, n_batches):
-    cfg, model, xp = rso.config, rso.model, rso.model.xp
+def _block_sweep(sweep, param, ev, n_batches):
+    cfg, model, xp, rng = sweep.config, sweep.model, sweep.model.xp, sweep.rng
     units = param.shape[0]
     if cfg.block == "network":
-        arrays = [(model.param(p.ref), annealed_sigma(p.sigma_d, rso.round, cfg.rounds, cfg.anneal)) for p in rso.plan]
+        arrays = [(model.param(p.ref), annealed_sigma(p.sigma_d, sweep.round, cfg.rounds, cfg.anneal))
+                  for p in sweep.plan]
     else:
-        arrays = [(param, sigma)]
+        arrays = [(param, sweep.sigma)]
     dtype = param.dtype.type
     trials = evaluations = 0
-    first = rso.trial
+    reached = sweep.first
     for t in range(units):
         if cfg.block == "unit":
-            blocks = [(param, t, rso.rng.normal(0.0, sigma, size=param.shape[1:]))]
+            blocks = [(param, t, rng.normal(0.0, sweep.sigma, size=param.shape[1:]))]
         else:
-            blocks = [(a, Ellipsis, rso.rng.normal(0.0, s, size=a.shape)) for a, s in arrays]
-        if t < first:  # redraws of trials done before a resume
+            blocks = [(a, Ellipsis, rng.normal(0.0, s, size=a.shape)) for a, s in arrays]
+        if t < sweep.first:  # redraws of trials done before a resume
             continue
-        if rso.stop_requested:
+        if sweep.stop_requested:
             break
         b = t % n_batches
         if cfg.weight_decay:
@@ -200,14 +155,14 @@ def _block_sweep(rso, searched, param, sigma, ev, n_batches):
         plus = [(a, index, (c + xp.asarray(d)).astype(dtype)) for (a, index, c), (_, _, d) in zip(current, blocks)]
         minus = [(a, index, (c - xp.asarray(d)).astype(dtype)) for (a, index, c), (_, _, d) in zip(current, blocks)]
         losses = ev([(b, current), (b, plus), (b, minus)])
-        choice = _decide(rso, losses, searched.label, t, b, None)
+        choice = sweep.keep(losses, t + 1, t, b)
         for a, index, value in (current, plus, minus)[choice]:
             a[index] = value
         trials += 1
         evaluations += 3
-        rso.trial = t + 1
-        _tick(rso)
-    return trials, evaluations
+        reached = t + 1
+        sweep.tick()
+    return reached, trials, evaluations
 
 
 # -- parallel sweeps --------------------------------------------------------------------------------
@@ -216,12 +171,12 @@ def _chunks(n_items, per_item_images, bsz):
     return [range(s, min(n_items, s + step)) for s in range(0, n_items, step)]
 
 
-def _parallel_layer(rso, searched, param, sigma, ev, n_batches):
+def _parallel_layer(sweep, param, ev, n_batches):
     """Every weight tried against the sweep's starting state; kept changes applied together at the end."""
-    cfg = rso.config
+    cfg = sweep.config
     host = to_numpy(param).copy()
     order = visit_order(param.shape, cfg.order)
-    dws = rso.rng.normal(0.0, sigma, size=len(order))
+    dws = sweep.rng.normal(0.0, sweep.sigma, size=len(order))
     dtype = host.dtype.type
     base = ev([(b, []) for b in range(min(n_batches, len(order)))])  # the current loss of each mini-batch
     kept = host.copy()
@@ -236,20 +191,19 @@ def _parallel_layer(rso, searched, param, sigma, ev, n_batches):
         losses = ev(items)
         for k, (t, index, b, plus, minus) in enumerate(meta):
             three = np.array([base[b], losses[2 * k], losses[2 * k + 1]])
-            choice = _decide(rso, three, searched.label, tuple(int(i) for i in index), b, float(dws[t]))
+            choice = sweep.keep(three, t + 1, index, b, dws[t])
             kept[index] = (host[index], plus, minus)[choice]
-        _tick(rso, len(chunk))
-    param[...] = rso.model.xp.asarray(kept)
-    rso.trial = len(order)
-    return len(order), 2 * len(order) + len(base)
+        sweep.tick(len(chunk))
+    param[...] = sweep.model.xp.asarray(kept)
+    return len(order), len(order), 2 * len(order) + len(base)
 
 
-def _parallel_unit(rso, searched, param, sigma, ev, n_batches):
+def _parallel_unit(sweep, param, ev, n_batches):
     """Each unit searched in order from the sweep's starting state, all units side by side; rows merged at the end."""
-    cfg = rso.config
+    cfg = sweep.config
     host = to_numpy(param).copy()
     units, per_unit = host.shape[0], host[0].size
-    dws = rso.rng.normal(0.0, sigma, size=host.size).reshape(units, per_unit)  # the sequential order's dw
+    dws = sweep.rng.normal(0.0, sweep.sigma, size=host.size).reshape(units, per_unit)  # the sequential order's dw
     dtype = host.dtype.type
     rows = host.reshape(units, per_unit).copy()  # each unit's own copy of its weights
     for k in range(per_unit):
@@ -265,12 +219,11 @@ def _parallel_unit(rso, searched, param, sigma, ev, n_batches):
                 meta.append((u, b, plus, minus))
             losses = ev(items)
             for j, (u, b, plus, minus) in enumerate(meta):
-                choice = _decide(rso, losses[3 * j:3 * j + 3], searched.label, (u, k), b, float(dws[u, k]))
+                choice = sweep.keep(losses[3 * j:3 * j + 3], u * per_unit + k + 1, (u, k), b, dws[u, k])
                 rows[u] = (rows[u], plus, minus)[choice]
-            _tick(rso, len(chunk))
-    param[...] = rso.model.xp.asarray(rows.reshape(host.shape))
-    rso.trial = host.size
-    return host.size, 3 * host.size
+            sweep.tick(len(chunk))
+    param[...] = sweep.model.xp.asarray(rows.reshape(host.shape))
+    return host.size, host.size, 3 * host.size
 
 
 def _shaped(row, host):

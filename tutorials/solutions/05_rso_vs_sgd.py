@@ -33,11 +33,13 @@ rso.run(rounds=50)                                        # stops after the firs
 rso_accuracy = rso.evaluate()["test_accuracy"]
 print(f"RSO: {rso_accuracy:.3f} after {rso.trials_done:,} trials, {rso.counters['wall_time']:.1f} s of search")
 
-sgd = SGD(small_mnist_net(seed=0), data, SGDConfig(epochs=MAX_EPOCHS, batch_size=SGD_BATCH), seed=0, progress=False)
-while sgd.counters["wall_time_train"] < rso.counters["wall_time"] and sgd.epoch < MAX_EPOCHS:
-    sgd.run(1)
-sgd_accuracy = sgd.evaluate()[0]
-print(f"SGD: {sgd_accuracy:.3f} after {sgd.epoch} epochs, {sgd.counters['wall_time_train']:.1f} s of training")
+# the same stop rule, checked after every epoch: SGD trains while its time is below RSO's
+stop_sgd = lambda opt, record: opt.request_stop() if opt.counters["wall_time"] >= rso.counters["wall_time"] else None
+sgd = SGD(small_mnist_net(seed=0), data, SGDConfig(epochs=MAX_EPOCHS, batch_size=SGD_BATCH), seed=0,
+          callbacks=[stop_sgd], progress=False)
+sgd.run()
+sgd_accuracy = sgd.evaluate()["test_accuracy"]
+print(f"SGD: {sgd_accuracy:.3f} after {sgd.epoch} epochs, {sgd.counters['wall_time']:.1f} s of training")
 assert sgd_accuracy > rso_accuracy, "with the same time SGD should be more accurate"
 
 # %% [markdown]

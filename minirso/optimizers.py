@@ -1,0 +1,22 @@
+"""Every optimizer by the name the training command knows it by (``--optimizer NAME``)."""
+from .gradient_free import NES, SPSA, OnePlusOneES
+from .rso import RSO
+from .sgd import SGD
+
+OPTIMIZERS = {"rso": RSO, "sgd": SGD, "es": OnePlusOneES, "spsa": SPSA, "nes": NES}
+
+HELP = ("training algorithm (default: rso): rso = random search, one weight per trial (the paper); "
+        "sgd = mini-batch SGD with backprop (the gradient reference); es = (1+1)-ES, all weights perturbed "
+        "at once, 1/5th success rule; spsa = simultaneous perturbation gradient estimates from two losses, "
+        "Spall's gains; nes = antithetic natural-evolution-strategies search gradients with rank shaping "
+        "and Adam")
+
+
+def optimizer_class(name):
+    return OPTIMIZERS[name]
+
+
+def option_names(cls):
+    """The options of ``cls``'s config (the arguments its constructor takes besides model and data)."""
+    from dataclasses import fields
+    return [f.name for f in fields(cls.config_class)]

@@ -1,0 +1,106 @@
+"""Every optimizer makes the same decisions as the code before the one-contract refactor (4cccbea).
+
+The oracle is the code at 4cccbea itself: each case below ran there and the SHA-256 of its final
+arrays (weights and batch-norm statistics) and of its history's losses is pinned in DIGESTS. A
+refactor that changes one kept candidate, one random draw or one record's loss changes a digest.
+"""
+import hashlib
+import json
+import types
+
+import numpy as np
+import pytest
+
+from minirso.gradient_free import NES, SPSA, OnePlusOneES
+from minirso.nets import conv_bn_net, he_normal_
+from minirso.rso import RSO
+from minirso.sgd import SGD, SGDConfig
+
+SIZE = 8
+
+
+def _net(dtype="float64"):
+    model = conv_bn_net([3, 4, 4, 3], pool_after={1}, input_shape=(1, SIZE, SIZE), dtype=dtype)
+    return he_normal_(model, np.random.default_rng(0))
+
+
+def _data(dtype="float64", n_train=64, n_test=32):
+    rng = np.random.default_rng(1)
+    templates = rng.normal(size=(10, 1, SIZE, SIZE))
+
+    def make(n):
+        y = rng.integers(0, 10, size=n)
+        return (templates[y] + rng.normal(0.0, 1.5, size=(n, 1, SIZE, SIZE))).astype(dtype), y.astype(np.int64)
+
+    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
+    return types.SimpleNamespace(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+
+
+_RSO = dict(rounds=1, batch_size=16, eval_every=1, stats_images=64)
+_GF = dict(rounds=2, steps_per_round=5, batch_size=16, stats_images=64, eval_every=1)
+CASES = {
+    "rso-weight-incremental": (RSO, _RSO),
+    "rso-weight-incremental-float32": (RSO, dict(_RSO, dtype="float32")),
+    "rso-weight-prefix": (RSO, dict(_RSO, evaluator="prefix")),
+    "rso-weight-literal": (RSO, dict(_RSO, evaluator="literal")),
+    "rso-weight-decay-input-first": (RSO, dict(_RSO, weight_decay=1e-3, order="input_first", anneal=0.5)),
+    "rso-unit": (RSO, dict(_RSO, rounds=2, block="unit")),
+    "rso-layer": (RSO, dict(_RSO, rounds=2, block="layer")),
+    "rso-network": (RSO, dict(_RSO, rounds=2, block="network")),
+    "rso-parallel-layer": (RSO, dict(_RSO, parallel="layer")),
+    "rso-parallel-unit": (RSO, dict(_RSO, parallel="unit")),
+    "es": (OnePlusOneES, _GF),
+    "spsa": (SPSA, dict(_GF, perturbations=2)),
+    "nes": (NES, dict(_GF, pairs=3)),
+    "sgd-cosine": (SGD, dict(epochs=2, batch_size=16)),
+    "sgd-constant": (SGD, dict(epochs=2, batch_size=16, lr_schedule="constant", lr=0.02)),
+}
+
+
+def run_case(name):
+    """Train case ``name`` from scratch; return (model, optimizer)."""
+    cls, options = CASES[name]
+    options = dict(options)
+    dtype = options.pop("dtype", "float64")
+    model, data = _net(dtype), _data(dtype)
+    if cls is SGD:
+        opt = SGD(model, data, SGDConfig(**options), seed=3, progress=False)
+    else:
+        opt = cls(model, data, seed=3, progress=False, **options)
+    opt.run()
+    return model, opt
+
+
+def digest(model, history):
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_arrays().items()):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(np.asarray(v)).tobytes())
+    losses = [[r.get("train_loss"), r.get("test_loss")] for r in history]
+    h.update(json.dumps(losses).encode())
+    return h.hexdigest()
+
+
+DIGESTS = {  # computed by run_case on the code at 4cccbea
+    "es": "a64cac07350146bbafa7b416e271e7e5c0803bf81baba0059a4b9cc2d7bd3e5f",
+    "nes": "7dce8025ff794e4044e1f4bc7f44f8317d0c4b826611fef70a2436bb36f58bb6",
+    "rso-layer": "308daa87c39d7ee6bb7bcc1edf365a694435fdc59bf0fa987d2ec6ba410dca2e",
+    "rso-network": "18cb9c2e0d79105890a5625f205ce9b757d7bd6f765d7a3475a354ee5603b050",
+    "rso-parallel-layer": "1b68305cb2baeeadda5cdb574fc299434ae9cbc264a0752efb282189a64a2e29",
+    "rso-parallel-unit": "daa4d0851370c59f39aa6bf5e45fb8b14d3875ac3df305a7832968d4b7096b53",
+    "rso-unit": "1a963a395285ad67a8c29e2c245bef0982493ef30257fd24a02aa4536fb705e6",
+    "rso-weight-decay-input-first": "44a460f48ad164c83e8853a52c017c49d8468ae9e9b3eaab1138305499f9f371",
+    "rso-weight-incremental": "7168e85ff8d3594e558ecbd63d2716f079d1c47041c188135ba963bf5665a5cc",
+    "rso-weight-incremental-float32": "6b3dc787db1a83996eb164c33743c79079d2edb422a48c38e21f6da4291ae2a3",
+    "rso-weight-literal": "95a9905a4b7fffce5ea23a1141b20cc10fd811ec89bee77eebdced6634ce80e9",
+    "rso-weight-prefix": "95a9905a4b7fffce5ea23a1141b20cc10fd811ec89bee77eebdced6634ce80e9",
+    "sgd-constant": "4d4f0fbe2191f1780930377507a698c651462fd898fb2b626dad53aa7679ac91",
+    "sgd-cosine": "b2f7c1ea08411d3ab87841dfc3b5b23c888f55595e611c26a89ef3b1f40eaaa1",
+    "spsa": "fccd592c6e0daa7ed2628845703070f1c35b90c086a69dbff965a169bba92217",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_decisions_as_before_the_refactor(name):
+    model, opt = run_case(name)
+    assert digest(model, opt.history) == DIGESTS[name]
