@@ -10,6 +10,7 @@ on stderr and exit code 2.
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -67,6 +68,23 @@ def build_parser():
                    help="RSO searched in parallel from an older state: every weight of a layer against the state "
                         "before its sweep (layer), or the units of a layer side by side (unit); default none")
     p.add_argument("--seed", type=int, help="seed of every random draw: initial weights, data order, dw (default: 0)")
+    g = p.add_argument_group("fidelity to the authors' train.py (the paper-authors preset sets them all; docs/fidelity.md)")
+    g.add_argument("--preprocess", choices=["standardize", "center_fp16"],
+                   help="pixels: standardize (Algorithm 1: minus the training mean, over the training std; default) "
+                        "or center_fp16 (the authors': / 255 in float16 minus the training mean, no division)")
+    g.add_argument("--bn-eps", type=float, help="batch-norm epsilon of a new network (default 1e-5; the authors' MXNet: 1e-3)")
+    g.add_argument("--weight-decay", type=float, help="RSO: before every trial the weight is multiplied by "
+                   "(1 - this) and its loss taken after (default 0; the authors': 1e-4)")
+    g.add_argument("--stats-images", type=int, help="RSO: the first this many training images give the batch-norm "
+                   "statistics before a test and, with --prefix-statistics running, before every sweep "
+                   "(default 10000; the authors': 2000)")
+    g.add_argument("--prefix-statistics", choices=["batch", "running"], help="RSO: batch-norm before the searched "
+                   "layer uses the trial's mini-batch statistics (batch, Algorithm 1; default) or the running "
+                   "statistics of --stats-images images, as the authors' cached inputs do (running)")
+    g.add_argument("--sigma-from", choices=["weights", "fan_in"], help="RSO: sigma_d of a weight array is the std of "
+                   "its initial weights (weights, Algorithm 1; default) or sqrt(2 / fan_in) (fan_in, the authors' code)")
+    g.add_argument("--eval-layers", action="store_true", default=None, help="RSO: test after every searched array, "
+                   "as the authors' script does (not counted as training time)")
     add_data_arguments(p)
     p.add_argument("--no-verify", action="store_true", help="do not check the SHA-256 sums of the MNIST .gz files "
                    "(their structure is still checked)")
@@ -129,8 +147,21 @@ def _settings_from_args(args):
          "train_subset": _given(args.train_subset, opt.get("train_subset")), "test_subset": args.test_subset,
          "batch_size": _given(args.batch_size, opt["batch_size"]),
          "eval_every": 1 if args.eval_every is None else args.eval_every}
+    for key in ("preprocess", "bn_eps"):  # the data and the network: every optimizer
+        value = _given(getattr(args, key), preset.get(key))
+        if value is not None:
+            s[key] = value
+    if s.get("bn_eps") is not None and not (s["bn_eps"] > 0 and math.isfinite(s["bn_eps"])):
+        raise ConfigError(f"--bn-eps must be a positive number, got {s['bn_eps']}")
+    rso_flags = [key for key in RSO_OPTION_FLAGS if getattr(args, key) is not None]
+    if rso_flags and optimizer != "rso":
+        raise ConfigError(f"{', '.join(_flag(k) for k in rso_flags)}: options of --optimizer rso, not {optimizer}")
     if optimizer == "rso":
         s.update(rounds=_given(args.rounds, opt["rounds"]), evaluator=args.evaluator or "incremental")
+        for key in RSO_OPTION_FLAGS:
+            value = _given(getattr(args, key), opt.get("options", {}).get(key))
+            if value is not None:
+                s[key] = value
         if args.block != "weight" or args.parallel != "none":
             s.update(block=args.block, parallel=args.parallel)
         if args.epochs is not None:
@@ -160,16 +191,21 @@ def _settings_from_args(args):
     return s
 
 
+# RSO options with a flag of their own (RSOConfig's names); a preset may set them under "options"
+RSO_OPTION_FLAGS = ("weight_decay", "stats_images", "prefix_statistics", "sigma_from", "eval_layers")
+
 # Flags that define a run: --resume refuses them when they differ from the run's own settings.
 RUN_DEFINING = ("optimizer", "preset", "model", "seed", "batch_size", "evaluator", "train_subset", "test_subset",
-                "eval_every", "steps_per_round")
+                "eval_every", "steps_per_round", "preprocess", "bn_eps", *RSO_OPTION_FLAGS)
+
+
+def _flag(key):
+    return "--" + key.replace("_", "-")
 
 
 def _resume_settings(args, settings):
     """The settings of a resumed run: its own, extended by --rounds/--epochs; data location from the command line."""
-    def flag(key):
-        return "--" + key.replace("_", "-")
-
+    flag = _flag
     conflicts = [f"{flag(k)} {getattr(args, k)} (the run's: {settings.get(k, 'none')})" for k in RUN_DEFINING
                  if getattr(args, k) is not None and getattr(args, k) != settings.get(k)]
     if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
@@ -194,7 +230,8 @@ def _resume_settings(args, settings):
 
 
 def _load_data(s, verify=True):
-    data = load_mnist(s["data_dir"], download=s["download"], verify=verify, progress=sys.stderr.isatty())
+    data = load_mnist(s["data_dir"], download=s["download"], verify=verify, progress=sys.stderr.isatty(),
+                      normalize=s.get("preprocess", "standardize"))
     for split, flag in (("train", "--train-subset"), ("test", "--test-subset")):
         n, have = s[f"{split}_subset"], len(getattr(data, f"y_{split}"))
         if n is not None and n > have:
@@ -211,7 +248,8 @@ def _make_optimizer(s, model, data, progress, callbacks):
     if s["optimizer"] == "rso":
         from .rso import RSO, RSOConfig
         config = RSOConfig(rounds=s["rounds"], batch_size=s["batch_size"], evaluator=s["evaluator"],
-                           eval_every=s["eval_every"], block=s.get("block", "weight"), parallel=s.get("parallel", "none"))
+                           eval_every=s["eval_every"], block=s.get("block", "weight"), parallel=s.get("parallel", "none"),
+                           **{k: s[k] for k in RSO_OPTION_FLAGS if k in s})
         return RSO(model, data, config, seed=s["seed"], callbacks=callbacks, progress=progress)
     if s["optimizer"] in GRADIENT_FREE:
         from .gradient_free import OPTIMIZERS
@@ -459,7 +497,7 @@ def _main(args, session):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{stamp}")
         run_dir = session["run"] = RunDir.create(out)
-        model = MODELS[settings["model"]](seed=settings["seed"])
+        model = MODELS[settings["model"]](seed=settings["seed"], **({"bn_eps": settings["bn_eps"]} if "bn_eps" in settings else {}))
         records = []
     backend = args.backend or settings.get("backend") or None
     xp = get_backend(backend)

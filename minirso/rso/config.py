@@ -9,6 +9,8 @@ ORDERS = ("output_first", "input_first")
 EVALUATORS = ("incremental", "prefix", "literal")
 BLOCKS = ("weight", "unit", "layer", "network")   # the paper's update strategies (strategies.py)
 PARALLEL = ("none", "layer", "unit")               # the paper's parallel variants (strategies.py)
+PREFIX_STATISTICS = ("batch", "running")           # batch-norm before the searched layer (see RSOConfig)
+SIGMA_FROM = ("weights", "fan_in")                 # where sigma_d comes from (plan.py)
 
 
 @dataclass
@@ -28,7 +30,16 @@ class RSOConfig:
         "prefix" (the authors' cache) or "literal" (a full forward pass per candidate).
     eval_every: test accuracy every this many rounds (0: only at the end).
     eval_layers: also evaluate after every searched layer (costly; not counted as training).
-    stats_images: training images used to recompute batch-norm running statistics before a test.
+    stats_images: the first this many training images (in the data's own order) give the
+        batch-norm running statistics before a test (and, with prefix_statistics="running",
+        before every sweep); the authors use 2,000.
+    prefix_statistics: how the batch-norm layers *before* the searched array normalise during its
+        sweep: "batch" (Algorithm 1: every layer on the statistics of the trial's mini-batch) or
+        "running" (the authors' train.py: the searched layer's input is cached in inference mode,
+        with the statistics of the first ``stats_images`` training images, recomputed before every
+        sweep; the searched layer and those after it still use the mini-batch's statistics).
+    sigma_from: sigma_d of a weight array: "weights" (Algorithm 1: the standard deviation of its
+        initial weights) or "fan_in" (the authors' code: the He standard deviation sqrt(2 / fan_in)).
     block: what one trial perturbs: "weight" (one scalar, Algorithm 1), "unit" (the fan-in weights
         of one output unit), "layer" (the whole array) or "network" (every searched array); see
         strategies.py. Blocks other than "weight" are evaluated with the prefix cache (literal
@@ -51,6 +62,8 @@ class RSOConfig:
     stats_images: int = 10000
     block: str = "weight"
     parallel: str = "none"
+    prefix_statistics: str = "batch"
+    sigma_from: str = "weights"
 
     def __post_init__(self):
         self.validate()
@@ -82,6 +95,9 @@ class RSOConfig:
              f"stats_images must be a positive integer, got {self.stats_images!r}")
         need(self.block in BLOCKS, f"block must be one of {', '.join(BLOCKS)}, got {self.block!r}")
         need(self.parallel in PARALLEL, f"parallel must be one of {', '.join(PARALLEL)}, got {self.parallel!r}")
+        need(self.prefix_statistics in PREFIX_STATISTICS, f"prefix_statistics must be one of "
+             f"{', '.join(PREFIX_STATISTICS)}, got {self.prefix_statistics!r}")
+        need(self.sigma_from in SIGMA_FROM, f"sigma_from must be one of {', '.join(SIGMA_FROM)}, got {self.sigma_from!r}")
         need(self.parallel == "none" or (self.block == "weight" and not self.weight_decay),
              f"parallel={self.parallel!r} searches single weights without weight decay: "
              f"it needs block='weight' and weight_decay=0, got block={self.block!r}, weight_decay={self.weight_decay!r}")

@@ -49,7 +49,7 @@ class RSO:
         self.x_test, self.y_test = data.x_test, data.y_test
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.plan = search_plan(model, config.search_bn, config.bn_sigma)
+        self.plan = search_plan(model, config.search_bn, config.bn_sigma, config.sigma_from)
         self.evaluator = EVALUATOR_CLASSES[config.evaluator](model, self.x_train, self.y_train)
         self.callbacks = list(callbacks)
         self.progress = progress
@@ -93,6 +93,8 @@ class RSO:
             if self._bar is not None:
                 self._bar.close()
             self._bar = None
+            if self.config.prefix_statistics == "running":
+                self.model.train(True)  # no layer left on the fixed statistics of a sweep
         self.interrupted = self.stop_requested and not self.finished
         return self.history
 
@@ -131,6 +133,8 @@ class RSO:
             self.rng.bit_generator.state = copy.deepcopy(self.sweep_rng_state)
         if searched.new_batches or self.perm is None:
             self.perm = self.rng.permutation(n)
+        if cfg.prefix_statistics == "running":
+            self._fix_prefix_statistics(searched.ref.layer)
         n_batches = n // bsz
         return (self.perm[:n_batches * bsz].reshape(n_batches, bsz),
                 annealed_sigma(searched.sigma_d, self.round, cfg.rounds, cfg.anneal))
@@ -231,6 +235,21 @@ class RSO:
         for cb in self.callbacks:
             cb(self, record)
 
+    def _fix_prefix_statistics(self, layer):
+        """The authors' cache (prefix_statistics="running"): batch-norm layers before ``layer`` normalise
+        with the running statistics of the first stats_images training images, recomputed now; the
+        others with the trial's mini-batch. Those statistics depend only on layers before ``layer``,
+        which the sweep does not change, so a sweep resumed midway recomputes the same numbers."""
+        self._recompute_statistics()
+        for i, lyr in enumerate(self.model.layers):
+            if lyr in self.model.batchnorms:
+                lyr.training = i >= layer
+
+    def _recompute_statistics(self):
+        """Batch-norm running statistics from the first stats_images training images (data order)."""
+        m = min(self.config.stats_images, len(self.x_train))
+        self.model.recompute_bn_statistics(self.x_train[:m], batch_size=min(self.config.batch_size, m))
+
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate(self):
         """Test accuracy and loss, batch-norm running statistics recomputed from training images first.
@@ -238,8 +257,7 @@ class RSO:
         Not counted as training cost (its time goes to counters["eval_time"]).
         """
         t0 = time.perf_counter()
-        m = min(self.config.stats_images, len(self.x_train))
-        self.model.recompute_bn_statistics(self.x_train[:m], batch_size=min(self.config.batch_size, m))
+        self._recompute_statistics()
         result = self.model.evaluate(self.x_test, self.y_test)
         self.counters["eval_time"] += time.perf_counter() - t0
         return {"test_accuracy": result.accuracy, "test_loss": result.loss}
