@@ -33,13 +33,13 @@ PRESETS = {
         "spsa": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {"A": 9000.0}},
         "nes": {"rounds": 50, "steps_per_round": 360, "batch_size": 5000, "options": {}},
     },
-    # The paper setting as the authors' train.py runs it (docs/fidelity.md): their preprocessing,
-    # MXNet's batch-norm epsilon, per-visit weight decay, inputs cached on the statistics of the first
+    # The paper setting as the authors' train.py runs it (docs/fidelity.md): their network's global
+    # max pool (MXNet's default pool type), their preprocessing, MXNet's batch-norm epsilon, per-visit weight decay, inputs cached on the statistics of the first
     # 2,000 training images, sigma_d from the fan-in, a test after every searched array.
     "paper-authors": {
         "description": "the paper setting as the authors' train.py runs it (docs/fidelity.md): 6-conv network, "
                        "batch 5000, 50 rounds, their preprocessing, weight decay, cached statistics and tests",
-        "model": "paper",
+        "model": "paper-max",
         "preprocess": "center_fp16",
         "bn_eps": 1e-3,
         "rso": {"rounds": 50, "batch_size": 5000,

@@ -20,7 +20,7 @@ from scipy.special import log_softmax
 
 from minirso.checkpoint import load_checkpoint
 from minirso.data import find_file, load_mnist, read_idx
-from minirso.layers import BatchNorm2D, Conv2D, Dense
+from minirso.layers import BatchNorm2D, Conv2D, Dense, GlobalMaxPool2D
 from minirso.model import Sequential
 from minirso.nets import conv_bn_net, he_normal_
 from minirso.rso import RSO
@@ -39,7 +39,12 @@ def _forward(model, h, start, stop, running=None):
     """Layers start..stop-1; batch-norm on the running statistics where given (inference), else the batch's."""
     for j in range(start, stop):
         layer = model.layers[j]
-        h = _authors_bn(layer, h, (running or {}).get(j)) if isinstance(layer, BatchNorm2D) else layer.forward(h)
+        if isinstance(layer, BatchNorm2D):
+            h = _authors_bn(layer, h, (running or {}).get(j))
+        elif isinstance(layer, GlobalMaxPool2D):  # nd.Pooling(global_pool=True): MXNet's default pool type is max
+            h = h.max(axis=(2, 3))
+        else:
+            h = layer.forward(h)
     return h
 
 
@@ -105,7 +110,7 @@ def authors_rso(model, data, rounds, batch_size, seed):
 
 
 def _tiny_authors_net():
-    model = conv_bn_net([4, 4], pool_after={0, 1}, name="fidelity_net", dtype="float64", bn_eps=EPS)
+    model = conv_bn_net([4, 4], pool_after={0, 1}, name="fidelity_net", dtype="float64", bn_eps=EPS, head="gmp")
     return he_normal_(model, np.random.default_rng(5))
 
 
@@ -215,6 +220,7 @@ def test_the_paper_authors_preset_sets_every_option(mnist_dir, tmp_path):
     assert meta["settings"]["preprocess"] == "center_fp16"
     model, _ = Sequential.load(out / "model.npz")
     assert {bn.eps for bn in model.batchnorms} == {1e-3}
+    assert meta["settings"]["model"] == "tiny" and "GlobalMaxPool2D" not in str(model.architecture())  # --model wins
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert sum(1 for r in records if r["type"] == "layer" and "test_accuracy" in r) == 7  # a test per array
     refused = _train("--resume", str(out), "--prefix-statistics", "batch", "--rounds", "2", *small[-3:])
@@ -222,3 +228,39 @@ def test_the_paper_authors_preset_sets_every_option(mnist_dir, tmp_path):
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
     sgd = _train("--optimizer", "sgd", "--weight-decay", "0.1", "--out", str(tmp_path / "sgd"), *small)
     assert sgd.returncode == 2 and "--weight-decay" in sgd.stderr and "--optimizer rso" in sgd.stderr
+
+
+def test_incremental_losses_are_exact_on_the_paper_max_network(data):
+    """Every searched array of the authors' network (global max pool head, rows-layout rest passes that
+    end before it): the incremental evaluator's candidate losses against full forward passes, with
+    kept changes between trials, on the authors' fixed prefix statistics."""
+    from minirso.nets import paper_max_mnist_net
+    from minirso.rso import IncrementalEvaluator, LiteralEvaluator, search_plan
+
+    fast_model, slow_model = paper_max_mnist_net(seed=2, dtype="float64", bn_eps=EPS), \
+        paper_max_mnist_net(seed=2, dtype="float64", bn_eps=EPS)
+    x, y = data.x_train[:120], data.y_train[:120]
+    for model in (fast_model, slow_model):
+        model.recompute_bn_statistics(x[:60], batch_size=60)
+    fast, slow = IncrementalEvaluator(fast_model, x, y), LiteralEvaluator(slow_model, x, y)
+    batches = np.arange(120).reshape(2, 60)
+    rng = np.random.default_rng(0)
+    for p in search_plan(fast_model):
+        for model in (fast_model, slow_model):  # the prefix on fixed statistics, as prefix_statistics="running"
+            for i, layer in enumerate(model.layers):
+                if isinstance(layer, BatchNorm2D):
+                    layer.training = i >= p.ref.layer
+        fast.begin(p.ref, batches)
+        slow.begin(p.ref, batches)
+        w = fast_model.param(p.ref)
+        for t in range(4):
+            index = tuple(int(rng.integers(s)) for s in w.shape)
+            dw = float(rng.normal(0, p.sigma_d))
+            current = float(w[index])
+            a = fast.losses(index, current + dw, current - dw, t % 2)
+            b = slow.losses(index, current + dw, current - dw, t % 2)
+            np.testing.assert_allclose(a, b, rtol=1e-9)
+            for ev in (fast, slow):  # keep w + dw: the next trials see a kept change
+                ev.set_value(index, current + dw, t % 2, float(b[1]))
+        fast.end()
+        slow.end()
