@@ -544,6 +544,24 @@ def _pixel_stats(images: np.ndarray) -> tuple[float, float]:
     return mean, std
 
 
+# load_mnist's normalize argument -> the preprocessing it names
+NORMALIZATIONS = {True: "standardize", False: "scale", "standardize": "standardize", "scale": "scale",
+                  "center_fp16": "center_fp16"}
+
+
+def _center_fp16_table(images: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The authors' preprocessing as a per-pixel table: (float16(p / 255) - mean) in float16.
+
+    train.py stores ``images / 255`` as float16, takes ``.mean()`` of that float16 array (NumPy
+    accumulates float16 in float32) and subtracts it in place, in float16. The mean is taken the
+    same way here, over the same float16 array; the subtraction of two float16 numbers rounds the
+    same whether done per image or once per pixel value.
+    """
+    table16 = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float16)
+    mean16 = table16[images].mean()
+    return table16 - mean16, float(mean16), 1.0
+
+
 def load_mnist(data_dir=None, download: bool = True, normalize: bool = True, dtype=np.float32,
                progress: bool = True, verify: bool = True) -> MNIST:
     """Load MNIST, downloading it first if needed.
@@ -555,11 +573,13 @@ def load_mnist(data_dir=None, download: bool = True, normalize: bool = True, dty
     download : bool, optional
         Download missing files into the folder (created if needed). If False,
         missing files raise :class:`DataError`.
-    normalize : bool, optional
-        If True (Algorithm 1 of the RSO paper), pixels are scaled to [0, 1],
-        then the training-set pixel mean is subtracted and the result divided by
-        the training-set pixel std; the test set gets the same two constants.
-        If False, pixels are only scaled to [0, 1].
+    normalize : bool or str, optional
+        ``True`` or ``"standardize"`` (Algorithm 1 of the RSO paper): pixels are
+        scaled to [0, 1], then the training-set pixel mean is subtracted and the
+        result divided by the training-set pixel std; the test set gets the same
+        two constants. ``"center_fp16"`` (the authors' train.py): pixels / 255 stored
+        as float16, minus the float16 mean of all training pixels, in float16, no
+        division (then cast to ``dtype``). ``False`` or ``"scale"``: [0, 1] only.
     dtype : numpy dtype, optional
         Floating dtype of the images.
     progress : bool, optional
@@ -586,6 +606,10 @@ def load_mnist(data_dir=None, download: bool = True, normalize: bool = True, dty
     if dtype.kind != "f":
         raise ConfigError(f"dtype must be a floating-point type (e.g. float32), got {dtype}")
 
+    how_to_normalize = NORMALIZATIONS.get(normalize) if isinstance(normalize, (bool, str)) else None
+    if how_to_normalize is None:
+        raise ConfigError(f"normalize must be True, False or one of {', '.join(n for n in NORMALIZATIONS if isinstance(n, str))}, "
+                          f"got {normalize!r}")
     folder, how = _resolve(data_dir)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"the MNIST data folder {folder} ({how}) exists but is not a folder")
@@ -633,11 +657,13 @@ def load_mnist(data_dir=None, download: bool = True, normalize: bool = True, dty
     if std == 0:
         raise DataError(f"{arrays['train_images'][0]}: all pixels are equal, cannot normalise")
 
-    # One float64 value per possible pixel, rounded once to dtype: exact, and indexing
+    # One value per possible pixel, rounded once to dtype: exact, and indexing
     # the table avoids float64 temporaries the size of the data set.
     table = np.arange(256, dtype=np.float64) / 255.0
-    if normalize:
+    if how_to_normalize == "standardize":
         table = (table - mean) / std
+    elif how_to_normalize == "center_fp16":
+        table, mean, std = _center_fp16_table(train_images)
     table = table.astype(dtype)
 
     def images_to_float(images):

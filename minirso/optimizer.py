@@ -34,6 +34,8 @@ class Optimizer:
     name = "optimizer"
     unit = "round"
     config_class = None
+    #: The options the training command sets through flags (options.CLI_OPTIONS) for this optimizer.
+    cli_options = ("batch_size", "eval_every")
     #: Ctrl-C / SIGTERM stop after the current step with an exact state. False: the unit in
     #: progress cannot be saved half-way (SGD's epoch), so KeyboardInterrupt ends the run and
     #: the last finished unit is what a checkpoint holds.
@@ -155,6 +157,10 @@ class Optimizer:
     def test_batch_size(self):
         return 2000
 
+    def recompute_statistics(self):
+        """Batch-norm running statistics from the first ``stats_images`` training images (data order)."""
+        self.model.recompute_bn_statistics(self.x_train[:self.stats_images], batch_size=self.stats_batch_size)
+
     def evaluate(self):
         """Test accuracy and loss, batch-norm running statistics recomputed from training images first.
 
@@ -162,7 +168,7 @@ class Optimizer:
         not to training.
         """
         t0 = time.perf_counter()
-        self.model.recompute_bn_statistics(self.x_train[:self.stats_images], batch_size=self.stats_batch_size)
+        self.recompute_statistics()
         result = self.model.evaluate(self.x_test, self.y_test, batch_size=self.test_batch_size)
         self.counters["eval_time"] += time.perf_counter() - t0
         return {"test_accuracy": result.accuracy, "test_loss": result.loss}

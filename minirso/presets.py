@@ -33,6 +33,23 @@ PRESETS = {
         "spsa": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {"A": 9000.0}},
         "nes": {"rounds": 50, "steps_per_round": 360, "batch_size": 5000, "options": {}},
     },
+    # The paper setting as the authors' train.py runs it (docs/fidelity.md): their network's global
+    # max pool (MXNet's default pool type), their preprocessing, MXNet's batch-norm epsilon, per-visit weight decay, inputs cached on the statistics of the first
+    # 2,000 training images, sigma_d from the fan-in, a test after every searched array.
+    "paper-authors": {
+        "description": "the paper setting as the authors' train.py runs it (docs/fidelity.md): 6-conv network, "
+                       "batch 5000, 50 rounds, their preprocessing, weight decay, cached statistics and tests",
+        "model": "paper-max",
+        "preprocess": "center_fp16",
+        "bn_eps": 1e-3,
+        "rso": {"rounds": 50, "evaluator": "incremental", "batch_size": 5000,
+                "options": {"weight_decay": 1e-4, "stats_images": 2000, "prefix_statistics": "running",
+                            "sigma_from": "fan_in", "eval_layers": True}},
+        "sgd": {"epochs": 50, "batch_size": 128},
+        "es": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
+        "spsa": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {"A": 9000.0}},
+        "nes": {"rounds": 50, "steps_per_round": 360, "batch_size": 5000, "options": {}},
+    },
 }
 
 

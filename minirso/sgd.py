@@ -85,6 +85,7 @@ class SGD(Optimizer):
     name = "sgd"
     unit = "epoch"
     config_class = SGDConfig
+    cli_options = ("epochs", "batch_size", "eval_every")
     stops_within_unit = False  # an epoch has no saved midpoint: Ctrl-C loses the epoch in progress
 
     def __init__(self, model, data, config=None, seed=None, callbacks=(), progress=True, **options):

@@ -10,6 +10,7 @@ exit code 2. This module knows the optimizers only through their common contract
 (``minirso/optimizer.py``) and the table ``minirso/optimizers.py``.
 """
 import argparse
+import math
 import os
 import signal
 import sys
@@ -63,6 +64,23 @@ def build_parser():
                    help="RSO searched in parallel from an older state: every weight of a layer against the state "
                         "before its sweep (layer), or the units of a layer side by side (unit); default none")
     p.add_argument("--seed", type=int, help="seed of every random draw: initial weights, data order, dw (default: 0)")
+    g = p.add_argument_group("fidelity to the authors' train.py (the paper-authors preset sets them all; docs/fidelity.md)")
+    g.add_argument("--preprocess", choices=["standardize", "center_fp16"],
+                   help="pixels: standardize (Algorithm 1: minus the training mean, over the training std; default) "
+                        "or center_fp16 (the authors': / 255 in float16 minus the training mean, no division)")
+    g.add_argument("--bn-eps", type=float, help="batch-norm epsilon of a new network (default 1e-5; the authors' MXNet: 1e-3)")
+    g.add_argument("--weight-decay", type=float, help="RSO: before every trial the weight is multiplied by "
+                   "(1 - this) and its loss taken after (default 0; the authors': 1e-4)")
+    g.add_argument("--stats-images", type=int, help="RSO: the first this many training images give the batch-norm "
+                   "statistics before a test and, with --prefix-statistics running, before every sweep "
+                   "(default 10000; the authors': 2000)")
+    g.add_argument("--prefix-statistics", choices=["batch", "running"], help="RSO: batch-norm before the searched "
+                   "layer uses the trial's mini-batch statistics (batch, Algorithm 1; default) or the running "
+                   "statistics of --stats-images images, as the authors' cached inputs do (running)")
+    g.add_argument("--sigma-from", choices=["weights", "fan_in"], help="RSO: sigma_d of a weight array is the std of "
+                   "its initial weights (weights, Algorithm 1; default) or sqrt(2 / fan_in) (fan_in, the authors' code)")
+    g.add_argument("--eval-layers", action="store_true", default=None, help="RSO: test after every searched array, "
+                   "as the authors' script does (not counted as training time)")
     add_data_arguments(p)
     p.add_argument("--no-verify", action="store_true", help="do not check the SHA-256 sums of the MNIST .gz files "
                    "(their structure is still checked)")
@@ -84,31 +102,40 @@ def build_parser():
 def _settings_from_args(args):
     """The full settings of a new run, from the command line and the preset.
 
-    Besides the data, model and seed, the settings hold the optimizer's options that a flag or the
-    preset sets; a flag that is no option of the chosen optimizer is refused.
+    Besides the data, network and seed, the settings hold the optimizer's options that a flag or
+    the preset sets; a flag that is no option of the chosen optimizer (its ``cli_options``) is refused.
     """
     name, preset_name = args.optimizer or "rso", args.preset or "quick"
     preset = get_preset(preset_name)
     defaults = dict(preset[name])
     cls = OPTIMIZERS[name]
-    options = option_names(cls)
-    for option in CLI_OPTIONS:
-        given = getattr(args, option, None)
-        if given is not None and option not in options and option != "seed":
-            users = [k for k, c in OPTIMIZERS.items() if option in option_names(c)]
-            raise ConfigError(f"{flag(option)} is for --optimizer {', '.join(users)}; {name} has no such option")
+    given = [o for o in CLI_OPTIONS if o != "seed" and getattr(args, o, None) is not None and o not in cls.cli_options]
+    if given:
+        users = [k for k, c in OPTIMIZERS.items() if given[0] in c.cli_options]
+        raise ConfigError(f"{', '.join(flag(o) for o in given)}: not an option of --optimizer {name} "
+                          f"({flag(given[0])} is for --optimizer {', '.join(users)})")
     s = {"optimizer": name, "preset": preset_name, "model": args.model or preset["model"],
          "seed": 0 if args.seed is None else args.seed, "data_dir": args.data_dir, "download": not args.no_download,
-         "train_subset": defaults.pop("train_subset", None) if args.train_subset is None else args.train_subset,
-         "test_subset": args.test_subset}
+         "train_subset": _given(args.train_subset, defaults.pop("train_subset", None)), "test_subset": args.test_subset}
     defaults.pop("train_subset", None)
     s["batch_size"] = _given(args.batch_size, defaults.pop("batch_size"))
     s["eval_every"] = _given(args.eval_every, 1)
+    for key in ("preprocess", "bn_eps"):  # the data and the network: every optimizer
+        value = _given(getattr(args, key), preset.get(key))
+        if value is not None:
+            s[key] = value
+    if s.get("bn_eps") is not None and not (s["bn_eps"] > 0 and math.isfinite(s["bn_eps"])):
+        raise ConfigError(f"--bn-eps must be a positive number, got {s['bn_eps']}")
     for option, value in defaults.items():  # the preset's length (rounds or epochs) and its other options
-        s[option] = _given(getattr(args, option, None), value)
-    for option in CLI_OPTIONS:  # flags the preset leaves at the optimizer's default
-        if option not in s and getattr(args, option, None) is not None:
-            s[option] = getattr(args, option)
+        if option != "options":
+            s[option] = _given(getattr(args, option, None), value)
+    options = defaults.get("options", {})
+    for option in cls.cli_options:  # flags, and preset options that have a flag, as settings of their own
+        value = _given(getattr(args, option, None), options.get(option))
+        if option not in s and value is not None:
+            s[option] = value
+    if "options" in defaults and (not options or set(options) - set(cls.cli_options)):
+        s["options"] = {k: v for k, v in options.items() if k not in cls.cli_options}
     for key in ("train_subset", "test_subset"):
         if s[key] is not None and s[key] < 1:
             raise ConfigError(f"{flag(key)} must be a positive integer, got {s[key]}")
@@ -139,14 +166,12 @@ def _options(cls, settings):
 
 # Flags that define a run: --resume refuses them when they differ from the run's own settings.
 RUN_DEFINING = ("optimizer", "preset", "model", "seed", "batch_size", "evaluator", "train_subset", "test_subset",
-                "eval_every", "steps_per_round")
+                "eval_every", "steps_per_round", "preprocess", "bn_eps", "weight_decay", "stats_images",
+                "prefix_statistics", "sigma_from", "eval_layers")
 
 
 def _resume_settings(args, settings):
     """The settings of a resumed run: its own, extended by --rounds/--epochs; data location from the command line."""
-    def flag(key):
-        return "--" + key.replace("_", "-")
-
     conflicts = [f"{flag(k)} {getattr(args, k)} (the run's: {settings.get(k, 'none')})" for k in RUN_DEFINING
                  if getattr(args, k) is not None and getattr(args, k) != settings.get(k)]
     if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
@@ -173,7 +198,8 @@ def _resume_settings(args, settings):
 
 
 def _load_data(s, verify=True):
-    data = load_mnist(s["data_dir"], download=s["download"], verify=verify, progress=sys.stderr.isatty())
+    data = load_mnist(s["data_dir"], download=s["download"], verify=verify, progress=sys.stderr.isatty(),
+                      normalize=s.get("preprocess", "standardize"))
     for split in ("train", "test"):
         n, have = s[f"{split}_subset"], len(getattr(data, f"y_{split}"))
         if n is not None and n > have:
@@ -252,7 +278,7 @@ def _main(args, session):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{stamp}")
         run_dir = session["run"] = RunDir.create(out)
-        model = MODELS[settings["model"]](seed=settings["seed"])
+        model = MODELS[settings["model"]](seed=settings["seed"], **({"bn_eps": settings["bn_eps"]} if "bn_eps" in settings else {}))
         records = []
     backend = args.backend or settings.get("backend") or None
     xp = get_backend(backend)

@@ -10,7 +10,7 @@ import scipy.signal
 
 from minirso.backend import get_backend, to_numpy
 from minirso.errors import BackendError, ShapeError
-from minirso.layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU,
+from minirso.layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, ReLU,
                             conv2d, conv2d_backward, conv2d_loops)
 from minirso.layers import conv as conv_module
 
@@ -137,6 +137,7 @@ def test_avg_pool_backward_matches_finite_differences(xp, k, s, h, w):
 def test_global_avg_pool_flatten_relu_backward_match_finite_differences(xp):
     rng = np.random.default_rng(30)
     finite_difference_check(GlobalAvgPool2D(), xp.asarray(rng.standard_normal((2, 3, 4, 5))), xp, rng)
+    finite_difference_check(GlobalMaxPool2D(), xp.asarray(_distinct_values((2, 3, 4, 5), rng)), xp, rng)
     finite_difference_check(Flatten(), xp.asarray(rng.standard_normal((2, 3, 2, 2))), xp, rng)
     finite_difference_check(ReLU(), xp.asarray(_distinct_values((2, 3, 4, 4), rng)), xp, rng, limit=96)
 
@@ -249,6 +250,7 @@ def test_pooling_hand_computed(xp):
     np.testing.assert_array_equal(to_numpy(MaxPool2D(3, 1).forward(x))[0, 0], [[10, 11], [14, 15]])
     np.testing.assert_array_equal(to_numpy(AvgPool2D(2, 3).forward(x))[0, 0], [[2.5]])  # one window fits
     np.testing.assert_array_equal(to_numpy(GlobalAvgPool2D().forward(x)), [[7.5]])
+    np.testing.assert_array_equal(to_numpy(GlobalMaxPool2D().forward(x)), [[15]])
     # 5x5 with k=s=2: the last row and column are dropped (floor)
     x5 = xp.asarray(np.arange(25, dtype=np.float64).reshape(1, 1, 5, 5))
     np.testing.assert_array_equal(to_numpy(AvgPool2D(2).forward(x5))[0, 0], [[3.0, 5.0], [13.0, 15.0]])
@@ -352,7 +354,7 @@ def test_batchnorm_channel_functions_equal_slice_of_full_forward(xp, training):
 def test_channel_local_layers_forward_channel_equals_slice(xp):
     rng = np.random.default_rng(13)
     x = xp.asarray(rng.standard_normal((3, 4, 6, 6)))
-    for layer in (ReLU(), AvgPool2D(2), AvgPool2D(3, 2), MaxPool2D(2), GlobalAvgPool2D()):
+    for layer in (ReLU(), AvgPool2D(2), AvgPool2D(3, 2), MaxPool2D(2), GlobalAvgPool2D(), GlobalMaxPool2D()):
         assert layer.channel_local and layer.is_channel_local((4, 6, 6))
         full = to_numpy(layer.forward(x))
         for c in range(4):
@@ -498,7 +500,7 @@ def test_shape_errors_name_the_shapes():
     bn = BatchNorm2D(3)
     _raises_shape_error(lambda: bn.forward(np.zeros((2, 4, 3, 3), f32)), (2, 4, 3, 3))
     _raises_shape_error(lambda: bn.forward(np.zeros((2, 3, 3), f32)), (2, 3, 3))
-    for pool in (MaxPool2D(2), AvgPool2D(2), GlobalAvgPool2D()):
+    for pool in (MaxPool2D(2), AvgPool2D(2), GlobalAvgPool2D(), GlobalMaxPool2D()):
         _raises_shape_error(lambda: pool.forward(np.zeros((2, 3, 4), f32)), (2, 3, 4))
     with pytest.raises(ShapeError, match="larger than the input"):
         MaxPool2D(3).forward(np.zeros((1, 1, 2, 5), f32))

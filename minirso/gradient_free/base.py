@@ -73,6 +73,7 @@ class GradientFreeOptimizer(Optimizer):
     name = "base"
     unit = "round"
     config_class = GradientFreeConfig
+    cli_options = ("rounds", "steps_per_round", "batch_size", "eval_every")
 
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, **options):
         super().__init__(model, data, config, seed, callbacks, progress, **options)

@@ -1,4 +1,4 @@
-"""Pooling over the last two (spatial) axes: average, max and global average.
+"""Pooling over the last two (spatial) axes: average, max, global average and global max.
 
 The functions work on arrays of any leading shape (..., H, W): a layer calls them with
 (N, C, H, W), the incremental RSO evaluator with one channel of several candidates.
@@ -127,3 +127,32 @@ class GlobalAvgPool2D(Layer):
         shape = self._need_cache()
         xp = xp_of(grad_out)
         return xp.broadcast_to((grad_out / (shape[2] * shape[3]))[:, :, None, None], shape).copy()
+
+
+class GlobalMaxPool2D(Layer):
+    """Maximum over the spatial axes: (N, C, H, W) -> (N, C); the gradient goes to the first maximum.
+
+    The authors' train.py ends its network with ``nd.Pooling(data=X, global_pool=True)``, whose
+    ``pool_type`` defaults to "max" in MXNet: this layer, not the global average of the paper's text.
+    """
+
+    channel_local = True
+
+    def output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def forward(self, x, cache=False):
+        check_ndim(x, 4, self)
+        self._cache = x if cache else None
+        return x.max(axis=(2, 3))
+
+    def forward_channel(self, x, c):
+        return x.max(axis=(-2, -1))
+
+    def backward(self, grad_out):
+        x = self._need_cache()
+        xp = xp_of(x)
+        flat = x.reshape(x.shape[:2] + (-1,))
+        first = flat.argmax(axis=-1)
+        mask = xp.arange(flat.shape[-1]) == first[..., None]
+        return (mask * grad_out[..., None]).reshape(x.shape).astype(x.dtype)

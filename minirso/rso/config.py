@@ -7,6 +7,8 @@ ORDERS = ("output_first", "input_first")
 EVALUATORS = ("incremental", "prefix", "literal")
 BLOCKS = ("weight", "unit", "layer", "network")   # the paper's update strategies (strategies.py)
 PARALLEL = ("none", "layer", "unit")               # the paper's parallel variants (strategies.py)
+PREFIX_STATISTICS = ("batch", "running")           # batch-norm before the searched layer (see RSOConfig)
+SIGMA_FROM = ("weights", "fan_in")                 # where sigma_d comes from (plan.py)
 
 
 @dataclass
@@ -26,7 +28,16 @@ class RSOConfig(Options):
         "prefix" (the authors' cache) or "literal" (a full forward pass per candidate).
     eval_every: test accuracy every this many rounds (0: only at the end).
     eval_layers: also evaluate after every searched layer (costly; not counted as training).
-    stats_images: training images used to recompute batch-norm running statistics before a test.
+    stats_images: the first this many training images (in the data's own order) give the
+        batch-norm running statistics before a test (and, with prefix_statistics="running",
+        before every sweep); the authors use 2,000.
+    prefix_statistics: how the batch-norm layers *before* the searched array normalise during its
+        sweep: "batch" (Algorithm 1: every layer on the statistics of the trial's mini-batch) or
+        "running" (the authors' train.py: the searched layer's input is cached in inference mode,
+        with the statistics of the first ``stats_images`` training images, recomputed before every
+        sweep; the searched layer and those after it still use the mini-batch's statistics).
+    sigma_from: sigma_d of a weight array: "weights" (Algorithm 1: the standard deviation of its
+        initial weights) or "fan_in" (the authors' code: the He standard deviation sqrt(2 / fan_in)).
     block: what one trial perturbs: "weight" (one scalar, Algorithm 1), "unit" (the fan-in weights
         of one output unit), "layer" (the whole array) or "network" (every searched array); see
         strategies.py. Blocks other than "weight" are evaluated with the prefix cache (literal
@@ -49,6 +60,8 @@ class RSOConfig(Options):
     stats_images: int = 10000
     block: str = "weight"
     parallel: str = "none"
+    prefix_statistics: str = "batch"
+    sigma_from: str = "weights"
 
     def validate(self):
         self.integer("rounds")
@@ -62,6 +75,8 @@ class RSOConfig(Options):
         self.integer("stats_images")
         self.choice("block", BLOCKS)
         self.choice("parallel", PARALLEL)
+        self.choice("prefix_statistics", PREFIX_STATISTICS)
+        self.choice("sigma_from", SIGMA_FROM)
         self.need(self.parallel == "none" or (self.block == "weight" and not self.weight_decay), "parallel",
                   f"'none' unless block='weight' and weight_decay=0 (a parallel sweep searches single weights without "
                   f"weight decay; block={self.block!r}, weight_decay={self.weight_decay!r})")

@@ -36,11 +36,13 @@ class RSO(Optimizer):
     unit = "round"
     config_class = RSOConfig
     records_within_unit = True  # a "layer" record per sweep, then the round's
+    cli_options = ("rounds", "batch_size", "eval_every", "evaluator", "block", "parallel", "weight_decay",
+                   "stats_images", "prefix_statistics", "sigma_from", "eval_layers")
 
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, record_trials=False, **options):
         super().__init__(model, data, config, seed, callbacks, progress, **options)
         config = self.config
-        self.plan = search_plan(model, config.search_bn, config.bn_sigma)
+        self.plan = search_plan(model, config.search_bn, config.bn_sigma, config.sigma_from)
         self.evaluator = EVALUATOR_CLASSES[config.evaluator](model, self.x_train, self.y_train)
         self.record_trials = record_trials
         self.trial_log = []
@@ -53,6 +55,13 @@ class RSO(Optimizer):
         self.accepted_per_layer = {}
 
     # -- the loop -----------------------------------------------------------------------------
+    def run(self, n=None, **length):
+        try:
+            return super().run(n, **length)
+        finally:
+            if self.config.prefix_statistics == "running":
+                self.model.train(True)  # no layer left on the fixed statistics of a sweep
+
     @property
     def trials_per_round(self):
         return sum(sweep_trials(self.config, self.model.param(p.ref).shape) for p in self.plan)
@@ -91,6 +100,8 @@ class RSO(Optimizer):
             self.rng.bit_generator.state = copy.deepcopy(self.sweep_rng_state)
         if searched.new_batches or self.perm is None:
             self.perm = self.rng.permutation(n)
+        if cfg.prefix_statistics == "running":
+            self._fix_prefix_statistics(searched.ref.layer)
         n_batches = n // bsz
         batches = self.perm[:n_batches * bsz].reshape(n_batches, bsz)
         sigma = annealed_sigma(searched.sigma_d, self.round, cfg.rounds, cfg.anneal)
@@ -207,6 +218,16 @@ class RSO(Optimizer):
                    mininterval=0.5)
         bar.trial_work, bar.setup_work = work, setup_work(self)
         return bar
+
+    def _fix_prefix_statistics(self, layer):
+        """The authors' cache (prefix_statistics="running"): batch-norm layers before ``layer`` normalise
+        with the running statistics of the first stats_images training images, recomputed now; the
+        others with the trial's mini-batch. Those statistics depend only on layers before ``layer``,
+        which the sweep does not change, so a sweep resumed midway recomputes the same numbers."""
+        self.recompute_statistics()
+        for i, lyr in enumerate(self.model.layers):
+            if lyr in self.model.batchnorms:
+                lyr.training = i >= layer
 
     # -- checkpoints --------------------------------------------------------------------------
     def own_state(self):

@@ -26,8 +26,12 @@ def sigma_d_of(weights):
     return float(np.std(to_numpy(weights).astype(np.float64)))
 
 
-def search_plan(model, search_bn=True, bn_sigma=0.167):
+def search_plan(model, search_bn=True, bn_sigma=0.167, sigma_from="weights"):
     """Searched arrays from the output side back to the input.
+
+    sigma_d of a weight array is the standard deviation of its current (initial) weights
+    (Algorithm 1), or with ``sigma_from="fan_in"`` the He standard deviation sqrt(2 / fan_in) the
+    weights were drawn with (the authors' code).
 
     Weighted layers (Dense, Conv2D) in reverse order; after a conv's weights come its
     batch-norm's beta, then gamma (the authors' order). Batch-norm sweeps reuse the data
@@ -38,7 +42,9 @@ def search_plan(model, search_bn=True, bn_sigma=0.167):
     for i in reversed(range(len(layers))):
         if not isinstance(layers[i], (Conv2D, Dense)):
             continue
-        plan.append(SearchedParam(ParamRef(i, "weight"), sigma_d_of(layers[i].params["weight"]), True))
+        sigma_d = (float(np.sqrt(2.0 / layers[i].fan_in)) if sigma_from == "fan_in"
+                   else sigma_d_of(layers[i].params["weight"]))
+        plan.append(SearchedParam(ParamRef(i, "weight"), sigma_d, True))
         if not search_bn:
             continue
         for j in range(i + 1, len(layers)):
