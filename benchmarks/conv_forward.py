@@ -20,8 +20,8 @@ Part 3 times the small maps of the incremental RSO evaluator's rest pass, 15,000
 candidates of 5000, ``--small-batch``) of 16 channels: a 3x3 conv of 7x7 maps, of 14x14 maps,
 and conv 4 + its 2x2 average pool (14x14 -> 7x7, ``PooledConv2D``): the direct kernel
 (``conv2d`` / ``pooled_conv2d``, (N, C, H, W) in and out) against the rows-layout kernel
-(``minirso.layers.row_conv.RowConv``: one matrix product per output row on (N, H, C, W) maps),
-alone and with the two layout copies around it. This is what ``minirso.rso.rest.ROWS_MAX_WIDTH``
+(``minirso.rso.fast.layers.row_conv.RowConv``: one matrix product per output row on (N, H, C, W) maps),
+alone and with the two layout copies around it. This is what ``minirso.rso.fast.rest.ROWS_MAX_WIDTH``
 is chosen from.
 
 Part 4 asks whether another matrix layout would do the rest pass's convolutions with fewer
@@ -227,8 +227,8 @@ def kernel_table(title, x, w, args, xp, peak):
 # -- part 3: small maps, rows layout ----------------------------------------------------------
 def small_maps_table(args, xp, peak, rng):
     from minirso.layers import AvgPool2D
-    from minirso.layers.pooled_conv import PooledConv2D
-    from minirso.layers.row_conv import RowConv, from_rows, to_rows
+    from minirso.rso.fast.layers.pooled_conv import PooledConv2D
+    from minirso.rso.fast.layers.row_conv import RowConv, from_rows, to_rows
     n = args.small_batch
     conv = Conv2D(16, 16, 3, 1, 1)
     conv.params["weight"][...] = rng.normal(0.0, np.sqrt(2.0 / 144), size=(16, 16, 3, 3))
@@ -301,8 +301,8 @@ def blocked_conv(xb, t, ho, kh, stride, out, step=512):
 
 
 def blocked_table(args, xp, peak, rng):
-    from minirso.layers.pooled_conv import fold_avgpool
-    from minirso.layers.row_conv import RowConv, to_rows
+    from minirso.rso.fast.layers.pooled_conv import fold_avgpool
+    from minirso.rso.fast.layers.row_conv import RowConv, to_rows
     n = args.small_batch
     w3 = rng.normal(0.0, np.sqrt(2.0 / 144), size=(16, 16, 3, 3)).astype(np.float32)
     cases = [("3x3 conv, 7x7 maps", w3, 1, 7), ("conv + 2x2 avg pool, 14x14 -> 7x7 (folded 4x4, stride 2)",

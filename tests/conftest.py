@@ -76,3 +76,35 @@ def xp(request):
 @pytest.fixture(scope="module")
 def cupy():
     return cupy_or_skip()
+
+
+# -- shared factories: tiny networks of the paper's family and synthetic digits --------------------------
+def template_net(channels, pool_after, size, dtype="float64", head="gap", seed=0):
+    """A small member of the paper's network family (``conv_bn_net``) on size x size images,
+    He-initialised from ``seed``."""
+    from minirso.nets import conv_bn_net, he_normal_
+    model = conv_bn_net(channels, pool_after=pool_after, input_shape=(1, size, size), dtype=dtype, head=head)
+    return he_normal_(model, np.random.default_rng(seed))
+
+
+def template_data(n_train, n_test, size, noise=1.0, seed=0, dtype=None, standardize=False):
+    """Ten classes, each a fixed random template plus Gaussian noise: learnable, never trivial.
+
+    Labels are int64. ``standardize`` scales both splits by the training images' mean and std
+    (Algorithm 1, step 1); ``dtype`` casts the images last.
+    """
+    from types import SimpleNamespace
+    rng = np.random.default_rng(seed)
+    templates = rng.normal(0.0, 1.0, size=(10, 1, size, size))
+
+    def make(n):
+        y = rng.integers(0, 10, size=n)
+        return templates[y] + rng.normal(0.0, noise, size=(n, 1, size, size)), y.astype(np.int64)
+
+    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
+    if standardize:
+        mean, std = x_train.mean(), x_train.std()
+        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    if dtype is not None:
+        x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
+    return SimpleNamespace(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)

@@ -446,8 +446,8 @@ def test_dense_input_channel_effect(xp):
 def test_input_channels_effect_is_the_change_of_the_output(xp, kind):
     """Several input channels changed at once (the incremental evaluator's merged refresh): the
     effect is the layer's output after minus before, and the sum of the one-channel effects."""
-    from minirso.layers.pooled_conv import PooledConv2D
-    from minirso.rso.incremental import FlattenDense
+    from minirso.rso.fast.layers.pooled_conv import PooledConv2D
+    from minirso.rso.fast import FlattenDense
     rng = np.random.default_rng(19)
     if kind == "dense":
         layer = _on(xp, Dense(6, 3, bias=True, dtype="float64"))

@@ -4,7 +4,7 @@ import pytest
 
 from minirso.backend import to_numpy
 from minirso.layers import AvgPool2D, Conv2D, MaxPool2D
-from minirso.layers.pooled_conv import PooledConv2D, can_fold, fold_avgpool, pooled_conv2d
+from minirso.rso.fast.layers.pooled_conv import PooledConv2D, can_fold, fold_avgpool, pooled_conv2d
 
 CASES = [
     # n, c, h, w, o, kernel, padding, pool
@@ -64,7 +64,7 @@ def test_can_fold_only_stride1_conv_and_average_pool():
 @pytest.mark.parametrize("h,w,padding,k", [(28, 28, 1, 2), (9, 11, 1, 2), (12, 12, 0, 3), (10, 7, 2, 2)])
 def test_pooled_shift_of_box_average_is_the_pooled_weight_effect(xp, h, w, padding, k):
     """Every weight (o, c, ky, kx) of a conv followed by a k-pool: a view of one box average per input channel."""
-    from minirso.layers.pooled_conv import box_average, box_phases, phase_shift, pooled_shift
+    from minirso.rso.fast.layers.pooled_conv import box_average, box_phases, phase_shift, pooled_shift
     conv, avg = _layers(3, 2, 3, padding, k, xp, "float64")
     x = xp.asarray(np.random.default_rng(2).standard_normal((4, 3, h, w)))
     reused = xp.full((4, h + 2 * padding - k + 1, w + 2 * padding - k + 1), np.nan)  # out=: overwritten, not added to

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from minirso.backend import to_numpy
-from minirso.layers.pooled_conv import PooledConv2D
-from minirso.layers.row_conv import to_rows
+from minirso.rso.fast.layers.pooled_conv import PooledConv2D
+from minirso.rso.fast.layers.row_conv import to_rows
 from minirso.nets import conv_bn_net, he_normal_, paper_mnist_net
-from minirso.rso.rest import RestPass
+from minirso.rso.fast.rest import RestPass
 
 
 def _inputs(model, start, n, dtype, seed=0):
@@ -102,7 +102,7 @@ def test_rest_pass_runs_a_flatten_head_in_the_rows_layout(xp):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_batchnorm_then_global_pool_from_the_statistics_in_nchw(xp, dtype):
     from minirso.layers import BatchNorm2D
-    from minirso.layers.rows_batchnorm import batchnorm_gap
+    from minirso.rso.fast.layers.rows_batchnorm import batchnorm_gap
     rng = np.random.default_rng(7)
     bn = BatchNorm2D(4, dtype=dtype)
     bn.params["gamma"][...] = rng.uniform(-1.5, 1.5, 4)

@@ -6,9 +6,9 @@ import pytest
 
 from minirso.backend import to_numpy
 from minirso.layers import AvgPool2D, BatchNorm2D, Conv2D, conv2d_loops
-from minirso.layers.pooled_conv import PooledConv2D
-from minirso.layers.row_conv import RowConv, from_rows, row_matrices, to_rows
-from minirso.layers.rows_batchnorm import batchnorm_gap, batchnorm_relu_rows_, relu_threshold_rows_
+from minirso.rso.fast.layers.pooled_conv import PooledConv2D
+from minirso.rso.fast.layers.row_conv import RowConv, from_rows, row_matrices, to_rows
+from minirso.rso.fast.layers.rows_batchnorm import batchnorm_gap, batchnorm_relu_rows_, relu_threshold_rows_
 
 CASES = [
     # n, c, h, w, o, kernel, stride, padding

@@ -7,6 +7,7 @@ visiting order, sigma and the cost model. The networks are tiny members of the p
 (same layer types and order as paper_mnist_net) so that the whole file runs in about a minute
 on two cores; run with OPENBLAS_NUM_THREADS=1.
 """
+import collections
 import copy
 import json
 import math
@@ -18,7 +19,8 @@ import pytest
 from minirso.errors import ConfigError
 from minirso.layers import BatchNorm2D, Conv2D, Dense
 from minirso.losses import accuracy, softmax_cross_entropy
-from minirso.nets import conv_bn_net, he_normal_, paper_mnist_net
+from conftest import template_data, template_net
+from minirso.nets import paper_mnist_net
 from minirso.rso import (RSO, IncrementalEvaluator, LiteralEvaluator, RSOConfig, Structure, annealed_sigma,
                          forward_macs, rest_macs, round_macs, search_plan, sigma_d_of, trial_macs, visit_order)
 
@@ -30,24 +32,12 @@ SEED = 3
 
 
 def tiny_net(init_seed=0, dtype="float64", size=SIZE):
-    model = conv_bn_net(CHANNELS, pool_after=POOL_AFTER, input_shape=(1, size, size), dtype=dtype)
-    return he_normal_(model, np.random.default_rng(init_seed))
+    return template_net(CHANNELS, POOL_AFTER, size, dtype=dtype, seed=init_seed)
 
 
 def synthetic(n_train=N_TRAIN, n_test=N_TEST, dtype=np.float64, seed=0, size=SIZE):
-    """Ten classes, each a fixed random template plus strong noise: learnable, never trivial."""
-    rng = np.random.default_rng(seed)
-    templates = rng.normal(0.0, 1.0, size=(10, 1, size, size))
-
-    def make(n):
-        y = rng.integers(0, 10, size=n)
-        return templates[y] + rng.normal(0.0, 1.5, size=(n, 1, size, size)), y.astype(np.int64)
-
-    x_train, y_train = make(n_train)
-    x_test, y_test = make(n_test)
-    mean, std = x_train.mean(), x_train.std()  # Algorithm 1, step 1: training-set statistics
-    return types.SimpleNamespace(x_train=((x_train - mean) / std).astype(dtype), y_train=y_train,
-                                 x_test=((x_test - mean) / std).astype(dtype), y_test=y_test)
+    """Templates plus strong noise, standardised with the training set's statistics (Algorithm 1, step 1)."""
+    return template_data(n_train, n_test, size, noise=1.5, seed=seed, dtype=dtype, standardize=True)
 
 
 def make_rso(model, data, **options):
@@ -151,8 +141,7 @@ def test_flatten_head_net_matches_literal_decision_for_decision():
     layer, and conv 1 / bn 1 with the rest pass in the rows layout up to the logits (RowsDense)
     must make the literal evaluator's decisions, two rounds in float64, with identical weights."""
     def run(evaluator):
-        model = he_normal_(conv_bn_net([3, 4], pool_after={0, 1}, input_shape=(1, 12, 12), dtype="float64",
-                                       head="flatten"), np.random.default_rng(0))
+        model = template_net([3, 4], {0, 1}, 12, head="flatten")
         rso = make_rso(model, synthetic(size=12), evaluator=evaluator, record_trials=True)
         rso.run(2)
         return types.SimpleNamespace(log=rso.trial_log, weights=snapshot(model), rso=rso)
@@ -171,90 +160,53 @@ def test_box_averages_one_channel_at_a_time_and_the_sweep_memo(equivalence_runs,
     sweep's input cache (the memo; the batch-norm sweeps after each conv sweep take it). With the
     box cache off, two rounds must still equal the literal evaluator decision for decision, and
     the memo must have been taken (each bn sweep of the 2 rounds), so neither path goes untested."""
-    from minirso.rso import incremental
+    from minirso.rso.fast import incremental
     monkeypatch.setattr(incremental, "BOX_CACHE_BYTES", 0)
-    taken = []
-    usable = incremental.IncrementalEvaluator._usable_memo
-
-    def spy(self, first):
-        start = usable(self, first)
-        taken.append(start is not None)
-        return start
-
-    monkeypatch.setattr(incremental.IncrementalEvaluator, "_usable_memo", spy)
     fast = run_recorded("incremental", rounds=2)
     literal = equivalence_runs["literal"]
     assert_same_decisions(literal, fast)
     assert_bit_identical(literal.weights, fast.weights)
     bn_sweeps = sum(isinstance(fast.model.layers[p.ref.layer], BatchNorm2D) for p in fast.rso.plan)
-    assert sum(taken) == 2 * bn_sweeps
+    assert fast.rso.evaluator.paths["memo"] == 2 * bn_sweeps
 
 
-def test_trial_fast_paths_are_taken_and_exact(equivalence_runs, monkeypatch):
-    """The trial's fast paths, each spied on: a pooled conv weight's kept change as one shifted
-    pass over the padded cache (``_add_shifted``), the trial's own channel refreshed with its
-    candidates (``_stale_inputs``, with and without the current loss remembered, in the rows
-    layout and not), batch-norm + ReLU pushed in place (``bn_relu_channel_``) and run as one in
-    the sweep's setup (``batchnorm_relu_``), the channels waiting on a batch refreshed as one
-    convolution (``_next_effect_of_channels``, rows layout and not). Two rounds of
-    the tiny network and of the flatten-head network must take every one and still make the
-    literal evaluator's decisions, with identical weights (float64)."""
-    from minirso.rso import incremental
-    seen = {"shifted": 0, "bn_relu": 0, "setup_bn_relu": 0}
-    stale, merged = set(), set()
-    cls = incremental.IncrementalEvaluator
-    add_shifted, stale_inputs, bn_relu = cls._add_shifted, cls._stale_inputs, incremental.bn_relu_channel_
-    of_channels = cls._next_effect_of_channels
-
-    def spy_of_channels(self, channels, b):
-        merged.add((bool(self.rows), bool(self.s.is_bn)))
-        return of_channels(self, channels, b)
-    setup_bn_relu = incremental.batchnorm_relu_
-
-    def spy_setup_bn_relu(*args):
-        seen["setup_bn_relu"] += 1
-        return setup_bn_relu(*args)
-
-    def spy_shifted(self, *args):
-        seen["shifted"] += 1
-        return add_shifted(self, *args)
-
-    def spy_stale(self, pushed, o, b, first):
-        stale.add((bool(self.rows), first))
-        return stale_inputs(self, pushed, o, b, first)
-
-    def spy_bn_relu(*args):
-        seen["bn_relu"] += 1
-        return bn_relu(*args)
-
-    monkeypatch.setattr(cls, "_add_shifted", spy_shifted)
-    monkeypatch.setattr(cls, "_next_effect_of_channels", spy_of_channels)
-    monkeypatch.setattr(cls, "_stale_inputs", spy_stale)
-    monkeypatch.setattr(incremental, "bn_relu_channel_", spy_bn_relu)
-    monkeypatch.setattr(incremental, "batchnorm_relu_", spy_setup_bn_relu)
+def test_trial_fast_paths_are_taken_and_exact(equivalence_runs):
+    """The trial's fast paths, each counted by the evaluator (``paths``): a pooled conv weight's
+    kept change as one shifted pass over the padded cache ("shifted_keep"), the trial's own
+    channel refreshed with its candidates ("stale_inputs", with and without the current loss
+    remembered, in the rows layout and not), batch-norm + ReLU pushed in place
+    ("bn_relu_channel") and run as one in the sweep's setup ("setup_bn_relu"), the channels
+    waiting on a batch refreshed as one convolution ("channels_refreshed_together", rows layout
+    and not). Two rounds of the tiny network and of the flatten-head network must take every one
+    and still make the literal evaluator's decisions, with identical weights (float64)."""
     fast = run_recorded("incremental", rounds=2)
     literal = equivalence_runs["literal"]
     assert_same_decisions(literal, fast)
     assert_bit_identical(literal.weights, fast.weights)
+    paths = collections.Counter(fast.rso.evaluator.paths)
     # one mini-batch: a trial often finds its batch's current loss remembered yet its cache stale
     one = synthetic(n_train=BATCH)
-    assert_same_decisions(run_recorded("literal", rounds=1, data=one), run_recorded("incremental", rounds=1, data=one))
-    tiny_paths = set(stale)
+    one_fast = run_recorded("incremental", rounds=1, data=one)
+    assert_same_decisions(run_recorded("literal", rounds=1, data=one), one_fast)
+    paths += one_fast.rso.evaluator.paths
+    tiny_stale = {key[1:] for key in paths if key[0] == "stale_inputs"}
 
     def run(evaluator, rounds, n_train=N_TRAIN):
-        model = he_normal_(conv_bn_net([3, 4], pool_after={0, 1}, input_shape=(1, 12, 12), dtype="float64",
-                                       head="flatten"), np.random.default_rng(0))
+        model = template_net([3, 4], {0, 1}, 12, head="flatten")
         rso = make_rso(model, synthetic(n_train=n_train, size=12), evaluator=evaluator, record_trials=True)
         rso.run(rounds)
-        return types.SimpleNamespace(log=rso.trial_log, weights=snapshot(model))
+        return types.SimpleNamespace(log=rso.trial_log, weights=snapshot(model), paths=rso.evaluator.paths)
 
     for rounds, n_train in ((2, N_TRAIN), (1, BATCH)):
         flat_literal, flat_fast = run("literal", rounds, n_train), run("incremental", rounds, n_train)
         assert_same_decisions(flat_literal, flat_fast)
         assert_bit_identical(flat_literal.weights, flat_fast.weights)
-    assert seen["shifted"] > 100 and seen["bn_relu"] > 1000 and seen["setup_bn_relu"] > 10, seen
-    assert {(False, 0), (False, 1)} <= tiny_paths and {(True, 0), (True, 1)} <= stale, stale
+        paths += flat_fast.paths
+    assert paths["shifted_keep"] > 100 and paths["bn_relu_channel"] > 1000 and paths["setup_bn_relu"] > 10, paths
+    stale = {key[1:] for key in paths if key[0] == "stale_inputs"}
+    assert {(False, 0), (False, 1)} <= tiny_stale and {(True, 0), (True, 1)} <= stale, stale
     # several batch-norm channels waiting on one batch: refreshed by one convolution of them all
+    merged = {key[1:] for key in paths if key[0] == "channels_refreshed_together"}
     assert {(False, True), (True, True)} <= merged, merged
 
 

@@ -23,7 +23,7 @@
 # - `prefix`: the authors' trick, cache the input of the searched layer (earlier layers do not
 #   change while it is searched) and run each candidate from there;
 # - `incremental`: exact shortcuts from linearity (read the docstring of
-#   `minirso/rso/incremental.py`): one weight changes one channel, by `dw` times a fixed map;
+#   `minirso/rso/fast/incremental.py`): one weight changes one channel, by `dw` times a fixed map;
 #   only that channel is pushed to the next convolution, which sees one changed input channel.
 #
 # This notebook checks that they agree decision for decision, times them, and tabulates the cost

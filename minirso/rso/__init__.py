@@ -2,7 +2,7 @@
 from .config import RSOConfig
 from .cost import forward_macs, rest_macs, round_macs, trial_macs
 from .evaluators import Evaluator, LiteralEvaluator, PrefixEvaluator
-from .incremental import IncrementalEvaluator, Structure
+from .fast import IncrementalEvaluator, Structure
 from .optimizer import EVALUATOR_CLASSES, RSO
 from .plan import SearchedParam, annealed_sigma, search_plan, sigma_d_of, visit_order
 

@@ -5,14 +5,14 @@ per output element (they are memory-bound, and this keeps them from counting as 
 The optimizer's accounting (``counters["forward_macs"]``) adds up these figures.
 
 A convolution counts the direct kernel's multiply-adds, the arithmetic the algorithm needs.
-The rows-layout kernel the incremental evaluator uses on small maps (``layers/row_conv.py``)
+The rows-layout kernel the incremental evaluator uses on small maps (``rso/fast/layers/row_conv.py``)
 also multiplies by the zeros of its banded matrices: W / kw times as many (2.3x for 7-wide
 maps), not counted here, so a GMAC/s figure from this model is useful multiply-adds per second.
 """
 import math
 
 from ..layers import Conv2D, Dense
-from ..layers.pooled_conv import can_fold
+from .fast.layers.pooled_conv import can_fold
 
 
 def layer_macs(model, j):
@@ -78,7 +78,7 @@ def trial_macs(model, evaluator, layer, batch_size, base_cached=False):
         return 3 * batch_size * forward_macs(model, layer)
     if evaluator != "incremental":
         raise ValueError(f"unknown evaluator {evaluator!r}")
-    from .incremental import Structure
+    from .fast.structure import Structure
     s = Structure(model, layer)
     per_example = _channel_elements(model, s.m - 1)
     per_example += 3 * sum(_channel_elements(model, j) for j in range(s.m, s.k))

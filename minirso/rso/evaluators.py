@@ -11,6 +11,8 @@ Protocol, for one sweep over a searched array ``ref``:
     ev.set_value(index, value, b, loss)     # keep a candidate (or apply weight decay)
     ev.end()
 """
+from collections import Counter
+
 from ..losses import softmax_cross_entropy
 
 
@@ -25,6 +27,7 @@ class Evaluator:
         self.model, self.x, self.y = model, x, y
         self.xp = model.xp
         self.ref = None
+        self.paths = Counter()  # how often each shortcut was taken (the fast evaluator's: fast/incremental.py)
 
     def begin(self, ref, batches):
         self.ref = ref

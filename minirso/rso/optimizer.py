@@ -10,7 +10,7 @@ from .config import RSOConfig
 from .cost import trial_macs
 from .eta import seconds_left, setup_work, sweep_work, trial_work
 from .evaluators import LiteralEvaluator, PrefixEvaluator
-from .incremental import IncrementalEvaluator
+from .fast import IncrementalEvaluator
 from .plan import annealed_sigma, search_plan, visit_order
 from .strategies import is_variant, sweep_trials, sweep_variant
 from .trial import Sweep, candidates

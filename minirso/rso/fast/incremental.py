@@ -19,10 +19,10 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
    weights is cached for all mini-batches and updated in place when a candidate is kept.
 5. From there on every channel differs, so the rest of the network runs, once for the
    candidates stacked along the batch axis (``groups``: batch-norm statistics per candidate),
-   as a :class:`~minirso.rso.rest.RestPass`: a conv and the average pool after it run as one
+   as a :class:`~minirso.rso.fast.rest.RestPass`: a conv and the average pool after it run as one
    strided convolution (pooling is linear), batch-norm and ReLU in place, and the maps at most
    ``rest.ROWS_MAX_WIDTH`` wide in the rows layout (N, H, C, W), where a convolution is one
-   matrix product per output row (:mod:`~minirso.layers.row_conv`). The next conv's
+   matrix product per output row (:mod:`~minirso.rso.fast.layers.row_conv`). The next conv's
    one-channel update (4.) is folded with its pool the same way; when the rest pass starts
    in the rows layout, that update is a rows-layout convolution of the one channel and the
    next conv's cache is kept in the rows layout, so no trial converts it.
@@ -51,7 +51,7 @@ Why each shortcut is exact (none approximates; only floating-point rounding diff
    b (a batch-norm sweep keeps a change of another channel at nearly every trial), their changes
    go through the next layer as one convolution of those channels (``_next_effect_of_channels``,
    linear as 4.): the same multiply-adds, in products with P times the rows (K), nearer the
-   sgemm peak (the paper network's bn 5 sweep: 1.11 s of trials instead of 1.40).
+   sgemm peak (benchmarks/README.md, "Timings moved from the code", gives the gain measured).
 
 Caches are the inputs of given layers for every mini-batch of the sweep, computed batch by
 batch at the start of each sweep (batch-norm sees each mini-batch's own statistics, as in a
@@ -61,14 +61,15 @@ import math
 
 import numpy as np
 
-from ..layers import BatchNorm2D, Conv2D, Dense, Flatten, ReLU
-from ..layers.base import xp_of
-from ..layers.pooled_conv import PooledConv2D, box_average, box_phases, can_fold, phase_shift
-from ..layers.conv import shifted_window
-from ..layers.row_conv import RowConv, to_rows
-from ..losses import stacked_cross_entropy
-from .evaluators import Evaluator
+from ...layers import Conv2D, Dense, ReLU
+from ...layers.base import xp_of
+from ...layers.conv import shifted_window
+from ...losses import stacked_cross_entropy
+from ..evaluators import Evaluator
+from .layers.pooled_conv import PooledConv2D, box_average, box_phases, can_fold, phase_shift
+from .layers.row_conv import RowConv, to_rows
 from .logit_trials import LogitTrials
+from .structure import Structure
 from .rest import RestPass, WorkArrays, batch_stats_bn, batchnorm_relu_
 
 # Box averages of every input channel are cached for a sweep when they fit in this many bytes
@@ -112,70 +113,22 @@ def _apply(layers, values):
     return values
 
 
-class FlattenDense:
-    """Flatten then Dense, seen as one linear layer of a (C, H, W) map.
-
-    Channel c of the map becomes the features c*H*W .. (c+1)*H*W - 1, which meet only those
-    columns of the dense weight: a change of one channel changes the logits by a product with
-    1/C of the weight.
-    """
-
-    def __init__(self, dense, channel_size):
-        self.dense, self.size = dense, channel_size
-
-    def input_channel_effect(self, delta, c):
-        w = self.dense.params["weight"][:, c * self.size:(c + 1) * self.size]
-        return delta.reshape(delta.shape[0], self.size) @ w.T
-
-    def input_channels_effect(self, delta, channels):
-        """The same for input ``channels`` changing by ``delta`` (N, P, ...)."""
-        w = self.dense.params["weight"]
-        xp = xp_of(w)
-        cols = xp.concatenate([xp.arange(c * self.size, (c + 1) * self.size) for c in channels])
-        return delta.reshape(delta.shape[0], -1) @ w[:, cols].T
-
-
-class Structure:
-    """Where the shortcuts of the module docstring start and stop for a searched layer i.
-
-    i: searched layer; m: first layer after the linear layers folded into its output (the
-    cache ``acts[m]`` holds channel-o-updatable output; not used for batch-norm, whose output
-    channel is recomputed from its input); k: first layer after the channel-local segment
-    m..k-1; nxt: layer k if it is a conv/dense layer (else None); z: first layer after nxt and
-    the linear layers folded into its output (the rest of the network runs from z).
-    """
-
-    def __init__(self, model, i):
-        layers, shapes = model.layers, model.shapes
-        n = len(layers)
-        self.i = i
-        self.is_bn = isinstance(layers[i], BatchNorm2D)
-        m = i + 1
-        if not self.is_bn:
-            while m < n and layers[m].linear and layers[m].is_channel_local(shapes[m]):
-                m += 1
-        k = m
-        while k < n and layers[k].is_channel_local(shapes[k]):
-            k += 1
-        self.m, self.k = m, k
-        self.nxt, after = None, k
-        if k < n and hasattr(layers[k], "input_channel_effect"):
-            self.nxt, after = layers[k], k + 1
-        elif k + 1 < n and isinstance(layers[k], Flatten) and isinstance(layers[k + 1], Dense):
-            self.nxt, after = FlattenDense(layers[k + 1], math.prod(shapes[k][1:])), k + 2
-        self.nxt_index = after - 1  # the conv/dense layer the channel meets
-        z = after
-        if self.nxt is not None:
-            while z < n and layers[z].linear:
-                z += 1
-        self.z = z
-        self.fold_out = layers[i + 1:m]
-        self.segment = layers[m:k]
-        self.fold_next = layers[after:z] if self.nxt is not None else []
-        self.needed = sorted({i, z} | (set() if self.is_bn else {m}))
-
-
 class IncrementalEvaluator(Evaluator):
+    """Algorithm 1's candidate losses through the exact shortcuts 1-10 of the module docstring.
+
+    Its literal twin is :class:`minirso.rso.evaluators.LiteralEvaluator` (a whole forward pass per
+    candidate); tests/test_rso.py holds the two together decision for decision. The protocol is
+    every evaluator's: :meth:`begin` a sweep, then per trial :meth:`losses` of (current, plus,
+    minus) and :meth:`set_value` for a kept candidate (or weight decay), then :meth:`end`.
+
+    ``base_hits`` counts trials whose current-weight loss was remembered (shortcut 6); ``paths``
+    counts the other shortcuts as they are taken, for tests (nothing reads them during a run):
+    "memo" (a sweep's caches made from the previous sweep's, see :meth:`begin`), "setup_bn_relu"
+    (9, in the setup), "bn_relu_channel" (9, a trial's channel), "shifted_keep" (8),
+    ("stale_inputs", rows layout, first candidate) (7, the trial's own channel waiting) and
+    ("channels_refreshed_together", rows layout, batch-norm sweep) (10).
+    """
+
     name = "incremental"
 
     def __init__(self, model, x, y):
@@ -188,11 +141,69 @@ class IncrementalEvaluator(Evaluator):
         self.logit_trials = None  # set in begin() when the output layer is searched
         self.memo = None  # (layer, batches, its inputs, the weights before it) of the last sweep: see begin()
 
-    # -- caches -------------------------------------------------------------------------------
-    def begin(self, ref, batches):
-        """Compute the caches of this sweep, batch by batch, from the current weights.
+    # -- the protocol: a sweep, its trials, its kept changes ----------------------------------------
+    def losses(self, index, plus, minus, b):
+        xp, o = self.xp, index[0]
+        current = self.param[index]
+        deltas = xp.stack([xp.asarray(plus, dtype=xp.float64) - current, xp.asarray(minus, dtype=xp.float64) - current])
+        lt = self.logit_trials
+        if lt is not None and lt.unit != o:  # its remembered losses used the previous unit's q and r
+            lt.start_unit(o)
+            self.base_loss = {}
+        cached = self.base_loss.get(b)
+        first = 1 if cached is not None else 0
+        if lt is not None:
+            found = lt.losses(index, deltas, b)[first:]
+        else:
+            found = self._rest_losses(index, deltas, b, first)
+        if cached is not None:
+            self.base_hits += 1
+            found = xp.concatenate([cached[None], found])
+        else:
+            self.base_loss[b] = found[0]
+        return found
 
-        They are rebuilt at every sweep, so a run resumed from a checkpoint at a layer boundary
+    def set_value(self, index, value, b=None, loss=None):
+        """Keep ``value``: update the weight and the cached activations of every mini-batch."""
+        xp, s, o = self.xp, self.s, index[0]
+        delta = (xp.asarray(value, dtype=xp.float64) - self.param[index])
+        if self.logit_trials is not None:
+            self.logit_trials.keep(index, delta)
+        elif s.nxt is not None and s.is_bn:  # lazily too: remember gamma and beta of channel o per batch
+            bn = self.model.layers[s.i]
+            then, pending = self.stale.get(o, (None, None))
+            if then is None:
+                then, pending = np.empty((len(self.batches), 2)), np.zeros(len(self.batches), dtype=bool)
+                self.stale[o] = (then, pending)
+            then[~pending] = float(bn.params["gamma"][o]), float(bn.params["beta"][o])
+            pending[:] = True
+        elif s.nxt is not None:
+            y = self._searched_channel(o)
+            then, pending = self.stale.get(o, (None, None))
+            if then is None:
+                then, pending = y.copy(), np.zeros(len(y), dtype=bool)
+                self.stale[o] = (then, pending)
+            else:
+                fresh = self.xp.asarray(~pending)
+                then[fresh] = y[fresh]
+            pending[:] = True
+            self._add_kept_change(index, delta)
+        else:  # no next conv/dense: channel o of the cached maps, every batch at once
+            channel, effect = self._channel_and_effect(index)
+            new = channel + delta.astype(effect.dtype) * effect
+            if s.k != s.m or s.is_bn:
+                self.acts[s.k][:, :, o] = self._push(new, o)
+            if not s.is_bn:
+                self._searched_channel(o)[...] = new
+        self.param[index] = value
+        self.base_loss = {} if b is None or loss is None else {b: xp.asarray(loss, dtype=xp.float64)}
+
+    def begin(self, ref, batches):
+        """Set up a sweep over ``ref``: which shortcuts apply (:meth:`_plan_sweep`), the caches of
+        every mini-batch from the current weights (:meth:`_fill_caches`), a clean trial state
+        (:meth:`_reset_trials`).
+
+        The caches are rebuilt at every sweep, so a run resumed from a checkpoint at a layer boundary
         continues bit for bit. One shortcut keeps that: the previous sweep's input cache (the
         *memo*, never modified by its trials) is the forward pass's state at that layer for the
         same mini-batches, so when this sweep uses the same batches, searches a later layer and
@@ -200,8 +211,28 @@ class IncrementalEvaluator(Evaluator):
         sweeps after a conv's sweep skip the network before that conv). Each batch is handed on
         as the same contiguous array a pass from the input makes, so the results are the same bits.
         """
-        xp = self.xp
         super().begin(ref, batches)
+        self._plan_sweep(ref)
+        self._fill_caches(batches)
+        self._reset_trials(ref)
+
+    def end(self):
+        i = self.s.i
+        memo = (i, self.batches, self.acts[i], self._weights_before(i))
+        super().end()
+        self.release()
+        self.memo = memo
+
+    def release(self):
+        self.memo = None
+        self.acts, self.base_loss, self.stale, self.box = {}, {}, {}, (None, None)
+        self.logit_trials = None
+        self.next_rows, self.scratch = {}, WorkArrays()
+
+    # -- the setup of a sweep ----------------------------------------------------------------------------
+    def _plan_sweep(self, ref):
+        """Where the shortcuts start and stop for ``ref`` (:class:`Structure`), the layers folded
+        for the sweep, and the layouts of the caches."""
         self.s = s = Structure(self.model, ref.layer)
         # the layers after the searched one are fixed during the sweep: fold them once
         self.rest = RestPass(self.model, s.z if s.nxt is not None else s.k)
@@ -222,7 +253,6 @@ class IncrementalEvaluator(Evaluator):
         self.box_k = (s.fold_out[0].kernel_size if ref.name == "weight" and len(s.fold_out) == 1
                       and can_fold(searched, s.fold_out[0]) else None)
         self.box = (None, None)  # (input channel, the phases of its box average for every batch)
-        needed = s.needed
         # the searched output's cache channel-major, unless it is also the batch-major input of the rest pass
         self.channel_major = not s.is_bn and s.m != s.z
         # with a box-average effect, that cache is padded to the phases' size (see _add_kept_change)
@@ -230,12 +260,20 @@ class IncrementalEvaluator(Evaluator):
         if self.box_k and self.channel_major:
             h, w = self._box_shape(self.model.shapes[s.i][1:])
             self.padded = (-(-h // self.box_k), -(-w // self.box_k))
+
+    def _fill_caches(self, batches):
+        """The inputs of the layers the shortcuts read (``Structure.needed``), batch by batch, from
+        the input or from the previous sweep's memo."""
+        xp, s = self.xp, self.s
+        needed = s.needed
         layers, last = self.model.layers, needed[-1]
         # a conv and its pool run as one strided convolution where no cache needs the conv's output
         folded = {j: PooledConv2D(layers[j], layers[j + 1]) for j in range(last - 1)
                   if j + 1 not in needed and can_fold(layers[j], layers[j + 1])}
         self.acts = {}
         start = self._usable_memo(needed[0])
+        if start is not None:
+            self.paths["memo"] += 1
         memo = self.memo if start is not None else None  # an unusable memo is freed before the caches are made
         self.memo = None
         reused = start == s.i  # the same layer's input: batch-norm beta then gamma
@@ -257,9 +295,14 @@ class IncrementalEvaluator(Evaluator):
                 if j in folded:
                     h, j = folded[j].forward(h), j + 2
                 elif j in fused and h.base is None and h.flags.c_contiguous:  # h owns its memory: made here
+                    self.paths["setup_bn_relu"] += 1
                     h, j = batchnorm_relu_(layers[j], h, 1, True), j + 2
                 else:
                     h, j = layers[j].forward(h), j + 1
+
+    def _reset_trials(self, ref):
+        """No remembered loss, no channel waiting; the box-average cache and the output layer's trials."""
+        s, layers = self.s, self.model.layers
         self.base_loss = {}
         self.stale = {}
         # when the box averages of all input channels fit in BOX_CACHE_BYTES, each is computed once
@@ -270,7 +313,7 @@ class IncrementalEvaluator(Evaluator):
             self.box_all = h.shape[0] * math.prod(self._box_shape(h[0].shape)) * h.itemsize <= BOX_CACHE_BYTES
         # the output layer: trials from the cached logits (logit_trials.py)
         self.logit_trials = None
-        if isinstance(searched, Dense) and s.m == s.k == len(layers):
+        if isinstance(layers[s.i], Dense) and s.m == s.k == len(layers):
             self.logit_trials = LogitTrials(self.acts[s.k], self.acts[s.i], self.y[self.batches],
                                             bias=ref.name == "bias")
 
@@ -329,19 +372,7 @@ class IncrementalEvaluator(Evaluator):
             return None
         return j
 
-    def end(self):
-        i = self.s.i
-        memo = (i, self.batches, self.acts[i], self._weights_before(i))
-        super().end()
-        self.release()
-        self.memo = memo
-
-    def release(self):
-        self.memo = None
-        self.acts, self.base_loss, self.stale, self.box = {}, {}, {}, (None, None)
-        self.logit_trials = None
-        self.next_rows, self.scratch = {}, WorkArrays()
-
+    # -- a trial's arithmetic ------------------------------------------------------------------------------
     def _refresh(self, b, skip=None):
         """Bring the next layer's cached output of batch b up to date (shortcut 7), except for
         channel ``skip``, which the trial refreshes itself (``_rest_losses``). The changes of all
@@ -354,6 +385,7 @@ class IncrementalEvaluator(Evaluator):
             pushed = self._pushed_since_then(waiting[0], b)
             effect = self._next_effect(pushed[1:] - pushed[:1], waiting[0])[0]
         else:
+            self.paths[("channels_refreshed_together", bool(self.rows), self.s.is_bn)] += 1
             effect = self._next_effect_of_channels(waiting, b)
         self.acts[self.s.z][b] += effect
         for o in waiting:
@@ -399,7 +431,6 @@ class IncrementalEvaluator(Evaluator):
         if not pending.any():
             del self.stale[o]
 
-    # -- the searched channel ----------------------------------------------------------------
     def _channel_and_effect(self, index, b=None):
         """Channel o of the (folded) searched output and d(channel o)/d param[index].
 
@@ -453,6 +484,7 @@ class IncrementalEvaluator(Evaluator):
         ``channel_values`` (which the callers made for it) by :func:`bn_relu_channel_`; any other
         through the layers' ``forward_channel``, its slow twin (tests/test_rso.py)."""
         if self.segment_bn is not None and channel_values.flags.c_contiguous:
+            self.paths["bn_relu_channel"] += 1
             return bn_relu_channel_(self.segment_bn, channel_values, o, self.scratch)
         return _apply_channel(self.s.segment, channel_values, o)
 
@@ -488,6 +520,7 @@ class IncrementalEvaluator(Evaluator):
         y = self._searched_channel(o)
         layer = self.model.layers[s.i]
         if self.padded:
+            self.paths["shifted_keep"] += 1
             self._add_shifted(index, delta, y.shape[-2:])
             return
         if self.box_k:
@@ -528,28 +561,6 @@ class IncrementalEvaluator(Evaluator):
             self.xp.multiply(phase[b].reshape(-1)[off:], d, out=product)
             y[b].reshape(-1)[:size - off] += product
 
-    # -- a trial ------------------------------------------------------------------------------
-    def losses(self, index, plus, minus, b):
-        xp, o = self.xp, index[0]
-        current = self.param[index]
-        deltas = xp.stack([xp.asarray(plus, dtype=xp.float64) - current, xp.asarray(minus, dtype=xp.float64) - current])
-        lt = self.logit_trials
-        if lt is not None and lt.unit != o:  # its remembered losses used the previous unit's q and r
-            lt.start_unit(o)
-            self.base_loss = {}
-        cached = self.base_loss.get(b)
-        first = 1 if cached is not None else 0
-        if lt is not None:
-            found = lt.losses(index, deltas, b)[first:]
-        else:
-            found = self._rest_losses(index, deltas, b, first)
-        if cached is not None:
-            self.base_hits += 1
-            found = xp.concatenate([cached[None], found])
-        else:
-            self.base_loss[b] = found[0]
-        return found
-
     def _rest_losses(self, index, deltas, b, first):
         """Losses of the candidates ``first``.. (0: current, 1: plus, 2: minus) through the rest of the network."""
         xp, s, o = self.xp, self.s, index[0]
@@ -569,6 +580,7 @@ class IncrementalEvaluator(Evaluator):
         values[first_row + 1:] += channel  # (then,) current, plus, minus: channel + delta * effect
         pushed = self._push(values, o)
         if then is not None:
+            self.paths[("stale_inputs", bool(self.rows), first)] += 1
             inputs = self._stale_inputs(pushed, o, b, first)
         elif s.nxt is not None:
             z = self.acts[s.z][b]
@@ -616,38 +628,3 @@ class IncrementalEvaluator(Evaluator):
                 z += effect[0]
         self._refreshed(o, b)
         return inputs
-
-    def set_value(self, index, value, b=None, loss=None):
-        """Keep ``value``: update the weight and the cached activations of every mini-batch."""
-        xp, s, o = self.xp, self.s, index[0]
-        delta = (xp.asarray(value, dtype=xp.float64) - self.param[index])
-        if self.logit_trials is not None:
-            self.logit_trials.keep(index, delta)
-        elif s.nxt is not None and s.is_bn:  # lazily too: remember gamma and beta of channel o per batch
-            bn = self.model.layers[s.i]
-            then, pending = self.stale.get(o, (None, None))
-            if then is None:
-                then, pending = np.empty((len(self.batches), 2)), np.zeros(len(self.batches), dtype=bool)
-                self.stale[o] = (then, pending)
-            then[~pending] = float(bn.params["gamma"][o]), float(bn.params["beta"][o])
-            pending[:] = True
-        elif s.nxt is not None:
-            y = self._searched_channel(o)
-            then, pending = self.stale.get(o, (None, None))
-            if then is None:
-                then, pending = y.copy(), np.zeros(len(y), dtype=bool)
-                self.stale[o] = (then, pending)
-            else:
-                fresh = self.xp.asarray(~pending)
-                then[fresh] = y[fresh]
-            pending[:] = True
-            self._add_kept_change(index, delta)
-        else:  # no next conv/dense: channel o of the cached maps, every batch at once
-            channel, effect = self._channel_and_effect(index)
-            new = channel + delta.astype(effect.dtype) * effect
-            if s.k != s.m or s.is_bn:
-                self.acts[s.k][:, :, o] = self._push(new, o)
-            if not s.is_bn:
-                self._searched_channel(o)[...] = new
-        self.param[index] = value
-        self.base_loss = {} if b is None or loss is None else {b: xp.asarray(loss, dtype=xp.float64)}

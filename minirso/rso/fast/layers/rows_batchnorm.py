@@ -21,7 +21,7 @@ Three ways to apply it, each exact in real arithmetic:
   ``mean over H, W of (x s + t) = s * mean(x) + t``, and mean(x) per image is S1 already:
   no pass over x beyond the statistics.
 """
-from .base import xp_of
+from ....layers.base import xp_of
 
 
 def scale_shift(bn, s1, s2, count):

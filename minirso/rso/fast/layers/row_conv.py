@@ -19,12 +19,12 @@ product, plus products with zeros of T, so only the rounding differs.
 
 T has W / kw times the multiply-adds of the direct kernel (2.3x for 7-wide maps and a 3x3
 kernel), but on maps this small the direct kernel's copies cost more than that
-(``benchmarks/conv_forward.py`` part 3 measures both: for 15,000 7x7 maps of 16 channels,
-76 ms against 343 ms). The incremental RSO evaluator's
-:class:`~minirso.rso.rest.RestPass` runs the small-map end of the network this way. Slow
+(``benchmarks/conv_forward.py`` part 3 measures both; figures in benchmarks/README.md). The
+incremental RSO evaluator's
+:class:`~minirso.rso.fast.rest.RestPass` runs the small-map end of the network this way. Slow
 twin: ``conv.conv2d`` (tests/test_row_conv.py).
 """
-from .base import xp_of
+from ....layers.base import xp_of
 from .pooled_conv import PooledConv2D, fold_avgpool
 
 IMAGES_PER_PRODUCT = 512  # NumPy: the chunk of images per product (measured: 512 best of 64 .. all 15,000)

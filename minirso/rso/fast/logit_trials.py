@@ -16,7 +16,7 @@ classes. All three candidates (current, plus, minus) go through the same formula
 that leaves logit o as it is (a feature that is zero on the whole batch) ties exactly, as in a
 full pass. The formula is exact; only the rounding differs from ``softmax_cross_entropy``.
 """
-from ..backend import get_array_module
+from ...backend import get_array_module
 
 
 class LogitTrials:

@@ -5,7 +5,7 @@ their input; the incremental evaluator runs it once per trial for the stacked ca
 :class:`RestPass` computes ``Sequential.forward_from(z, h, groups=G)`` (its slow twin; the
 tests hold the two together) with two exact speed-ups:
 
-1. *Conv + average pool as one strided convolution* (:class:`~minirso.layers.pooled_conv.PooledConv2D`):
+1. *Conv + average pool as one strided convolution* (:class:`~minirso.rso.fast.layers.pooled_conv.PooledConv2D`):
    average pooling is linear, so the pair is one convolution with a folded kernel, 0.44x the
    multiply-adds for a 3x3 conv and a 2x2 pool. The folded kernels are computed when the
    pass is built (once per sweep), since these weights do not change during it.
@@ -13,13 +13,13 @@ tests hold the two together) with two exact speed-ups:
    built for this trial and no one else reads: statistics per candidate (``groups``), then
    ``max(x * scale + shift, 0)`` with a scale and shift per candidate and channel. Same
    formula as ``BatchNorm2D.forward``; no temporaries the size of the batch.
-3. *Small maps in the rows layout* (:mod:`~minirso.layers.row_conv`): from the first run of
+3. *Small maps in the rows layout* (:mod:`~minirso.rso.fast.layers.row_conv`): from the first run of
    steps that holds a convolution of maps at most ``ROWS_MAX_WIDTH`` wide (or ends in a
    Flatten + Dense head) and otherwise only batch-norm, ReLU and global average pooling, the
    maps are copied once to (N, H, C, W) and each convolution is one matrix product per output
    row, read and written in place; a Flatten + Dense head reads them in that order (its
    weight's columns permuted once, :class:`RowsDense`).
-   Batch-norm there (:mod:`~minirso.layers.rows_batchnorm`) reads x twice for its statistics;
+   Batch-norm there (:mod:`~minirso.rso.fast.layers.rows_batchnorm`) reads x twice for its statistics;
    with the ReLU and conv after it, it then writes x once (max(x, u)) and the conv takes the
    per-candidate scale and shift into its matrices (a Flatten + Dense head likewise, into a
    copy of its weight per candidate); before the global average pool it writes nothing (the
@@ -27,18 +27,17 @@ tests hold the two together) with two exact speed-ups:
 
 Only the rounding differs from the slow twin (float64 decisions agree; see tests/test_rso.py).
 """
-from ..layers import BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, ReLU
-from ..layers.base import xp_of
-from ..layers.batchnorm import centred_stats
-from ..layers.pooled_conv import PooledConv2D, can_fold
-from ..layers.row_conv import RowConv, from_rows, to_rows
-from ..layers.rows_batchnorm import batchnorm_gap, batchnorm_relu_rows_, relu_threshold_rows_
+from ...layers import BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, ReLU
+from ...layers.base import xp_of
+from ...layers.batchnorm import centred_stats
+from .layers.pooled_conv import PooledConv2D, can_fold
+from .layers.row_conv import RowConv, from_rows, to_rows
+from .layers.rows_batchnorm import batchnorm_gap, batchnorm_relu_rows_, relu_threshold_rows_
 
-# Widest maps the rest pass convolves in the rows layout. benchmarks/conv_forward.py part 3 (2 cores,
-# 15,000 images of 16 channels, 2026-11-27): 3x3 conv of 7x7 maps 76 ms rows vs 343 ms direct;
-# conv + 2x2 pool 14x14 -> 7x7 135 vs 268 ms; 3x3 conv of 14x14 maps 410 vs 440 ms (about even, but
-# in the rows layout the pass needs no copy back and batch-norm folds into the conv). 28-wide maps
-# (W/kw = 9.3 times the multiply-adds) stay direct.
+# Widest maps the rest pass convolves in the rows layout: on 7-wide maps the rows kernel is far
+# faster than the direct one, on 14-wide maps about even (but in the rows layout the pass needs no
+# copy back and batch-norm folds into the conv); 28-wide maps (W/kw = 9.3 times the multiply-adds)
+# stay direct. benchmarks/conv_forward.py part 3 measures it (figures: benchmarks/README.md).
 ROWS_MAX_WIDTH = 14
 
 

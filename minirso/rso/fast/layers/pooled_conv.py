@@ -18,8 +18,9 @@ into k x k phases (C*k*k channels of size Hp/k) and the folded kernel likewise; 
 is a stride-1 convolution with a ceil((kh+k-1)/k)-square kernel, which ``conv2d`` does with
 few, wide matrix products. The slow twin is ``Conv2D.forward`` then ``AvgPool2D.forward``.
 """
-from .base import xp_of
-from .conv import shifted_conv, shifted_window
+from ....layers.base import xp_of
+from ....layers.conv import Conv2D, shifted_conv, shifted_window
+from ....layers.pooling import AvgPool2D
 
 
 def fold_avgpool(w, k):
@@ -174,7 +175,5 @@ class PooledConv2D:
 
 
 def can_fold(conv, pool):
-    from .conv import Conv2D
-    from .pooling import AvgPool2D
     return (isinstance(conv, Conv2D) and conv.stride == 1 and isinstance(pool, AvgPool2D)
             and pool.stride == pool.kernel_size)
