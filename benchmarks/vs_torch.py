@@ -139,7 +139,8 @@ def run_side(args, side):
     model = build_model(args.config, args.seed)
     if side == "torch":
         import torch
-        import torch_reference
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+        import torch_reference  # the oracle lives beside the tests
         torch.set_num_threads(THREADS)
         ev = torch_reference.TorchReference(model, x, y)  # shares x's memory (float32)
         extra = {"torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}

@@ -9,10 +9,11 @@ float64 and tiny networks/batches throughout.
 """
 import json
 import math
-import types
 
 import numpy as np
 import pytest
+
+from conftest import template_data, template_net
 
 from minirso import train
 from minirso.errors import ConfigError
@@ -20,7 +21,6 @@ from minirso.gradient_free import (NES, OPTIMIZERS, SPSA, ESConfig, NESConfig, O
                                    centred_ranks, nes_gradient, one_plus_one_step, spsa_gradient)
 from minirso.losses import softmax_cross_entropy_grad
 from minirso.model import Sequential
-from minirso.nets import conv_bn_net, he_normal_
 from minirso.rso.cost import forward_macs
 
 SIZE = 6
@@ -28,20 +28,11 @@ SIZE = 6
 
 def tiny(seed=0, head="gap"):
     """conv 1->2, pool, bn, relu, conv 2->3, bn, global average pool, dense 3->10: 112 searched scalars."""
-    model = conv_bn_net([2, 3], pool_after={0}, input_shape=(1, SIZE, SIZE), dtype="float64", head=head)
-    return he_normal_(model, np.random.default_rng(seed))
+    return template_net([2, 3], {0}, SIZE, head=head, seed=seed)
 
 
 def synthetic(n_train=64, n_test=32, seed=0):
-    rng = np.random.default_rng(seed)
-    templates = rng.normal(size=(10, 1, SIZE, SIZE))
-
-    def make(n):
-        y = rng.integers(0, 10, size=n)
-        return templates[y] + rng.normal(0.0, 1.0, size=(n, 1, SIZE, SIZE)), y
-
-    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
-    return types.SimpleNamespace(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    return template_data(n_train, n_test, SIZE, seed=seed)
 
 
 def cosine(a, b):

@@ -1,11 +1,11 @@
-"""benchmarks/run_table.py: the results READMEs' tables agree with the run folder they describe."""
+"""tools/run_table.py: the results READMEs' tables agree with the run folder they describe."""
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
 import run_table  # noqa: E402
 from minirso import train  # noqa: E402

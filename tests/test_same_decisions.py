@@ -6,13 +6,13 @@ refactor that changes one kept candidate, one random draw or one record's loss c
 """
 import hashlib
 import json
-import types
 
 import numpy as np
 import pytest
 
+from conftest import template_data, template_net
+
 from minirso.gradient_free import NES, SPSA, OnePlusOneES
-from minirso.nets import conv_bn_net, he_normal_
 from minirso.rso import RSO
 from minirso.sgd import SGD, SGDConfig
 
@@ -20,20 +20,11 @@ SIZE = 8
 
 
 def _net(dtype="float64"):
-    model = conv_bn_net([3, 4, 4, 3], pool_after={1}, input_shape=(1, SIZE, SIZE), dtype=dtype)
-    return he_normal_(model, np.random.default_rng(0))
+    return template_net([3, 4, 4, 3], {1}, SIZE, dtype=dtype)
 
 
-def _data(dtype="float64", n_train=64, n_test=32):
-    rng = np.random.default_rng(1)
-    templates = rng.normal(size=(10, 1, SIZE, SIZE))
-
-    def make(n):
-        y = rng.integers(0, 10, size=n)
-        return (templates[y] + rng.normal(0.0, 1.5, size=(n, 1, SIZE, SIZE))).astype(dtype), y.astype(np.int64)
-
-    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
-    return types.SimpleNamespace(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+def _data(dtype="float64"):
+    return template_data(64, 32, SIZE, noise=1.5, seed=1, dtype=dtype)
 
 
 _RSO = dict(rounds=1, batch_size=16, eval_every=1, stats_images=64)

@@ -6,16 +6,17 @@ fan-in weight); and, for the parallel variants, a literal loop written here that
 network at the start of the sweep and runs a whole forward pass per candidate. float64, tiny
 networks, so decisions cannot flip on rounding.
 """
-import types
 
 import numpy as np
 import pytest
+
+from conftest import template_data, template_net
 
 from minirso.errors import ConfigError
 from minirso.layers import BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, ReLU
 from minirso.losses import softmax_cross_entropy
 from minirso.model import Sequential
-from minirso.nets import conv_bn_net, he_normal_
+from minirso.nets import he_normal_
 from minirso.rso import RSO, RSOConfig, annealed_sigma, search_plan, visit_order
 from minirso.rso.strategies import sweep_trials
 
@@ -23,20 +24,11 @@ SIZE, BATCH = 6, 12
 
 
 def tiny(seed=0):
-    model = conv_bn_net([2, 3], pool_after={0}, input_shape=(1, SIZE, SIZE), dtype="float64", head="flatten")
-    return he_normal_(model, np.random.default_rng(seed))
+    return template_net([2, 3], {0}, SIZE, head="flatten", seed=seed)
 
 
 def synthetic(n_train=48, n_test=24, size=SIZE, seed=0):
-    rng = np.random.default_rng(seed)
-    templates = rng.normal(size=(10, 1, size, size))
-
-    def make(n):
-        y = rng.integers(0, 10, size=n)
-        return templates[y] + rng.normal(0.0, 1.0, size=(n, 1, size, size)), y
-
-    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
-    return types.SimpleNamespace(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    return template_data(n_train, n_test, size, seed=seed)
 
 
 def rso(model, data, **options):

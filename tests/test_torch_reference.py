@@ -1,4 +1,4 @@
-"""benchmarks/torch_reference.py (the authors' strategy in PyTorch) against minirso, in float64.
+"""tests/reference/torch_reference.py (the authors' strategy in PyTorch) against minirso, in float64.
 
 The oracle is minirso's literal evaluator (a whole forward pass per candidate) and the RSO
 optimizer's own trial log: the PyTorch reference must compute the same three losses and make
@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
 import common  # noqa: E402
 import torch_reference  # noqa: E402
 

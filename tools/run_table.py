@@ -1,7 +1,7 @@
 """A run folder's progress as Markdown tables, for the READMEs of results/.
 
-    python benchmarks/run_table.py results/paper-rso
-    python benchmarks/run_table.py results/paper-sgd
+    python tools/run_table.py results/paper-rso
+    python tools/run_table.py results/paper-sgd
 
 Per round (RSO, ES, SPSA, NES) or epoch (SGD): test accuracy and loss, train loss, the training
 seconds of that round or epoch (evaluation excluded) and the cumulative hours, and the counted
