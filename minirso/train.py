@@ -29,7 +29,7 @@ from .optimizers import HELP as OPTIMIZER_HELP
 from .optimizers import OPTIMIZERS, option_names
 from .options import CLI_OPTIONS, OptionError, check_seed, flag
 from .presets import PRESETS, get_preset
-from .rso.config import BLOCKS, EVALUATORS, PARALLEL
+from .rso.config import BLOCKS, EVALUATORS, PARALLEL, PREFIX_STATISTICS, SIGMA_FROM
 from .rundir import SESSION_SIGNAL, Run, RunDir, in_main_thread, signals_held, sigterm_as_ctrl_c
 
 __all__ = ["main", "build_parser", "Run", "EXIT_INTERRUPTED"]
@@ -74,10 +74,10 @@ def build_parser():
     g.add_argument("--stats-images", type=int, help="RSO: the first this many training images give the batch-norm "
                    "statistics before a test and, with --prefix-statistics running, before every sweep "
                    "(default 10000; the authors': 2000)")
-    g.add_argument("--prefix-statistics", choices=["batch", "running"], help="RSO: batch-norm before the searched "
+    g.add_argument("--prefix-statistics", choices=list(PREFIX_STATISTICS), help="RSO: batch-norm before the searched "
                    "layer uses the trial's mini-batch statistics (batch, Algorithm 1; default) or the running "
                    "statistics of --stats-images images, as the authors' cached inputs do (running)")
-    g.add_argument("--sigma-from", choices=["weights", "fan_in"], help="RSO: sigma_d of a weight array is the std of "
+    g.add_argument("--sigma-from", choices=list(SIGMA_FROM), help="RSO: sigma_d of a weight array is the std of "
                    "its initial weights (weights, Algorithm 1; default) or sqrt(2 / fan_in) (fan_in, the authors' code)")
     g.add_argument("--eval-layers", action="store_true", default=None, help="RSO: test after every searched array, "
                    "as the authors' script does (not counted as training time)")
