@@ -76,3 +76,31 @@ def xp(request):
 @pytest.fixture(scope="module")
 def cupy():
     return cupy_or_skip()
+
+
+@pytest.fixture(scope="session")
+def data(mnist_dir):
+    """300 training and 100 test images of MNIST (the tiny network trains on them in seconds)."""
+    from minirso.data import load_mnist
+    return load_mnist(mnist_dir, download=False).subset(300, 100, seed=0)
+
+
+@pytest.fixture(scope="session")
+def sgd_run(mnist_dir, tmp_path_factory):
+    """A finished 2-epoch SGD run folder of the tiny net (evaluated only at the end: --eval-every 0)."""
+    from cli_helpers import SGD_SMALL, data_args
+    from minirso import train
+    out = tmp_path_factory.mktemp("sgd") / "run"
+    assert train.main([*data_args(mnist_dir), "--out", str(out), *SGD_SMALL, "--epochs", "2",
+                       "--eval-every", "0"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def rso_run(mnist_dir, tmp_path_factory):
+    """A finished 2-round RSO run folder of the tiny net."""
+    from cli_helpers import SMALL, data_args
+    from minirso import train
+    out = tmp_path_factory.mktemp("rso") / "run"
+    assert train.main([*data_args(mnist_dir), "--out", str(out), *SMALL, "--rounds", "2"]) == 0
+    return out

@@ -1,0 +1,75 @@
+"""--resume: continues a run with its own settings, refuses flags that would change it, reads only valid checkpoints.
+"""
+import os
+import shutil
+
+import pytest
+
+from minirso import train
+from minirso.checkpoint import save_checkpoint
+from minirso.data import FILES
+from minirso.nets import tiny_mnist_net
+
+from cli_helpers import SGD_SMALL, one_line_error, records, snapshot
+
+
+def test_resume_follows_data_dir_and_no_download(mnist_dir, tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    for name in FILES.values():
+        os.symlink(mnist_dir / name, old / name)
+    out = tmp_path / "run"
+    assert train.main(["--data-dir", str(old), "--out", str(out), *SGD_SMALL, "--epochs", "1"]) == 0
+    old.rename(new)
+    assert train.main(["--resume", str(out), "--epochs", "2", "--data-dir", str(new), "--no-download",
+                       "--no-progress", "--no-plots"]) == 0
+    assert not old.exists()
+    assert [r["epoch"] for r in records(out)] == [1, 2]
+
+
+@pytest.mark.parametrize("flags", [["--model", "small"], ["--optimizer", "rso"], ["--preset", "paper"],
+                                   ["--seed", "3"], ["--batch-size", "7"], ["--evaluator", "prefix"],
+                                   ["--train-subset", "100"], ["--out", "elsewhere"]])
+def test_resume_refuses_flags_that_change_the_run(sgd_run, flags, capsys):
+    before = snapshot(sgd_run)
+    assert train.main(["--resume", str(sgd_run), *flags, "--no-progress", "--no-plots"]) == 2
+    one_line_error(capsys.readouterr().err, "--resume continues", f"{flags[0]} {flags[1]}", "Drop them")
+    assert snapshot(sgd_run) == before
+
+
+@pytest.mark.parametrize("fixture, flag", [("rso_run", "--rounds"), ("sgd_run", "--epochs")])
+def test_resume_cannot_shorten_a_run(request, fixture, flag, capsys):
+    run = request.getfixturevalue(fixture)
+    before = snapshot(run)
+    assert train.main(["--resume", str(run), flag, "1", "--no-progress", "--no-plots"]) == 2
+    one_line_error(capsys.readouterr().err, f"{flag} 1 would shorten this 2-")
+    assert snapshot(run) == before
+
+
+def _damage(path, how):
+    raw = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(raw[:len(raw) // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:  # one flipped bit inside the first stored array: the zip's CRC-32 no longer matches
+        b = bytearray(raw)
+        b[200] ^= 0x10
+        path.write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "bitflip"])
+def test_damaged_checkpoint_is_one_line_on_resume(rso_run, tmp_path, how, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(rso_run, out)
+    _damage(out / "checkpoint.npz", how)
+    assert train.main(["--resume", str(out), "--no-progress", "--no-plots"]) == 2
+    one_line_error(capsys.readouterr().err, "cannot read checkpoint", "damaged")
+
+
+def test_checkpoint_saved_through_the_api_has_no_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    save_checkpoint(out / "checkpoint.npz", tiny_mnist_net(0), "rso", {"round": 0})
+    assert train.main(["--resume", str(out), "--no-progress"]) == 2
+    one_line_error(capsys.readouterr().err, "holds no run settings", "load_checkpoint")

@@ -1,0 +1,111 @@
+"""Ctrl-C and SIGTERM: the run stops at a point it can save, says what was kept, exits 130 / 143.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from minirso import train
+from minirso.checkpoint import load_checkpoint
+from minirso.sgd import SGD
+
+from cli_helpers import SGD_SMALL, SMALL, data_args
+
+
+def start_train(argv, sigint_ignored=False):
+    """The CLI in a child process; ``sigint_ignored``: started as a script's `cmd &` starts it (SIGINT ignored)."""
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    return subprocess.Popen([sys.executable, "-m", "minirso.train", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "started-with-sigint-ignored"])
+def test_sgd_ctrl_c_in_epoch_1_saves_nothing_and_says_so(mnist_dir, tmp_path, sigint_ignored):
+    out = tmp_path / "run"
+    proc = start_train([*data_args(mnist_dir), "--out", str(out), "--optimizer", "sgd", "--model", "tiny",
+                        "--train-subset", "20000", "--batch-size", "16", "--epochs", "3", "--no-progress", "--no-plots"],
+                       sigint_ignored=sigint_ignored)
+    for line in proc.stdout:
+        if "training images" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == train.EXIT_INTERRUPTED, stderr
+    assert "before the first checkpoint: nothing was saved" in stdout and "checkpoint saved" not in stdout
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_sgd_ctrl_c_in_a_later_epoch_names_the_lost_part(mnist_dir, tmp_path, monkeypatch, capsys):
+    original = SGD.step
+
+    def stop_in_epoch_2(self, x, y):
+        if self.epoch == 1 and self.counters["steps"] >= 8:
+            raise KeyboardInterrupt
+        return original(self, x, y)
+
+    monkeypatch.setattr(SGD, "step", stop_in_epoch_2)
+    out = tmp_path / "run"
+    assert train.main([*data_args(mnist_dir), "--out", str(out), *SGD_SMALL, "--epochs", "3"]) == 130
+    stdout = capsys.readouterr().out
+    assert "interrupted during epoch 2; the checkpoint holds the 1 finished epoch(s)" in stdout
+    assert load_checkpoint(out / "checkpoint.npz")[2]["epoch"] == 1
+
+
+def test_sigterm_saves_like_ctrl_c(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = start_train([*data_args(mnist_dir), "--out", str(out), *SMALL, "--rounds", "50"])
+    deadline = time.time() + 240
+    while not (out / "checkpoint.npz").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "terminated (SIGTERM); checkpoint saved" in stdout and f"--resume {out}" in stdout
+    assert "Traceback" not in stderr
+    _, _, state, _, _ = load_checkpoint(out / "checkpoint.npz")
+    assert state["position"] >= 1 or state["trial"] >= 1
+    assert not (out / ".lock").exists()
+
+
+def test_ctrl_c_while_plotting_says_the_run_is_complete(mnist_dir, tmp_path, monkeypatch, capsys):
+    def interrupted(run_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_plots", interrupted)
+    out = tmp_path / "run"
+    args = [a for a in SGD_SMALL if a != "--no-plots"]
+    assert train.main([*data_args(mnist_dir), "--out", str(out), *args, "--epochs", "1"]) == 130
+    err = capsys.readouterr().err
+    assert "while rendering the plots; the run itself is complete" in err and "before training" not in err
+    assert (out / "model.npz").exists()
+
+
+def test_second_ctrl_c_during_the_save_does_not_cut_it(mnist_dir, tmp_path, monkeypatch, capsys):
+    original_callback, original_save = train.Run.callback, train.save_checkpoint
+    stopping = {"now": False}
+
+    def stop_after_two_sweeps(self, opt, record):
+        original_callback(self, opt, record)
+        if len(opt.history) == 2:
+            opt.request_stop()
+            stopping["now"] = True
+
+    def save_with_ctrl_c(*args, **kw):
+        if stopping["now"]:  # the save after the interruption
+            os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, during the save
+        return original_save(*args, **kw)
+
+    monkeypatch.setattr(train.Run, "callback", stop_after_two_sweeps)
+    monkeypatch.setattr(train, "save_checkpoint", save_with_ctrl_c)
+    out = tmp_path / "run"
+    assert train.main([*data_args(mnist_dir), "--out", str(out), *SMALL, "--rounds", "1"]) == 130
+    captured = capsys.readouterr()
+    assert "interrupted; checkpoint saved" in captured.out and "before training" not in captured.err
+    _, _, state, _, _ = load_checkpoint(out / "checkpoint.npz")
+    assert state["position"] == 2 and len(state["history"]) == 2
