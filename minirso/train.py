@@ -86,8 +86,6 @@ def build_parser():
     g.add_argument("--eval-layers", action="store_true", default=None, help="RSO: test after every searched array, "
                    "as the authors' script does (not counted as training time)")
     add_data_arguments(p)
-    p.add_argument("--no-verify", action="store_true", help="do not check the SHA-256 sums of the MNIST .gz files "
-                   "(their structure is still checked)")
     p.add_argument("--train-subset", type=int, help="use this many random training images (default: the preset's; "
                    "quick uses 30,000, paper all 60,000)")
     p.add_argument("--test-subset", type=int, help="use this many random test images (default: all 10,000)")
@@ -104,9 +102,11 @@ def build_parser():
 
 
 def add_data_arguments(p):
-    """--data-dir and --no-download (the training and the evaluation CLI)."""
+    """--data-dir, --no-download and --no-verify (the training and the evaluation CLI)."""
     p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
     p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+    p.add_argument("--no-verify", action="store_true", help="do not check the SHA-256 sums of the MNIST .gz files "
+                   "(their structure is still checked)")
 
 
 def add_device_arguments(p):
@@ -278,6 +278,17 @@ def _load_optimizer_state(opt, state, arrays):
     else:
         state = dict(state, velocity={k[len("velocity."):]: v for k, v in arrays.items() if k.startswith("velocity.")})
         opt.load_state_dict(state)
+
+
+def _restore(opt, state, arrays, path):
+    """Load a checkpoint's optimizer state; one the optimizer cannot use (an entry missing or of
+    the wrong kind) is one line naming the file."""
+    try:
+        _load_optimizer_state(opt, state, arrays)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        what = f"has no {err}" if isinstance(err, KeyError) else f"({err})"
+        raise DataError(f"checkpoint {path} holds a damaged optimizer state: it {what}; restore the file "
+                        "from a backup, or start the run again") from None
 
 
 class Run:
@@ -506,10 +517,11 @@ def _main(args, session):
     data = _load_data(settings, verify=not args.no_verify)
     show_bar = not args.no_progress and sys.stderr.isatty()
     opt = _make_optimizer(settings, model, data, show_bar, [])  # checks the data before any file is written
+    if args.resume:  # before any file is rewritten: a damaged state changes nothing
+        _restore(opt, state, arrays, os.path.join(args.resume, "checkpoint.npz"))
     run = Run(run_dir, settings, records, log_progress=not args.no_progress and not show_bar)
     opt.callbacks.append(run.callback)
     if args.resume:
-        _load_optimizer_state(opt, state, arrays)
         print(f"resuming {run.dir}", flush=True)
     else:
         print(f"run directory: {run.dir}", flush=True)

@@ -1,12 +1,15 @@
 """--resume: continues a run with its own settings, refuses flags that would change it, reads only valid checkpoints.
 """
+import json
 import os
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minirso import train
-from minirso.checkpoint import save_checkpoint
+from minirso.checkpoint import load_checkpoint, save_checkpoint
 from minirso.data import FILES
 from minirso.nets import tiny_mnist_net
 
@@ -73,3 +76,41 @@ def test_checkpoint_saved_through_the_api_has_no_settings(tmp_path, capsys):
     save_checkpoint(out / "checkpoint.npz", tiny_mnist_net(0), "rso", {"round": 0})
     assert train.main(["--resume", str(out), "--no-progress"]) == 2
     one_line_error(capsys.readouterr().err, "holds no run settings", "load_checkpoint")
+
+
+def _rewrite_record(path, change):
+    """Rewrite the checkpoint record (format, optimizer, state, metadata) of the .npz at ``path``."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    info = json.loads(str(arrays["__checkpoint__"]))
+    change(info)
+    arrays["__checkpoint__"] = np.array(json.dumps(info))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda info: info.update(format=99), "has format 99"),
+    (lambda info: info.pop("format"), "has format 'none'"),
+    (lambda info: info["state"].pop("round"), "has no 'round'"),
+    (lambda info: info["state"].update(trial=-3), "trial is -3"),
+    (lambda info: info["state"]["rng_state"].update(state={"state": "x"}), "rng_state is not the state"),
+    (lambda info: info["state"].update(sweep_rng_state={"bit_generator": "seed"}), "sweep_rng_state is not"),
+], ids=["format-99", "no-format", "no-round", "negative-trial", "rng-state", "sweep-rng-state"])
+def test_checkpoint_of_another_format_or_with_a_damaged_state_is_refused(rso_run, tmp_path, capsys, change, message):
+    out = tmp_path / "run"
+    shutil.copytree(rso_run, out)
+    _rewrite_record(out / "checkpoint.npz", change)
+    before = snapshot(out)
+    assert train.main(["--resume", str(out), "--rounds", "3", "--no-progress", "--no-plots"]) == 2
+    one_line_error(capsys.readouterr().err, f"checkpoint {out / 'checkpoint.npz'}", message)
+    assert snapshot(out) == before
+
+
+def test_checkpoints_written_before_the_checks_still_load():
+    """The paper run's checkpoint (results/paper-rso, written before the checkpoint checks existed)
+    passes them: it resumes as it did."""
+    path = Path(__file__).resolve().parent.parent / "results" / "paper-rso" / "checkpoint.npz"
+    if not path.exists():
+        pytest.skip(f"{path} is not in this checkout")
+    _, optimizer, state, arrays, metadata = load_checkpoint(path)
+    assert optimizer == "rso" and state["round"] >= 1 and "perm" in arrays and metadata["settings"]["model"] == "paper"
