@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ShapeError
 
 __all__ = [
     "MIRRORS",
@@ -480,7 +480,7 @@ class MNIST:
         )
 
 
-def check_data(data, batch_size=None, num_classes=10) -> None:
+def check_data(data, batch_size=None, num_classes=10, input_shape=None) -> None:
     """Refuse data an optimizer cannot train on, before any work is done.
 
     Parameters
@@ -491,6 +491,8 @@ def check_data(data, batch_size=None, num_classes=10) -> None:
         Images per mini-batch: must not exceed the training images.
     num_classes : int, optional
         Labels must lie in ``0 .. num_classes - 1``.
+    input_shape : tuple of int, optional
+        The shape of one image the model takes (``model.input_shape``, e.g. ``(1, 28, 28)``).
 
     Raises
     ------
@@ -498,6 +500,9 @@ def check_data(data, batch_size=None, num_classes=10) -> None:
         A split is missing or empty, images and labels differ in number, a label is out of
         range or not an integer, or an image holds NaN or inf (which would make every loss
         NaN: a run would go on and keep NaN weights).
+    ShapeError
+        The images do not have ``input_shape`` (a model's first layer would fail on them later,
+        deep inside a trial).
     ConfigError
         ``batch_size`` is larger than the training set.
     """
@@ -510,6 +515,9 @@ def check_data(data, batch_size=None, num_classes=10) -> None:
                             "or an object with x_train, y_train, x_test and y_test arrays")
         if len(x) == 0:
             raise DataError(f"data.x_{split} is empty: the {split} set needs at least one image")
+        if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+            raise ShapeError(f"data.x_{split} holds images of shape {tuple(x.shape[1:])}, but the model takes "
+                             f"{tuple(input_shape)}: give images of that shape (N, {', '.join(map(str, input_shape))})")
         if len(x) != len(y):
             raise DataError(f"data.x_{split} holds {len(x)} images but data.y_{split} holds {len(y)} labels: "
                             "they must pair up one to one")

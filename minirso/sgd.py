@@ -106,7 +106,7 @@ class SGD:
         if seed is not None:
             config = SGDConfig(**{**asdict(config), "seed": seed})
         self.config = config.validate()
-        check_data(data, num_classes=model.shapes[-1][-1])  # a batch larger than the data is one batch
+        check_data(data, num_classes=model.shapes[-1][-1], input_shape=model.input_shape)  # a batch larger than the data is one batch
         self.model, self.data = model, data
         self.callbacks = list(callbacks)
         self.progress = bool(progress)

@@ -9,7 +9,8 @@ import pytest
 
 from minirso import train
 from minirso.data import FILES, download_mnist, load_mnist
-from minirso.errors import ConfigError, DataError
+from minirso.errors import ConfigError, DataError, ShapeError
+from minirso.gradient_free import OPTIMIZERS
 from minirso.nets import tiny_mnist_net
 from minirso.rso import RSO
 from minirso.sgd import SGD, SGDConfig
@@ -118,3 +119,49 @@ def test_failed_download_leaves_no_empty_folder(tmp_path):
     with pytest.raises(DataError, match="could not download"):
         download_mnist(target, mirrors=("file:///nonexistent/dir/",), progress=False, timeout=5)
     assert not (tmp_path / "moved").exists()
+
+
+BAD_DATA = {  # what is wrong -> (the change, the message RSO and SGD give)
+    "label-10": (lambda d: {"y_train": np.where(np.arange(len(d.y_train)) == 4, 10, d.y_train)},
+                 "data.y_train holds label 10"),
+    "count-mismatch": (lambda d: {"y_train": d.y_train[:-1]}, "data.x_train holds 300 images but data.y_train"),
+    "nan-image": (lambda d: {"x_train": np.where(np.arange(300)[:, None, None, None] == 3, np.nan, d.x_train)},
+                  "data.x_train holds 784 NaN or infinite"),
+    "float-labels": (lambda d: {"y_test": d.y_test.astype(np.float64)}, "labels must be integers"),
+    "empty-test-set": (lambda d: {"x_test": d.x_test[:0], "y_test": d.y_test[:0]}, "data.x_test is empty"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(BAD_DATA))
+@pytest.mark.parametrize("name", ["es", "spsa", "nes"])
+def test_gradient_free_baselines_refuse_bad_data_as_rso_does(data, name, what):
+    change, message = BAD_DATA[what]
+    bad = copy_data(data, **change(data))
+    with pytest.raises(DataError, match=message):
+        RSO(tiny_mnist_net(0), bad, batch_size=100, progress=False)
+    with pytest.raises(DataError, match=message):
+        OPTIMIZERS[name](tiny_mnist_net(0), bad, batch_size=100, progress=False)
+
+
+@pytest.mark.parametrize("name", ["es", "spsa", "nes"])
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_gradient_free_baselines_refuse_a_bad_seed_as_rso_does(data, name, seed):
+    for make in (RSO, OPTIMIZERS[name]):
+        with pytest.raises(ConfigError, match=f"seed must be a non-negative integer, got {seed!r}"):
+            make(tiny_mnist_net(0), data, seed=seed, batch_size=100, progress=False)
+
+
+@pytest.mark.parametrize("images", ["32x32", "3-D"])
+def test_images_of_another_shape_are_refused_when_the_optimizer_is_built(data, images):
+    """Not in the middle of the first trial (RSO's incremental evaluator failed there with a NumPy error)."""
+    x = np.zeros((300, 1, 32, 32), np.float32) if images == "32x32" else data.x_train[:, 0]
+    bad = copy_data(data, x_train=x)
+    builders = [lambda d: RSO(tiny_mnist_net(0), d, batch_size=100, progress=False),
+                lambda d: RSO(tiny_mnist_net(0), d, batch_size=100, progress=False, evaluator="prefix"),
+                lambda d: RSO(tiny_mnist_net(0), d, batch_size=100, progress=False, block="unit"),
+                lambda d: SGD(tiny_mnist_net(0), d, progress=False),
+                *[lambda d, cls=cls: cls(tiny_mnist_net(0), d, batch_size=100, progress=False)
+                  for cls in OPTIMIZERS.values()]]
+    for build in builders:
+        with pytest.raises(ShapeError, match=r"data.x_train holds images of shape .* but the model takes \(1, 28, 28\)"):
+            build(bad)

@@ -23,9 +23,11 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..backend import to_numpy
+from ..data import check_data
 from ..errors import ConfigError, MinirsoError
 from ..losses import softmax_cross_entropy
 from ..rso.cost import forward_macs
+from ..rso.config import check_seed
 from ..rso.optimizer import RSO, _jsonable, _sigint_requests_stop
 from ..rso.plan import search_plan
 
@@ -105,12 +107,13 @@ class GradientFreeOptimizer:
         if not isinstance(config, self.config_class):
             raise ConfigError(f"{self.name} needs a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config.validate()
+        check_seed(seed)
+        # the checks RSO and SGD make: a bad label, NaN image or wrong shape is named before any step
+        check_data(data, config.batch_size, num_classes=model.shapes[-1][-1], input_shape=model.input_shape)
         self.model = model.train(True)
         xp = model.xp
         self.x_train, self.y_train = xp.asarray(data.x_train), xp.asarray(data.y_train)
         self.x_test, self.y_test = data.x_test, data.y_test
-        if len(self.x_train) < config.batch_size:
-            raise ConfigError(f"batch_size {config.batch_size} is larger than the {len(self.x_train)} training images")
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         plan = search_plan(model, config.search_bn, config.bn_sigma)  # RSO's arrays, and their sigma_d

@@ -113,3 +113,10 @@ class RSOConfig:
         if unknown:
             raise ConfigError(f"unknown RSO option(s): {', '.join(sorted(unknown))}")
         return cls(**d)
+
+
+def check_seed(seed):
+    """Refuse a seed ``numpy.random.default_rng`` would reject or read differently (a bool, a
+    float, a negative number), with the argument's name, before any work is done."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")

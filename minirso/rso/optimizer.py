@@ -9,7 +9,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..data import check_data
 from ..errors import ConfigError, NonFiniteError
-from .config import RSOConfig
+from .config import RSOConfig, check_seed
 from .cost import trial_macs
 from .eta import setup_work, sweep_work, trial_work
 from .evaluators import LiteralEvaluator, PrefixEvaluator
@@ -40,9 +40,8 @@ class RSO:
         elif options:
             config = RSOConfig.from_dict({**config.to_dict(), **options})
         self.config = config.validate()
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-        check_data(data, config.batch_size, num_classes=model.shapes[-1][-1])
+        check_seed(seed)
+        check_data(data, config.batch_size, num_classes=model.shapes[-1][-1], input_shape=model.input_shape)
         self.model = model.train(True)
         xp = model.xp
         self.x_train, self.y_train = xp.asarray(data.x_train), xp.asarray(data.y_train)
