@@ -396,12 +396,21 @@ def _download_missing(folder: Path, mirrors, progress, timeout) -> None:
                 break
             # Any network, HTTP, URL or checksum problem: note it and try the next mirror.
             except (OSError, http.client.HTTPException, ValueError, DataError) as e:
-                failures.append(f"  {url}: {e}")
+                failures.append(f"{url}: {_one_line(e)}")
         else:
+            # one line (the CLI's rule for errors): each mirror's failure, then what to do
             raise DataError(
-                f"could not download {name} from any mirror:\n" + "\n".join(failures) + "\n"
+                f"could not download {name} from any of the {len(mirrors)} mirrors ({'; '.join(failures)}). "
                 + _how_to_place(folder)
             )
+
+
+def _one_line(error) -> str:
+    """An exception's message on one line: urllib's wrap the reason in <...> and may span lines."""
+    reason = getattr(error, "reason", None)
+    plain = isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError)
+    text = str(reason if plain and reason is not None else error)
+    return " ".join(text.split())
 
 
 # --------------------------------------------------------------------------- the data set
@@ -629,7 +638,7 @@ def load_mnist(data_dir=None, download: bool = True, normalize: bool = True, dty
                 + _how_to_place(folder)
                 + " Or allow downloading (download=True; drop --no-download)."
             )
-        download_mnist(folder, progress=progress)
+        download_mnist(folder, mirrors=MIRRORS, progress=progress)  # MIRRORS read now: a test may point it elsewhere
     if verify:
         verify_checksums(folder)
 

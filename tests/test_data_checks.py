@@ -2,11 +2,13 @@
 """
 import gzip
 import os
+import socket
 import struct
 
 import numpy as np
 import pytest
 
+from minirso import data as data_module
 from minirso import train
 from minirso.data import FILES, download_mnist, load_mnist
 from minirso.errors import ConfigError, DataError, ShapeError
@@ -165,3 +167,17 @@ def test_images_of_another_shape_are_refused_when_the_optimizer_is_built(data, i
     for build in builders:
         with pytest.raises(ShapeError, match=r"data.x_train holds images of shape .* but the model takes \(1, 28, 28\)"):
             build(bad)
+
+
+def test_failed_download_is_one_line(tmp_path, monkeypatch, capsys):
+    """Without a network every mirror fails: the CLI's error names each failure on its one line."""
+    with socket.socket() as s:  # a port nobody listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mirrors = (f"http://127.0.0.1:{port}/mnist/", "file:///nonexistent/mnist/")
+    monkeypatch.setattr(data_module, "MIRRORS", mirrors)
+    out = tmp_path / "run"
+    assert train.main(["--data-dir", str(tmp_path / "mnist"), "--out", str(out), *SMALL]) == 2
+    one_line_error(capsys.readouterr().err, "could not download train-images-idx3-ubyte.gz from any of the 2 mirrors",
+                   f"127.0.0.1:{port}", "Connection refused", "file:///nonexistent/mnist/", "--data-dir")
+    assert not out.exists() and not (tmp_path / "mnist").exists()
