@@ -1,7 +1,10 @@
-"""What every command-line entry point shares: how it ends when its output is closed early."""
+"""What every command-line entry point shares: how it ends when its output is closed early, and
+the paths it refuses."""
 import functools
 import os
 import sys
+
+from .errors import ConfigError
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool cut off by `| head`
 
@@ -27,3 +30,12 @@ def command(main):
             os.dup2(devnull, sys.stdout.fileno())
             return EXIT_BROKEN_PIPE
     return wrapper
+
+
+def refuse_empty_paths(args, names):
+    """Refuse a path option given as the empty string (``--out ""``, an unset shell variable):
+    read as "no path", it would silently fall back to a default folder."""
+    for name in names:
+        if getattr(args, name, None) == "":
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} was given an empty path: give a folder (or leave {flag} out for the default)")

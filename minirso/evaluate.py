@@ -14,7 +14,7 @@ import numpy as np
 
 from .backend import backend_name, get_backend
 from .checkpoint import is_checkpoint, load_checkpoint
-from .cli import command
+from .cli import command, refuse_empty_paths
 from .data import load_mnist
 from .errors import ConfigError, DataError, MinirsoError
 from .losses import confusion_matrix
@@ -87,6 +87,9 @@ def main(argv=None):
 
 
 def _main(args):
+    refuse_empty_paths(args, ("data_dir", "mistakes"))
+    if args.path == "":
+        raise ConfigError("the model was given as an empty path: give a run folder or a model .npz file")
     if args.test_subset is not None and args.test_subset < 1:
         raise ConfigError(f"--test-subset must be a positive integer, got {args.test_subset}")
     if args.mistakes is not None and not args.mistakes.lower().endswith(".png"):

@@ -22,13 +22,13 @@ import numpy as np
 from .backend import get_backend
 from . import provenance
 from .checkpoint import load_checkpoint, save_checkpoint
-from .cli import command
+from .cli import command, refuse_empty_paths
 from .data import load_mnist
 from .errors import ConfigError, DataError, MinirsoError, NonFiniteError, RunDirError
 from .metrics import MetricsWriter
 from .nets import MODELS
 from .presets import PRESETS, get_preset
-from .rundir import RunDir
+from .rundir import RunDir, unfinished_start
 
 GRADIENT_FREE = ("es", "spsa", "nes")  # minirso.gradient_free: run in rounds, checkpointed like RSO
 OPTIMIZER_HELP = ("training algorithm (default: rso): rso = random search, one weight per trial (the paper); "
@@ -61,10 +61,10 @@ def build_parser():
                    help="images per RSO weight trial / per SGD, ES, SPSA or NES step (default: the preset's)")
     p.add_argument("--evaluator", choices=["incremental", "prefix", "literal"],
                    help="how RSO computes candidate losses; all make the same decisions (default: incremental, the fastest)")
-    p.add_argument("--block", choices=["weight", "unit", "layer", "network"], default="weight",
+    p.add_argument("--block", choices=["weight", "unit", "layer", "network"],
                    help="what one RSO trial perturbs: one weight (default, Algorithm 1), the fan-in weights of one "
                         "output unit, a whole layer, or the whole network (the paper's update strategies)")
-    p.add_argument("--parallel", choices=["none", "layer", "unit"], default="none",
+    p.add_argument("--parallel", choices=["none", "layer", "unit"],
                    help="RSO searched in parallel from an older state: every weight of a layer against the state "
                         "before its sweep (layer), or the units of a layer side by side (unit); default none")
     p.add_argument("--seed", type=int, help="seed of every random draw: initial weights, data order, dw (default: 0)")
@@ -162,8 +162,9 @@ def _settings_from_args(args):
             value = _given(getattr(args, key), opt.get("options", {}).get(key))
             if value is not None:
                 s[key] = value
-        if args.block != "weight" or args.parallel != "none":
-            s.update(block=args.block, parallel=args.parallel)
+        block, parallel = args.block or "weight", args.parallel or "none"
+        if block != "weight" or parallel != "none":
+            s.update(block=block, parallel=parallel)
         if args.epochs is not None:
             raise ConfigError("--epochs is for --optimizer sgd; RSO counts --rounds")
     elif optimizer in GRADIENT_FREE:
@@ -177,7 +178,7 @@ def _settings_from_args(args):
             raise ConfigError("--rounds is for --optimizer rso; SGD counts --epochs")
     if args.evaluator is not None and optimizer != "rso":
         raise ConfigError(f"--evaluator is for --optimizer rso; {optimizer} does not compute candidate losses that way")
-    if (args.block != "weight" or args.parallel != "none") and optimizer != "rso":
+    if (args.block not in (None, "weight") or args.parallel not in (None, "none")) and optimizer != "rso":
         raise ConfigError("--block and --parallel are options of --optimizer rso")
     if args.steps_per_round is not None and optimizer not in GRADIENT_FREE:
         raise ConfigError("--steps-per-round is for --optimizer es, spsa or nes")
@@ -208,6 +209,10 @@ def _resume_settings(args, settings):
     flag = _flag
     conflicts = [f"{flag(k)} {getattr(args, k)} (the run's: {settings.get(k, 'none')})" for k in RUN_DEFINING
                  if getattr(args, k) is not None and getattr(args, k) != settings.get(k)]
+    for key, default in (("block", "weight"), ("parallel", "none")):  # RSO's variants: absent means the default
+        run = settings.get(key, default if settings.get("optimizer") == "rso" else None)
+        if getattr(args, key) is not None and getattr(args, key) != run:
+            conflicts.append(f"{flag(key)} {getattr(args, key)} (the run's: {run or 'none, it is not an RSO run'})")
     if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
         conflicts.append(f"--out {args.out} (the run's folder is {args.resume})")
     if conflicts:
@@ -489,9 +494,19 @@ def _interrupted_message(session):
 
 
 def _main(args, session):
+    refuse_empty_paths(args, ("resume", "out", "data_dir"))
     if args.resume:
         ckpt = os.path.join(args.resume, "checkpoint.npz")
         if not os.path.isfile(ckpt):
+            if unfinished_start(args.resume):
+                try:
+                    started = [r["command"] for r in provenance.read(args.resume) if r.get("event") == "start"]
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a damaged sittings.jsonl
+                    started = []
+                how = f" ({started[0]})" if started else ""
+                raise DataError(f"{args.resume} holds an unfinished start: its run was stopped before its first "
+                                f"checkpoint, so there is nothing to continue; start it again with the command that "
+                                f"started it{how}, which takes the folder over")
             raise DataError(f"no checkpoint at {ckpt}: give the folder of a run started by python -m minirso.train "
                             "(the --out it was given)")
         run_dir = session["run"] = RunDir.open_existing(args.resume)
@@ -508,6 +523,9 @@ def _main(args, session):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{stamp}")
         run_dir = session["run"] = RunDir.create(out)
+        if run_dir.took_over:
+            print(f"{out} held an unfinished start (its run was stopped before its first checkpoint): "
+                  "starting the run there again", flush=True)
         model = MODELS[settings["model"]](seed=settings["seed"], **({"bn_eps": settings["bn_eps"]} if "bn_eps" in settings else {}))
         records = []
     backend = args.backend or settings.get("backend") or None

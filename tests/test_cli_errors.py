@@ -67,3 +67,15 @@ def test_output_into_a_closed_pipe_ends_quietly(sgd_run, mnist_dir, tmp_path, co
     proc = _closed_stdout_run([*_entry_point(how, command[0]), *command[1:], str(sgd_run), *args])
     assert proc.returncode == 141, proc.stderr
     assert proc.stderr == ""  # neither a traceback nor "Exception ignored ... BrokenPipeError"
+
+
+@pytest.mark.parametrize("flag", ["--out", "--resume", "--data-dir"])
+def test_empty_path_is_refused(flag, tmp_path, monkeypatch, capsys):
+    """`--out "$RUN"` with RUN unset: not the default folder, not a new run in runs/."""
+    monkeypatch.chdir(tmp_path)
+    argv = [flag, "", "--no-download", *SMALL]
+    if flag != "--data-dir":
+        argv += ["--data-dir", str(tmp_path)]
+    assert train.main(argv) == 2
+    one_line_error(capsys.readouterr().err, f"{flag} was given an empty path")
+    assert list(tmp_path.iterdir()) == []

@@ -239,3 +239,25 @@ def test_plot_out_on_a_file_is_refused(sgd_run, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     one_line_error(proc.stderr, "cannot write the plots", "choose another --out")
+
+
+@pytest.mark.parametrize("line, problem", [("[1, 2, 3]", "a JSON list, not an object"), ("7", "a JSON int"),
+                                           ('{"round": "two", "train_loss": 1.0}', "round is 'two'"),
+                                           ('{"epoch": 1, "accept_rate": [0.1]}', "accept_rate is [0.1]")])
+def test_plot_of_metrics_lines_of_the_wrong_shape_is_one_line(sgd_run, tmp_path, capsys, line, problem):
+    run = tmp_path / "run"
+    shutil.copytree(sgd_run, run)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join([lines[0], line, *lines[1:]]) + "\n")
+    assert plot.main([str(run), "--out", str(tmp_path / "plots")]) == 2
+    one_line_error(capsys.readouterr().err, "line 2 is not a record of a minirso run", problem)
+    assert not (tmp_path / "plots").exists()
+
+
+def test_plot_of_an_unfinished_start_says_so(sgd_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(sgd_run / "config.json", run)
+    (run / "metrics.jsonl").write_text("")  # what a run killed before its first checkpoint leaves
+    assert plot.main([str(run), "--out", str(tmp_path / "plots")]) == 2
+    one_line_error(capsys.readouterr().err, "holds no records", "unfinished start", "start it again")

@@ -13,7 +13,7 @@ from minirso.checkpoint import load_checkpoint, save_checkpoint
 from minirso.data import FILES
 from minirso.nets import tiny_mnist_net
 
-from cli_helpers import SGD_SMALL, one_line_error, records, snapshot
+from cli_helpers import SGD_SMALL, data_args, one_line_error, records, snapshot
 
 
 def test_resume_follows_data_dir_and_no_download(mnist_dir, tmp_path):
@@ -114,3 +114,28 @@ def test_checkpoints_written_before_the_checks_still_load():
         pytest.skip(f"{path} is not in this checkout")
     _, optimizer, state, arrays, metadata = load_checkpoint(path)
     assert optimizer == "rso" and state["round"] >= 1 and "perm" in arrays and metadata["settings"]["model"] == "paper"
+
+
+@pytest.mark.parametrize("fixture, flags, message", [
+    ("rso_run", ["--block", "unit"], "--block unit (the run's: weight)"),
+    ("rso_run", ["--parallel", "layer"], "--parallel layer (the run's: none)"),
+    ("sgd_run", ["--block", "unit"], "--block unit (the run's: none, it is not an RSO run)"),
+])
+def test_resume_refuses_a_block_or_parallel_flag(request, fixture, flags, message, capsys):
+    run = request.getfixturevalue(fixture)
+    before = snapshot(run)
+    assert train.main(["--resume", str(run), *flags, "--no-progress", "--no-plots"]) == 2
+    one_line_error(capsys.readouterr().err, "--resume continues", message, "Drop them")
+    assert snapshot(run) == before
+
+
+def test_resume_of_a_gradient_free_run_refuses_block_and_parallel(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "es"
+    assert train.main([*data_args(mnist_dir), "--out", str(out), "--optimizer", "es", "--model", "tiny",
+                       "--train-subset", "300", "--test-subset", "100", "--batch-size", "100", "--rounds", "1",
+                       "--steps-per-round", "2", "--no-progress", "--no-plots"]) == 0
+    before = snapshot(out)
+    for flag, value in (("--block", "unit"), ("--parallel", "unit")):
+        assert train.main(["--resume", str(out), flag, value, "--rounds", "2", "--no-progress", "--no-plots"]) == 2
+        one_line_error(capsys.readouterr().err, f"{flag} {value} (the run's: none, it is not an RSO run)")
+    assert snapshot(out) == before
