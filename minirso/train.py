@@ -29,6 +29,7 @@ from .metrics import MetricsWriter
 from .nets import MODELS
 from .presets import PRESETS, get_preset
 from .rundir import RunDir, unfinished_start
+from .startup import take_interrupt
 
 GRADIENT_FREE = ("es", "spsa", "nes")  # minirso.gradient_free: run in rounds, checkpointed like RSO
 OPTIMIZER_HELP = ("training algorithm (default: rso): rso = random search, one weight per trial (the paper); "
@@ -464,6 +465,8 @@ def main(argv=None):
     if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        if take_interrupt():  # Ctrl-C while the package was imported (minirso/startup.py)
+            raise KeyboardInterrupt
         return with_threads(args.threads, _main, args, session)
     except MinirsoError as err:
         print(f"error: {err}", file=sys.stderr)
