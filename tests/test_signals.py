@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM: the run stops at a point it can save, says what was kept, exits 130 / 143.
 """
+import json
 import os
 import re
 import signal
@@ -8,10 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minirso import train
 from minirso.checkpoint import load_checkpoint
+from minirso.nets import tiny_mnist_net
+from minirso.rso import RSO
+from minirso.rso.strategies import CandidateLosses
 from minirso.sgd import SGD
 
 from cli_helpers import SGD_SMALL, SMALL, data_args
@@ -162,3 +167,42 @@ def test_training_command_is_recognised_from_the_interpreters_command_line():
     assert not is_training_command(["python", "-m", "minirso.evaluate", "run"])
     assert not is_training_command(["python", "-m", "pytest", "-k", "minirso.train"])
     assert not is_training_command(["python", "my_script.py"])
+
+
+@pytest.mark.parametrize("parallel", ["layer", "unit"])
+def test_ctrl_c_stops_a_parallel_sweep_at_its_next_chunk_and_resume_is_exact(data, monkeypatch, parallel):
+    """Ctrl-C (request_stop, which the SIGINT handler calls) inside a parallel sweep stops at the next chunk
+    of trials, not at the sweep's end; the sweep is dropped whole and --resume runs it again, to the
+    weights of an uninterrupted run."""
+    def build(model):
+        return RSO(model, data, batch_size=100, rounds=1, parallel=parallel, seed=3, progress=False)
+
+    uninterrupted = tiny_mnist_net(0)
+    build(uninterrupted).run()
+
+    original, calls = CandidateLosses.__call__, {"n": 0}
+    stopped = {}
+
+    def stop_in_the_first_chunks(self, items):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            stopped["rso"].request_stop()
+        return original(self, items)
+
+    monkeypatch.setattr(CandidateLosses, "__call__", stop_in_the_first_chunks)
+    model = tiny_mnist_net(0)
+    rso = stopped["rso"] = build(model)
+    rso.run()
+    assert rso.interrupted and (rso.round, rso.position, rso.trial) == (0, 0, 0)
+    assert calls["n"] == 2  # no chunk of the sweep ran after the stop was asked for
+    monkeypatch.setattr(CandidateLosses, "__call__", original)
+
+    state, arrays = rso.state_dict()
+    weights = model.state_arrays()
+    resumed_model = tiny_mnist_net(0)
+    resumed_model.load_state_arrays(weights)
+    resumed = build(resumed_model)
+    resumed.load_state_dict(json.loads(json.dumps(state)), arrays)  # as a checkpoint stores it
+    resumed.run()
+    for key, value in uninterrupted.state_arrays().items():
+        np.testing.assert_array_equal(resumed_model.state_arrays()[key], value, err_msg=key)

@@ -35,8 +35,12 @@ block trial stacks its three candidates. ``block="network"`` (and ``evaluator="l
 every candidate from the input instead. Trial t of a sweep uses mini-batch ``t % n_batches`` of
 the sweep's permutation, as in Algorithm 1.
 
-A parallel sweep is not interrupted half-way (its changes land at its end): Ctrl-C stops after it.
+Ctrl-C stops a parallel sweep at its next chunk of trials, but its kept changes land only at its
+end: the stopped sweep is dropped whole (its random state rewound to the sweep's start, nothing
+counted), so the checkpoint stands at the sweep's start and --resume runs it again with the same
+draws, to the same weights as an uninterrupted run.
 """
+import copy
 import time
 
 import numpy as np
@@ -132,7 +136,12 @@ def sweep_variant(rso, searched):
     macs = bsz * forward_macs(model, start)
     t0 = time.perf_counter()
     run = {"layer": _parallel_layer, "unit": _parallel_unit}.get(cfg.parallel, _block_sweep)
-    trials, evaluations = run(rso, searched, param, sigma, ev, n_batches)
+    done = run(rso, searched, param, sigma, ev, n_batches)
+    if done is None:  # a parallel sweep stopped part-way: back to its start (see the module's docstring)
+        rso.rng.bit_generator.state = copy.deepcopy(rso.sweep_rng_state)
+        rso.trial = 0
+        return
+    trials, evaluations = done
     rso.counters["wall_time"] += time.perf_counter() - t0
     rso.counters["trials"] += trials
     rso.counters["candidate_evaluations"] += evaluations
@@ -226,6 +235,8 @@ def _parallel_layer(rso, searched, param, sigma, ev, n_batches):
     base = ev([(b, []) for b in range(min(n_batches, len(order)))])  # the current loss of each mini-batch
     kept = host.copy()
     for chunk in _chunks(len(order), 2, cfg.batch_size):
+        if rso.stop_requested:
+            return None
         items, meta = [], []
         for t in chunk:
             index = np.unravel_index(order[t], host.shape)
@@ -254,6 +265,8 @@ def _parallel_unit(rso, searched, param, sigma, ev, n_batches):
     rows = host.reshape(units, per_unit).copy()  # each unit's own copy of its weights
     for k in range(per_unit):
         for chunk in _chunks(units, 3, cfg.batch_size):
+            if rso.stop_requested:
+                return None
             items, meta = [], []
             for u in chunk:
                 t = u * per_unit + k
