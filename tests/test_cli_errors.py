@@ -79,3 +79,13 @@ def test_empty_path_is_refused(flag, tmp_path, monkeypatch, capsys):
     assert train.main(argv) == 2
     one_line_error(capsys.readouterr().err, f"{flag} was given an empty path")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag, n, message", [("--train-subset", 70000, "larger than the 60000 train images"),
+                                              ("--test-subset", 20000, "larger than the 10000 test images")])
+def test_subset_larger_than_the_data_is_refused(mnist_dir, tmp_path, capsys, flag, n, message):
+    argv = [*data_args(mnist_dir), "--out", str(tmp_path / "r"), "--model", "tiny", "--batch-size", "100",
+            "--no-progress", "--no-plots", flag, str(n)]
+    assert train.main(argv) == 2
+    one_line_error(capsys.readouterr().err, f"{flag} {n} is {message}", "use at most")
+    assert not (tmp_path / "r").exists()
