@@ -13,11 +13,12 @@ CuPy itself reacts, and nothing about speed, memory or kernels:
 * only names CuPy provides exist: ``tests/cupy_functions.json`` (written by
   tools/cupy_names.py from CuPy's sources) lists them per namespace, and anything else is an
   ``AttributeError``;
+* calls that would launch a kernel (their result is new device data, not a view) are counted;
 * explicit transfers work (``.get()``, ``.set()``, ``cupy.asnumpy``, ``cupy.asarray``) and so do
   the implicit ones CuPy allows (``float(x)``, ``int(x)``, ``bool(x)``, ``.item()``, ``.tolist()``,
   NumPy index arrays and NumPy values in ``x[...] = v``); ``LEDGER`` counts every transfer and
   every CuPy name used, for the audit (tools/gpu_audit.py);
-* ``cuda.runtime.getDeviceCount()`` says one device exists; the device, stream, event and
+* ``cuda.runtime.getDeviceCount()`` says one device exists (none when CUDA_VISIBLE_DEVICES hides it); the device, stream, event and
   memory-pool objects minirso and its benchmarks touch exist and do nothing.
 
 ``install()`` puts it in ``sys.modules["cupy"]``; tests/conftest.py does that when
@@ -26,6 +27,7 @@ CuPy itself reacts, and nothing about speed, memory or kernels:
 import collections
 import importlib.machinery
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -48,6 +50,7 @@ class Ledger:
         self.names = collections.Counter()       # "cupy.sum", "ndarray.reshape", "numpy.exp->cupy.exp"
         self.to_host = collections.Counter()     # device -> host, by how: "get", "float", "item", ...
         self.to_device = collections.Counter()   # host -> device, by how: "asarray", "setitem", ...
+        self.launches = collections.Counter()    # calls that would launch a kernel (new or written device data)
         self.sites = collections.defaultdict(set)  # name -> {"minirso/x.py:12"}, when trace is set
         self.trace = None                        # a folder: note the call sites under it
 
@@ -55,6 +58,9 @@ class Ledger:
         self.names[name] += 1
         if self.trace is not None:
             self.sites[name].add(self._site())
+
+    def launch(self, name):
+        self.launches[name] += 1
 
     def transfer(self, direction, how):
         (self.to_host if direction == "to_host" else self.to_device)[how] += 1
@@ -103,12 +109,32 @@ def _wrap(x):
     return x
 
 
-def _call(func, args, kwargs):
+def _call(func, args, kwargs, name):
     out = kwargs.get("out")
-    result = func(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+    inputs, options = _unwrap(args), {k: _unwrap(v) for k, v in kwargs.items()}
+    result = func(*inputs, **options)
     if isinstance(out, ndarray) and result is out._a:
+        LEDGER.launch(name)
         return out
+    if _is_new_data(result, list(_arrays(inputs)) + list(_arrays(options.values()))):
+        LEDGER.launch(name)  # a view (reshape, transpose, basic slicing) launches nothing
     return _wrap(result)
+
+
+def _arrays(x):
+    for v in x:
+        if isinstance(v, np.ndarray):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            yield from _arrays(v)
+
+
+def _is_new_data(result, inputs):
+    if isinstance(result, (tuple, list)):
+        return any(_is_new_data(r, inputs) for r in result)
+    if isinstance(result, np.generic):
+        return True
+    return isinstance(result, np.ndarray) and not any(np.may_share_memory(result, a) for a in inputs)
 
 
 class _DeviceFunction:
@@ -118,12 +144,12 @@ class _DeviceFunction:
         self.__name__, self._func = name, func
 
     def __call__(self, *args, **kwargs):
-        return _call(self._func, args, kwargs)
+        return _call(self._func, args, kwargs, f"cupy.{self.__name__}")
 
     def __getattr__(self, method):
         if isinstance(self._func, np.ufunc) and method in ("reduce", "accumulate", "reduceat", "outer", "at"):
             LEDGER.use(f"cupy.{self.__name__}.{method}")
-            return lambda *a, **k: _call(getattr(self._func, method), a, k)
+            return lambda *a, **k: _call(getattr(self._func, method), a, k, f"cupy.{self.__name__}.{method}")
         if isinstance(self._func, np.ufunc) and method in ("nin", "nout", "nargs", "types", "ntypes", "identity"):
             return getattr(self._func, method)
         raise AttributeError(f"cupy.{self.__name__} has no attribute {method!r} in the stand-in")
@@ -135,7 +161,7 @@ class _DeviceFunction:
 def _binary(ufunc, reflected=False):
     def op(self, other):
         LEDGER.use(f"ndarray operator {ufunc.__name__}")
-        return _call(ufunc, (other, self) if reflected else (self, other), {})
+        return _call(ufunc, (other, self) if reflected else (self, other), {}, f"operator {ufunc.__name__}")
     return op
 
 
@@ -143,6 +169,7 @@ def _inplace(ufunc):
     def op(self, other):
         LEDGER.use(f"ndarray operator {ufunc.__name__} (in place)")
         ufunc(self._a, _unwrap(other), out=self._a)
+        LEDGER.launch(f"operator {ufunc.__name__} (in place)")
         return self
     return op
 
@@ -150,6 +177,7 @@ def _inplace(ufunc):
 def _unary(ufunc):
     def op(self):
         LEDGER.use(f"ndarray operator {ufunc.__name__}")
+        LEDGER.launch(f"operator {ufunc.__name__}")
         return _wrap(ufunc(self._a))
     return op
 
@@ -194,14 +222,14 @@ class ndarray:
         if "out" in kwargs:
             kwargs["out"] = kwargs["out"][0]
         func = ufunc if method == "__call__" else getattr(ufunc, method)
-        return _call(func, inputs, kwargs)
+        return _call(func, inputs, kwargs, f"cupy.{ufunc.__name__}")
 
     def __array_function__(self, func, types, args, kwargs):
         namespace = ".".join(["cupy"] + func.__module__.split(".")[1:])
         if func.__name__ not in NAMES.get(namespace, ()):
             return NotImplemented  # NumPy then raises TypeError: no implementation found
         LEDGER.use(f"numpy.{func.__name__} on a device array -> {namespace}.{func.__name__}")
-        return _call(func, args, kwargs)
+        return _call(func, args, kwargs, f"{namespace}.{func.__name__}")
 
     # -- transfers ----------------------------------------------------------------------------
     def get(self, stream=None, order="C", out=None, blocking=True):
@@ -272,7 +300,10 @@ class ndarray:
 
     def __getitem__(self, key):
         LEDGER.use("ndarray[...]")
-        return _wrap(self._a[_index(key)])
+        index = _index(key)
+        if any(isinstance(k, np.ndarray) for k in (index if isinstance(index, tuple) else (index,))):
+            LEDGER.launch("ndarray[array index]")  # CuPy gathers with a kernel; other indexing is a view
+        return _wrap(self._a[index])
 
     def __setitem__(self, key, value):
         LEDGER.use("ndarray[...] = v")
@@ -280,6 +311,7 @@ class ndarray:
             LEDGER.transfer("to_device", "setitem value")
             value = np.asarray(value)
         self._a[_index(key)] = _unwrap(value, strict=False)
+        LEDGER.launch("ndarray[...] = v")
 
     # -- everything else CuPy's ndarray has ---------------------------------------------------
     def __getattr__(self, name):
@@ -289,7 +321,7 @@ class ndarray:
         LEDGER.use(f"ndarray.{name}")
         value = getattr(self._a, name)
         if callable(value):
-            return lambda *a, **k: _call(value, a, k)
+            return lambda *a, **k: _call(value, a, k, f"ndarray.{name}")
         return _wrap(value) if isinstance(value, np.ndarray) else value
 
     @property
@@ -402,8 +434,16 @@ class _Event:
 
 
 _POOL, _PINNED_POOL = _Pool(), _Pool()
+
+
+def _device_count():
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):  # CUDA then sees no device
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected (CUDA_VISIBLE_DEVICES hides it)")
+    return 1
+
+
 _RUNTIME = {
-    "getDeviceCount": lambda: 1,
+    "getDeviceCount": _device_count,
     "getDevice": lambda: 0,
     "deviceSynchronize": lambda: None,
     "runtimeGetVersion": lambda: 0,
