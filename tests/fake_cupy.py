@@ -51,16 +51,19 @@ class Ledger:
         self.to_host = collections.Counter()     # device -> host, by how: "get", "float", "item", ...
         self.to_device = collections.Counter()   # host -> device, by how: "asarray", "setitem", ...
         self.launches = collections.Counter()    # calls that would launch a kernel (new or written device data)
+        self.traffic = 0                         # bytes those calls read and write (their arrays' sizes)
         self.sites = collections.defaultdict(set)  # name -> {"minirso/x.py:12"}, when trace is set
         self.trace = None                        # a folder: note the call sites under it
+        self.trace_skip = ()                     # file names under it whose callers are the site
 
     def use(self, name):
         self.names[name] += 1
         if self.trace is not None:
             self.sites[name].add(self._site())
 
-    def launch(self, name):
+    def launch(self, name, *arrays):
         self.launches[name] += 1
+        self.traffic += sum(a.nbytes for a in {id(a): a for a in _arrays(arrays)}.values())
 
     def transfer(self, direction, how):
         (self.to_host if direction == "to_host" else self.to_device)[how] += 1
@@ -70,7 +73,7 @@ class Ledger:
         frame = sys._getframe(2)
         while frame is not None:
             path = Path(frame.f_code.co_filename)
-            if path.is_relative_to(self.trace) and "tests" not in path.parts:
+            if path.is_relative_to(self.trace) and "tests" not in path.parts and path.name not in self.trace_skip:
                 return f"{path.relative_to(self.trace.parent).as_posix()}:{frame.f_lineno}"
             frame = frame.f_back
         return "(outside the package)"
@@ -113,16 +116,19 @@ def _call(func, args, kwargs, name):
     out = kwargs.get("out")
     inputs, options = _unwrap(args), {k: _unwrap(v) for k, v in kwargs.items()}
     result = func(*inputs, **options)
+    arrays = list(_arrays(inputs)) + list(_arrays(options.values()))
     if isinstance(out, ndarray) and result is out._a:
-        LEDGER.launch(name)
+        LEDGER.launch(name, arrays)
         return out
-    if _is_new_data(result, list(_arrays(inputs)) + list(_arrays(options.values()))):
-        LEDGER.launch(name)  # a view (reshape, transpose, basic slicing) launches nothing
+    if _is_new_data(result, arrays):
+        LEDGER.launch(name, arrays, result)  # a view (reshape, transpose, basic slicing) launches nothing
     return _wrap(result)
 
 
 def _arrays(x):
     for v in x:
+        if isinstance(v, np.generic):
+            continue
         if isinstance(v, np.ndarray):
             yield v
         elif isinstance(v, (list, tuple)):
@@ -169,7 +175,7 @@ def _inplace(ufunc):
     def op(self, other):
         LEDGER.use(f"ndarray operator {ufunc.__name__} (in place)")
         ufunc(self._a, _unwrap(other), out=self._a)
-        LEDGER.launch(f"operator {ufunc.__name__} (in place)")
+        LEDGER.launch(f"operator {ufunc.__name__} (in place)", self._a, _unwrap(other))
         return self
     return op
 
@@ -177,8 +183,9 @@ def _inplace(ufunc):
 def _unary(ufunc):
     def op(self):
         LEDGER.use(f"ndarray operator {ufunc.__name__}")
-        LEDGER.launch(f"operator {ufunc.__name__}")
-        return _wrap(ufunc(self._a))
+        result = ufunc(self._a)
+        LEDGER.launch(f"operator {ufunc.__name__}", self._a, result)
+        return _wrap(result)
     return op
 
 
@@ -301,17 +308,20 @@ class ndarray:
     def __getitem__(self, key):
         LEDGER.use("ndarray[...]")
         index = _index(key)
+        result = self._a[index]
         if any(isinstance(k, np.ndarray) for k in (index if isinstance(index, tuple) else (index,))):
-            LEDGER.launch("ndarray[array index]")  # CuPy gathers with a kernel; other indexing is a view
-        return _wrap(self._a[index])
+            LEDGER.launch("ndarray[array index]", result, result)  # CuPy gathers with a kernel; else a view
+        return _wrap(result)
 
     def __setitem__(self, key, value):
         LEDGER.use("ndarray[...] = v")
         if isinstance(value, (np.ndarray, list)):  # CuPy copies a host value over
             LEDGER.transfer("to_device", "setitem value")
             value = np.asarray(value)
-        self._a[_index(key)] = _unwrap(value, strict=False)
-        LEDGER.launch("ndarray[...] = v")
+        index = _index(key)
+        self._a[index] = _unwrap(value, strict=False)
+        target = self._a[index]
+        LEDGER.launch("ndarray[...] = v", target, target)
 
     # -- everything else CuPy's ndarray has ---------------------------------------------------
     def __getattr__(self, name):
