@@ -18,8 +18,9 @@ CuPy itself reacts, and nothing about speed, memory or kernels:
   the implicit ones CuPy allows (``float(x)``, ``int(x)``, ``bool(x)``, ``.item()``, ``.tolist()``,
   NumPy index arrays and NumPy values in ``x[...] = v``); ``LEDGER`` counts every transfer and
   every CuPy name used, for the audit (tools/gpu_audit.py);
-* ``cuda.runtime.getDeviceCount()`` says one device exists (none when CUDA_VISIBLE_DEVICES hides it); the device, stream, event and
-  memory-pool objects minirso and its benchmarks touch exist and do nothing.
+* ``cuda.runtime.getDeviceCount()`` says one device exists (none when CUDA_VISIBLE_DEVICES
+  hides it); the device, stream, event and memory-pool objects minirso and its benchmarks touch
+  exist and do nothing.
 
 ``install()`` puts it in ``sys.modules["cupy"]``; tests/conftest.py does that when
 ``MINIRSO_FAKE_GPU=1`` (and tests/fake_gpu/ makes ``import cupy`` find it in subprocesses).

@@ -365,7 +365,9 @@ def report(names, static, runs, trials, batch, cli_ran):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=os.environ.get("MINIRSO_DATA") or str(ROOT.parent / "shared" / "data" / "mnist"))
+    found = [d for d in (ROOT / "data" / "mnist", ROOT.parent / "shared" / "data" / "mnist") if d.is_dir()]
+    p.add_argument("--data-dir", default=os.environ.get("MINIRSO_DATA") or str(found[0] if found else ROOT / "data" / "mnist"),
+                   help="MNIST for the CLI workload: $MINIRSO_DATA, else data/mnist, else ../shared/data/mnist")
     p.add_argument("--trials", type=int, default=4, help="trials per sweep of the counted RSO runs (default 4)")
     p.add_argument("--write", metavar="FILE", help="replace the block between the audit markers in FILE")
     args = p.parse_args(argv)
