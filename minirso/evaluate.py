@@ -101,7 +101,8 @@ def _main(args):
     check_model(model, path)
     xp = get_backend(args.backend)
     model.to(xp)
-    data = load_mnist(args.data_dir, download=not args.no_download, verify=not args.no_verify)
+    data = load_mnist(args.data_dir, download=not args.no_download, verify=not args.no_verify,
+                      normalize=_preprocessing(metadata, path))
     x, y = data.x_test, data.y_test
     if args.test_subset is not None:
         if args.test_subset > len(y):
@@ -122,6 +123,15 @@ def _main(args):
     if args.mistakes:
         _draw_mistakes(args.mistakes, x, y, result.predictions)
     return 0
+
+
+def _preprocessing(metadata, path):
+    """The pixel preprocessing the model was trained on (the run's --preprocess; Algorithm 1's by default)."""
+    how = (metadata.get("settings") or {}).get("preprocess", "standardize")
+    if how not in ("standardize", "center_fp16"):
+        raise DataError(f"{path} was trained on images preprocessed as {how!r}, which this minirso does not know: "
+                        "evaluate it with the minirso version that trained it")
+    return how
 
 
 def _checkpoint_statistics(path, model, data):
