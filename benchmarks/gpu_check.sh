@@ -23,9 +23,12 @@ try:
 except ImportError as err:
     sys.exit(f"minirso cannot be imported ({err}): install it with pip install -e \".[dev,gpu]\"")
 try:
-    get_backend("cupy")
+    cupy = get_backend("cupy")
 except MinirsoError as err:
     sys.exit(str(err))
+if getattr(cupy, "is_stand_in", False):
+    sys.exit("the cupy imported here is the tests' CuPy stand-in (tests/fake_cupy.py: NumPy on the CPU, no GPU); "
+             "drop tests/fake_gpu from PYTHONPATH, or run on the CPU (--backend numpy)")
 EOF
 ); then
   echo "gpu_check: no usable CUDA GPU here, nothing was checked: ${reason:-$PYTHON failed}" >&2

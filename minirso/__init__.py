@@ -1,4 +1,8 @@
 """minirso: Random Search Optimization (Tripathi & Singh, 2020) from scratch in NumPy/CuPy."""
+from .startup import hold_interrupts
+
+hold_interrupts()  # first, before NumPy is imported: a Ctrl-C meanwhile must stop a starting run (startup.py)
+
 from .backend import get_array_module, get_backend, to_numpy
 from .data import MNIST, load_mnist
 from .errors import BackendError, ConfigError, DataError, MinirsoError, ShapeError

@@ -1,5 +1,5 @@
-"""What every command-line entry point shares: the data and device flags, BLAS threads, and how it
-ends when its output is closed early or it is interrupted."""
+"""What every command-line entry point shares: the data and device flags, BLAS threads, the paths
+it refuses, and how it ends when its output is closed early or it is interrupted."""
 import functools
 import os
 import sys
@@ -11,9 +11,11 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 
 def add_data_arguments(p):
-    """--data-dir and --no-download (the training and the evaluation CLI)."""
+    """--data-dir, --no-download and --no-verify (the training and the evaluation CLI)."""
     p.add_argument("--data-dir", help="folder with the MNIST files (default: $MINIRSO_DATA, else ./data/mnist)")
     p.add_argument("--no-download", action="store_true", help="never download MNIST; fail if the files are missing")
+    p.add_argument("--no-verify", action="store_true", help="do not check the SHA-256 sums of the MNIST .gz files "
+                   "(their structure is still checked)")
 
 
 def add_device_arguments(p):
@@ -68,3 +70,12 @@ def command(main):
             os.dup2(devnull, sys.stdout.fileno())
             return EXIT_BROKEN_PIPE
     return wrapper
+
+
+def refuse_empty_paths(args, names):
+    """Refuse a path option given as the empty string (``--out ""``, an unset shell variable):
+    read as "no path", it would silently fall back to a default folder."""
+    for name in names:
+        if getattr(args, name, None) == "":
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} was given an empty path: give a folder (or leave {flag} out for the default)")

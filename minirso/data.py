@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ShapeError
 
 __all__ = [
     "MIRRORS",
@@ -396,12 +396,21 @@ def _download_missing(folder: Path, mirrors, progress, timeout) -> None:
                 break
             # Any network, HTTP, URL or checksum problem: note it and try the next mirror.
             except (OSError, http.client.HTTPException, ValueError, DataError) as e:
-                failures.append(f"  {url}: {e}")
+                failures.append(f"{url}: {_one_line(e)}")
         else:
+            # one line (the CLI's rule for errors): each mirror's failure, then what to do
             raise DataError(
-                f"could not download {name} from any mirror:\n" + "\n".join(failures) + "\n"
+                f"could not download {name} from any of the {len(mirrors)} mirrors ({'; '.join(failures)}). "
                 + _how_to_place(folder)
             )
+
+
+def _one_line(error) -> str:
+    """An exception's message on one line: urllib's wrap the reason in <...> and may span lines."""
+    reason = getattr(error, "reason", None)
+    plain = isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError)
+    text = str(reason if plain and reason is not None else error)
+    return " ".join(text.split())
 
 
 # --------------------------------------------------------------------------- the data set
@@ -480,7 +489,7 @@ class MNIST:
         )
 
 
-def check_data(data, batch_size=None, num_classes=10) -> None:
+def check_data(data, batch_size=None, num_classes=10, input_shape=None) -> None:
     """Refuse data an optimizer cannot train on, before any work is done.
 
     Parameters
@@ -491,6 +500,8 @@ def check_data(data, batch_size=None, num_classes=10) -> None:
         Images per mini-batch: must not exceed the training images.
     num_classes : int, optional
         Labels must lie in ``0 .. num_classes - 1``.
+    input_shape : tuple of int, optional
+        The shape of one image the model takes (``model.input_shape``, e.g. ``(1, 28, 28)``).
 
     Raises
     ------
@@ -498,6 +509,9 @@ def check_data(data, batch_size=None, num_classes=10) -> None:
         A split is missing or empty, images and labels differ in number, a label is out of
         range or not an integer, or an image holds NaN or inf (which would make every loss
         NaN: a run would go on and keep NaN weights).
+    ShapeError
+        The images do not have ``input_shape`` (a model's first layer would fail on them later,
+        deep inside a trial).
     ConfigError
         ``batch_size`` is larger than the training set.
     """
@@ -510,6 +524,9 @@ def check_data(data, batch_size=None, num_classes=10) -> None:
                             "or an object with x_train, y_train, x_test and y_test arrays")
         if len(x) == 0:
             raise DataError(f"data.x_{split} is empty: the {split} set needs at least one image")
+        if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+            raise ShapeError(f"data.x_{split} holds images of shape {tuple(x.shape[1:])}, but the model takes "
+                             f"{tuple(input_shape)}: give images of that shape (N, {', '.join(map(str, input_shape))})")
         if len(x) != len(y):
             raise DataError(f"data.x_{split} holds {len(x)} images but data.y_{split} holds {len(y)} labels: "
                             "they must pair up one to one")
@@ -621,7 +638,7 @@ def load_mnist(data_dir=None, download: bool = True, normalize: bool = True, dty
                 + _how_to_place(folder)
                 + " Or allow downloading (download=True; drop --no-download)."
             )
-        download_mnist(folder, progress=progress)
+        download_mnist(folder, mirrors=MIRRORS, progress=progress)  # MIRRORS read now: a test may point it elsewhere
     if verify:
         verify_checksums(folder)
 

@@ -13,11 +13,13 @@ import sys
 import numpy as np
 
 from .backend import backend_name, get_backend
-from .cli import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, command, with_threads
+from .checkpoint import is_checkpoint, load_checkpoint
+from .cli import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, command, refuse_empty_paths, with_threads
 from .data import load_mnist
 from .errors import ConfigError, DataError, MinirsoError
 from .losses import confusion_matrix
 from .model import Sequential
+from .model_checks import check_metadata, check_model
 
 MISTAKES_SHOWN = 25  # at most this many misclassified images in the --mistakes picture (a 5x5 grid)
 
@@ -84,19 +86,34 @@ def main(argv=None):
 
 
 def _main(args):
+    refuse_empty_paths(args, ("data_dir", "mistakes"))
+    if args.path == "":
+        raise ConfigError("the model was given as an empty path: give a run folder or a model .npz file")
     if args.test_subset is not None and args.test_subset < 1:
         raise ConfigError(f"--test-subset must be a positive integer, got {args.test_subset}")
+    if args.mistakes is not None and not args.mistakes.lower().endswith(".png"):
+        raise ConfigError(f"--mistakes {args.mistakes} does not end in .png: the picture is a PNG file, "
+                          f"give its name, e.g. --mistakes {args.mistakes}.png")
     path = model_path(args.path)
     model, metadata = Sequential.load(path)
+    check_metadata(metadata, path)
+    check_model(model, path)
     xp = get_backend(args.backend)
     model.to(xp)
-    data = load_mnist(args.data_dir, download=not args.no_download)
+    data = load_mnist(args.data_dir, download=not args.no_download, verify=not args.no_verify,
+                      normalize=_preprocessing(metadata, path))
     x, y = data.x_test, data.y_test
     if args.test_subset is not None:
+        if args.test_subset > len(y):
+            raise ConfigError(f"--test-subset {args.test_subset} is larger than the {len(y)} test images: "
+                              f"use at most {len(y)}")
         x, y = x[:args.test_subset], y[:args.test_subset]
+    statistics = _checkpoint_statistics(path, model, data) if is_checkpoint(path) else None
     result = model.evaluate(x, y)
     print(f"model: {path} ({model.name}, {model.num_params()} parameters{_trained(metadata)}), "
           f"backend {backend_name(xp)}")
+    if statistics:
+        print(statistics)
     print(f"test images: {len(y)}")
     print(f"test accuracy: {result.accuracy:.4f} ({int((result.predictions == y).sum())} of {len(y)} correct)")
     print(f"test loss: {result.loss:.4f} (mean cross-entropy)")
@@ -105,6 +122,37 @@ def _main(args):
     if args.mistakes:
         _draw_mistakes(args.mistakes, x, y, result.predictions)
     return 0
+
+
+def _preprocessing(metadata, path):
+    """The pixel preprocessing the model was trained on (the run's --preprocess; Algorithm 1's by default)."""
+    how = (metadata.get("settings") or {}).get("preprocess", "standardize")
+    if how not in ("standardize", "center_fp16"):
+        raise DataError(f"{path} was trained on images preprocessed as {how!r}, which this minirso does not know: "
+                        "evaluate it with the minirso version that trained it")
+    return how
+
+
+def _checkpoint_statistics(path, model, data):
+    """Recompute the batch-norm statistics of a checkpoint's weights, as its optimizer does before a test.
+
+    A checkpoint is saved after every searched layer, but its running statistics are those of the
+    run's last test (the initial mean 0 and variance 1 before the first): scored as they are, the
+    weights would get a wrong accuracy. The images are the run's own training images, as many as
+    its optimizer uses (its settings and config, stored in the checkpoint). Returns the line that
+    says so.
+    """
+    _, _, state, _, metadata = load_checkpoint(path)
+    settings = metadata.get("settings") if isinstance(metadata.get("settings"), dict) else {}
+    config = state.get("config") if isinstance(state.get("config"), dict) else {}
+    x = data.x_train
+    if settings.get("train_subset"):
+        x = data.subset(settings["train_subset"], None, seed=settings.get("seed", 0)).x_train
+    m = min(config.get("stats_images") or config.get("bn_images") or 10000, len(x))
+    batch = config.get("bn_batch_size") or min(config.get("batch_size") or m, m)
+    model.recompute_bn_statistics(model.xp.asarray(x[:m]), batch_size=batch)
+    return (f"batch-norm statistics: recomputed from {m} of the run's training images (a checkpoint's "
+            "are those of an earlier test), as its optimizer does before each test")
 
 
 def _trained(metadata):

@@ -74,10 +74,41 @@ def read_metrics(run_dir):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError as err:
             if i == len(lines) - 1:  # cut short while being written
                 continue
-            raise DataError(f"{path} line {i + 1} is damaged ({err}): delete that line, or continue the run with "
-                            "python -m minirso.train --resume, which rewrites the file from its checkpoint") from None
+            raise DataError(f"{path} line {i + 1} is damaged ({err}): {_FIX}") from None
+        problem = record_problem(record)
+        if problem:
+            raise DataError(f"{path} line {i + 1} is not a record of a minirso run ({problem}): {_FIX}")
+        records.append(record)
     return records
+
+
+_FIX = "delete that line, or continue the run with python -m minirso.train --resume, which rewrites the file from its checkpoint"
+#: Fields a record may hold, each a number (or null) when present; accept_rate and sigma may be per-layer objects.
+NUMBERS = ("round", "epoch", "train_loss", "test_accuracy", "test_loss", "wall_time", "eval_time", "trials",
+           "trials_total", "accepted", "candidate_evaluations", "forward_macs", "steps", "images")
+PER_LAYER = ("accept_rate", "sigma")
+
+
+def record_problem(record):
+    """What makes ``record`` (one parsed line of metrics.jsonl) unusable, or None: valid JSON can
+    still be of the wrong shape (a list, a number, a round that is a word)."""
+    def number(v):
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    for key in NUMBERS:
+        if not number(record.get(key)):
+            return f"{key} is {record[key]!r}, not a number"
+    for key in PER_LAYER:
+        v = record.get(key)
+        if not (number(v) or (isinstance(v, dict) and all(number(x) for x in v.values()))):
+            return f"{key} is {v!r}, neither a number nor numbers per layer"
+    for key in ("type", "layer", "optimizer"):
+        if not (record.get(key) is None or isinstance(record[key], str)):
+            return f"{key} is {record[key]!r}, not a name"
+    return None

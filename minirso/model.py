@@ -212,6 +212,9 @@ class Sequential:
                     if key not in arrays:
                         raise DataError(f"model file has no array {key!r}: it was saved from another architecture")
                     a = np.asarray(arrays[key])
+                    if a.dtype.kind != "f":  # strings or integers would fail later, inside a product
+                        raise DataError(f"array {key!r} holds {a.dtype} values, not floating-point numbers: "
+                                        "the file is damaged or was not written by minirso")
                     if a.shape != store[k].shape:
                         raise DataError(f"array {key!r} has shape {a.shape}, the model expects {store[k].shape}")
                     store[k] = xp.array(a, copy=True)
@@ -249,7 +252,10 @@ class Sequential:
             model = cls.from_architecture(arch)
         except (ValueError, KeyError, TypeError) as err:
             raise DataError(f"{path} has a damaged architecture record: {err}") from None
-        model.load_state_arrays(arrays)
+        try:
+            model.load_state_arrays(arrays)
+        except DataError as err:
+            raise DataError(f"{path}: {err}") from None
         if backend is not None:
             model.to(backend)
         return model, metadata

@@ -47,7 +47,7 @@ class Optimizer:
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, **options):
         self.config = self.make_config(config, options)
         self.seed = check_seed(seed)
-        check_data(data, self.config.batch_size, num_classes=model.shapes[-1][-1])
+        check_data(data, self.config.batch_size, num_classes=model.shapes[-1][-1], input_shape=model.input_shape)
         self.model = model.train(True)
         xp = model.xp
         self.x_train, self.y_train = xp.asarray(data.x_train), xp.asarray(data.y_train)

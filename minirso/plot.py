@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from .cli import command
+from .cli import command, refuse_empty_paths
 from .errors import MinirsoError
 
 
@@ -54,11 +54,21 @@ def main(argv=None):
 def _main(args):
     import matplotlib
     matplotlib.use("Agg")  # files only: never needs a display
-    from .errors import ConfigError
+    from .errors import ConfigError, DataError
+    from .rundir import unfinished_start
     from .plotting import X_AXES, load_records, paper_comparison, render_run, training_curves
 
+    refuse_empty_paths(args, ("out",))
+    if "" in args.runs:
+        raise ConfigError("a RUN_DIR was given as an empty path: give the run folders")
+
     for run in args.runs:
-        load_records(run)  # a clear error for a folder that is not a run directory, before drawing anything
+        # a clear error for a folder that is not a run directory or holds no records, before drawing anything
+        if not load_records(run):
+            if unfinished_start(run):
+                raise DataError(f"{run} holds no records: its run was stopped before its first checkpoint (an "
+                                "unfinished start); start it again with the same command, then plot it")
+            raise DataError(f"{run} holds no records yet: its run has not finished a searched layer or epoch")
     if args.labels is not None and len(args.labels) != len(args.runs):
         raise ConfigError(f"--label was given {len(args.labels)} times for {len(args.runs)} runs: give one per run")
     if len(args.runs) == 1:

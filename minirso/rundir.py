@@ -2,9 +2,10 @@
 run writes into them (:class:`Run`: settings, metrics, checkpoints, model, the log line per record);
 and the signal handling that keeps those files whole (SIGTERM acts as Ctrl-C, a write finishes first).
 
-A run holds its folder through a lock file (``.lock``, created with O_EXCL, holding the pid):
-a second run with the same ``--out`` or ``--resume`` is refused while the first is alive, and
-a lock left by a process that died (kill -9, power loss) is noticed and replaced. A new run
+A run holds its folder through a lock file (``.lock``, created with O_EXCL, holding the pid and
+what makes that pid this process: ``minirso/processes.py``): a second run with the same ``--out``
+or ``--resume`` is refused while the first is alive, and a lock left by a process that died
+(kill -9, power loss), or whose pid now names another process, is noticed and replaced. A new run
 that stops before its first checkpoint removes what it wrote, so a later run does not trip
 over half a run.
 """
@@ -19,6 +20,7 @@ from . import provenance
 from .checkpoint import save_checkpoint
 from .errors import RunDirError
 from .metrics import MetricsWriter
+from .processes import holds_lock, lock_text, parse_pid
 
 LOCK = ".lock"
 #: Files that make a folder hold a run: a new run never writes over them.
@@ -26,16 +28,21 @@ RUN_FILES = ("checkpoint.npz", "model.npz", "metrics.jsonl")
 _FRESH_LOCK_S = 10  # an empty lock file younger than this belongs to a run writing its pid right now
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+#: Files a new run writes before its first checkpoint: all a run killed that early leaves (with its lock).
+START_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "sittings.jsonl")
+
+
+def unfinished_start(path):
+    """Whether ``path`` holds what a run killed before its first checkpoint leaves: an empty
+    metrics.jsonl (with config.json...), no checkpoint.npz, no model.npz. Nothing in it can be
+    continued; starting the same run again takes the folder over."""
+    if any(os.path.exists(os.path.join(path, f)) for f in ("checkpoint.npz", "model.npz")):
         return False
-    except PermissionError:  # alive, owned by another user
-        return True
+    try:
+        with open(os.path.join(path, "metrics.jsonl")) as f:
+            return not f.read().strip()
     except OSError:
         return False
-    return True
 
 
 class RunDir:
@@ -51,6 +58,7 @@ class RunDir:
         self.written = set()  # files this run wrote: the only ones close() may remove
         self.committed = False
         self.locked = False
+        self.took_over = False  # create() replaced an unfinished start (see unfinished_start)
 
     @classmethod
     def create(cls, path):
@@ -66,17 +74,33 @@ class RunDir:
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as err:
+            for folder in created:  # deepest first: the levels made before the failure (a name too long...)
+                try:
+                    os.rmdir(folder)
+                except OSError:  # never made, or not empty
+                    pass
             raise RunDirError(f"cannot create the run directory {path} ({err.strerror or err}): "
                               "choose another --out, in a folder you can write to") from None
         run = cls(path, created)
         run.lock()
         found = [f for f in RUN_FILES if os.path.exists(os.path.join(path, f))]
+        if found and unfinished_start(path):  # a run killed before its first checkpoint: nothing to keep
+            for name in START_FILES:
+                try:
+                    os.remove(os.path.join(path, name))
+                except FileNotFoundError:
+                    pass
+            run.took_over = True
+            return run
         if found:
             run.committed = True  # they are another run's: only release the lock
             run.close()
             if "checkpoint.npz" in found:
                 raise RunDirError(f"{path} already holds a run: continue it with --resume {path}, "
                                   "or choose another --out")
+            if "model.npz" not in found:
+                raise RunDirError(f"{path} already holds the records of a run (metrics.jsonl) but no checkpoint.npz "
+                                  "or model.npz: choose another --out, or delete that folder to replace it")
             raise RunDirError(f"{path} already holds a finished run ({', '.join(found)}): choose another --out, "
                               "or delete that folder to replace it")
         return run
@@ -105,7 +129,7 @@ class RunDir:
                 raise RunDirError(f"cannot write in the run directory {self.path} ({err.strerror or err}): "
                                   "choose another --out, in a folder you can write to") from None
             with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
+                f.write(lock_text())
             self.locked = True
             return
         raise RunDirError(f"cannot lock {self.path}: its lock file {self.lock_path} keeps reappearing")
@@ -119,11 +143,11 @@ class RunDir:
             return
         except OSError as err:
             raise RunDirError(f"cannot read the lock file {self.lock_path} ({err.strerror or err})") from None
-        if (text.isdigit() and _pid_alive(int(text))) or (not text and age < _FRESH_LOCK_S):
-            who = f"process {text}" if text else "a process that is starting"
+        if holds_lock(text) or (not text and age < _FRESH_LOCK_S):
+            who = f"process {parse_pid(text)}" if text else "a process that is starting"
             raise RunDirError(f"{self.path} is in use by another minirso run ({who}): wait for it to finish, or "
                               f"choose another --out (if no such run exists, delete {self.lock_path})")
-        try:  # its process is gone (killed, crashed): the lock is stale
+        try:  # its process is gone (killed, crashed, or its pid now names another process): the lock is stale
             os.remove(self.lock_path)
         except FileNotFoundError:
             pass
@@ -137,7 +161,7 @@ class RunDir:
         if self.locked:
             try:
                 with open(self.lock_path) as f:
-                    mine = f.read().strip() == str(os.getpid())
+                    mine = parse_pid(f.read()) == os.getpid()
                 if mine:
                     os.remove(self.lock_path)
             except OSError:

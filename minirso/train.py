@@ -20,8 +20,8 @@ import numpy as np
 
 from . import provenance
 from .backend import get_backend
-from .checkpoint import load_checkpoint, save_checkpoint  # noqa: F401 (save_checkpoint: tests patch it here)
-from .cli import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, command, with_threads
+from .checkpoint import load_checkpoint
+from .cli import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, command, refuse_empty_paths, with_threads
 from .data import load_mnist
 from .errors import ConfigError, DataError, MinirsoError, NonFiniteError
 from .nets import MODELS
@@ -30,7 +30,8 @@ from .optimizers import OPTIMIZERS, option_names
 from .options import CLI_OPTIONS, OptionError, check_seed, flag
 from .presets import PRESETS, get_preset
 from .rso.config import BLOCKS, EVALUATORS, PARALLEL, PREFIX_STATISTICS, SIGMA_FROM
-from .rundir import SESSION_SIGNAL, Run, RunDir, in_main_thread, signals_held, sigterm_as_ctrl_c
+from .rundir import SESSION_SIGNAL, Run, RunDir, in_main_thread, signals_held, sigterm_as_ctrl_c, unfinished_start
+from .startup import take_interrupt
 
 __all__ = ["main", "build_parser", "Run", "EXIT_INTERRUPTED"]
 LENGTHS = ("rounds", "epochs")  # the flags that set a run's planned length, one per unit
@@ -82,8 +83,6 @@ def build_parser():
     g.add_argument("--eval-layers", action="store_true", default=None, help="RSO: test after every searched array, "
                    "as the authors' script does (not counted as training time)")
     add_data_arguments(p)
-    p.add_argument("--no-verify", action="store_true", help="do not check the SHA-256 sums of the MNIST .gz files "
-                   "(their structure is still checked)")
     p.add_argument("--train-subset", type=int, help="use this many random training images (default: the preset's; "
                    "quick uses 30,000, paper all 60,000)")
     p.add_argument("--test-subset", type=int, help="use this many random test images (default: all 10,000)")
@@ -174,6 +173,14 @@ def _resume_settings(args, settings):
     """The settings of a resumed run: its own, extended by --rounds/--epochs; data location from the command line."""
     conflicts = [f"{flag(k)} {getattr(args, k)} (the run's: {settings.get(k, 'none')})" for k in RUN_DEFINING
                  if getattr(args, k) is not None and getattr(args, k) != settings.get(k)]
+    for key, default in (("block", "weight"), ("parallel", "none")):  # RSO's variants: absent means the default
+        run = settings.get(key, default if settings.get("optimizer") == "rso" else None)
+        if getattr(args, key) is not None and getattr(args, key) != run:
+            conflicts.append(f"{flag(key)} {getattr(args, key)} (the run's: {run or 'none, it is not an RSO run'})")
+    for key, default in (("block", "weight"), ("parallel", "none")):  # RSO's variants: absent means the default
+        run = settings.get(key, default if settings.get("optimizer") == "rso" else None)
+        if getattr(args, key) is not None and getattr(args, key) != run:
+            conflicts.append(f"{flag(key)} {getattr(args, key)} (the run's: {run or 'none, it is not an RSO run'})")
     if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
         conflicts.append(f"--out {args.out} (the run's folder is {args.resume})")
     if conflicts:
@@ -217,6 +224,17 @@ def _make_optimizer(settings, model, data, progress):
     return cls(model, data, _check_options(settings), seed=settings["seed"], progress=progress)
 
 
+def _restore(opt, state, arrays, path):
+    """Load a checkpoint's optimizer state; one the optimizer cannot use (an entry missing or of
+    the wrong kind) is one line naming the file."""
+    try:
+        opt.load_state_dict(state, arrays)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        what = f"has no {err}" if isinstance(err, KeyError) else f"({err})"
+        raise DataError(f"checkpoint {path} holds a damaged optimizer state: it {what}; restore the file "
+                        "from a backup, or start the run again") from None
+
+
 @command
 def main(argv=None):
     args = build_parser().parse_args(argv)
@@ -229,6 +247,8 @@ def main(argv=None):
     if in_main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        if take_interrupt():  # Ctrl-C while the package was imported (minirso/startup.py)
+            raise KeyboardInterrupt
         return with_threads(args.threads, _main, args, session)
     except MinirsoError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -259,9 +279,19 @@ def _interrupted_message(session):
 
 
 def _main(args, session):
+    refuse_empty_paths(args, ("resume", "out", "data_dir"))
     if args.resume:
         ckpt = os.path.join(args.resume, "checkpoint.npz")
         if not os.path.isfile(ckpt):
+            if unfinished_start(args.resume):
+                try:
+                    started = [r["command"] for r in provenance.read(args.resume) if r.get("event") == "start"]
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a damaged sittings.jsonl
+                    started = []
+                how = f" ({started[0]})" if started else ""
+                raise DataError(f"{args.resume} holds an unfinished start: its run was stopped before its first "
+                                f"checkpoint, so there is nothing to continue; start it again with the command that "
+                                f"started it{how}, which takes the folder over")
             raise DataError(f"no checkpoint at {ckpt}: give the folder of a run started by python -m minirso.train "
                             "(the --out it was given)")
         run_dir = session["run"] = RunDir.open_existing(args.resume)
@@ -278,6 +308,9 @@ def _main(args, session):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{stamp}")
         run_dir = session["run"] = RunDir.create(out)
+        if run_dir.took_over:
+            print(f"{out} held an unfinished start (its run was stopped before its first checkpoint): "
+                  "starting the run there again", flush=True)
         model = MODELS[settings["model"]](seed=settings["seed"], **({"bn_eps": settings["bn_eps"]} if "bn_eps" in settings else {}))
         records = []
     backend = args.backend or settings.get("backend") or None
@@ -287,10 +320,11 @@ def _main(args, session):
     data = _load_data(settings, verify=not args.no_verify)
     show_bar = not args.no_progress and sys.stderr.isatty()
     opt = _make_optimizer(settings, model, data, show_bar)  # checks the data before any file is written
+    if args.resume:  # before any file is rewritten: a damaged state changes nothing
+        _restore(opt, state, arrays, os.path.join(args.resume, "checkpoint.npz"))
     run = Run(run_dir, settings, records, log_progress=not args.no_progress and not show_bar)
     opt.callbacks.append(run.callback)
     if args.resume:
-        opt.load_state_dict(state, arrays)
         print(f"resuming {run.dir}", flush=True)
     else:
         print(f"run directory: {run.dir}", flush=True)

@@ -1,6 +1,11 @@
 """Shared fixtures. The real MNIST files come from $MINIRSO_DATA, else ../shared/data/mnist.
 
 CI sets MINIRSO_REQUIRE_DATA=1: then a missing data folder fails the run instead of skipping.
+
+MINIRSO_FAKE_GPU=1 runs the GPU variants (the ``cupy`` fixtures, marked gpu) on a strict
+NumPy-backed CuPy stand-in (tests/fake_cupy.py) instead of skipping them without a GPU: it is
+installed as ``cupy`` here, before any test imports CuPy, and for subprocesses through
+PYTHONPATH (tests/fake_gpu/cupy.py). No GPU code runs then; the report header says so.
 """
 import os
 
@@ -19,6 +24,26 @@ from minirso.backend import get_backend  # noqa: E402
 from minirso.errors import BackendError  # noqa: E402
 
 _HERE = Path(__file__).resolve().parent
+FAKE_GPU = os.environ.get("MINIRSO_FAKE_GPU") == "1"
+if FAKE_GPU:
+    import fake_cupy  # noqa: E402  (tests/ is on sys.path: pytest puts a conftest's folder there)
+
+    fake_cupy.install()
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_HERE / "fake_gpu"), os.environ.get("PYTHONPATH"))
+                                               if p)
+
+
+def pytest_report_header(config):
+    if FAKE_GPU:
+        return [f"GPU variants: on the CuPy STAND-IN (MINIRSO_FAKE_GPU=1): NumPy on the CPU, NO GPU CODE RUNS; "
+                f"it checks host/device mixing, implicit transfers and names against CuPy "
+                f"{' and '.join(fake_cupy.CUPY_VERSIONS)} (tests/fake_cupy.py)"]
+    try:
+        cupy = get_backend("cupy")
+    except BackendError:
+        return ["GPU variants: skipped (no CuPy or no CUDA device); MINIRSO_FAKE_GPU=1 runs them on a "
+                "NumPy-backed CuPy stand-in (no GPU code)"]
+    return [f"GPU variants: on CuPy {cupy.__version__}, {cupy.cuda.runtime.getDeviceCount()} CUDA device(s)"]
 _CANDIDATES = [os.environ.get("MINIRSO_DATA"), str(_HERE.parent.parent / "shared" / "data" / "mnist")]
 
 
@@ -76,6 +101,34 @@ def xp(request):
 @pytest.fixture(scope="module")
 def cupy():
     return cupy_or_skip()
+
+
+@pytest.fixture(scope="session")
+def data(mnist_dir):
+    """300 training and 100 test images of MNIST (the tiny network trains on them in seconds)."""
+    from minirso.data import load_mnist
+    return load_mnist(mnist_dir, download=False).subset(300, 100, seed=0)
+
+
+@pytest.fixture(scope="session")
+def sgd_run(mnist_dir, tmp_path_factory):
+    """A finished 2-epoch SGD run folder of the tiny net (evaluated only at the end: --eval-every 0)."""
+    from cli_helpers import SGD_SMALL, data_args
+    from minirso import train
+    out = tmp_path_factory.mktemp("sgd") / "run"
+    assert train.main([*data_args(mnist_dir), "--out", str(out), *SGD_SMALL, "--epochs", "2",
+                       "--eval-every", "0"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def rso_run(mnist_dir, tmp_path_factory):
+    """A finished 2-round RSO run folder of the tiny net."""
+    from cli_helpers import SMALL, data_args
+    from minirso import train
+    out = tmp_path_factory.mktemp("rso") / "run"
+    assert train.main([*data_args(mnist_dir), "--out", str(out), *SMALL, "--rounds", "2"]) == 0
+    return out
 
 
 # -- shared factories: tiny networks of the paper's family and synthetic digits --------------------------

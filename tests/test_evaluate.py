@@ -1,5 +1,8 @@
 """The evaluation CLI: its figures equal an independent computation on the real test set, and
 every bad input ends in one clear line with exit code 2."""
+import gzip
+import json
+import os
 import re
 import subprocess
 import sys
@@ -8,9 +11,12 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax
 
-from minirso import load_mnist, tiny_mnist_net
+from minirso import evaluate, load_mnist, tiny_mnist_net
+from minirso.data import FILES
 from minirso.model import Sequential
 from minirso.sgd import SGD, SGDConfig
+
+from cli_helpers import one_line_error
 
 # MNIST's test set: images of each digit 0..9 (a fact about the data, not computed by minirso)
 TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -139,3 +145,103 @@ def test_cupy_backend_without_gpu_is_a_clear_error(run_dir, mnist_dir):
     proc = evaluate_cli(run_dir, "--data-dir", mnist_dir, "--no-download", "--backend", "cupy")
     assert proc.returncode == 2
     assert 'pip install "minirso[gpu]"' in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- models and options that cannot give a true accuracy are refused -------------------------------------
+def _rewritten(source, target, **changes):
+    """A copy of the .npz ``source`` at ``target`` with some of its entries replaced."""
+    with np.load(source, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays.update(changes)
+    np.savez(target, **arrays)
+    return target
+
+
+def _evaluate(capsys, *argv):
+    code = evaluate.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_checksum_error_advice_works_for_evaluate(run_dir, mnist_dir, tmp_path, capsys):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for key, name in FILES.items():
+        if key == "test_labels":  # the same labels, gzipped again: valid, but not the original bytes
+            (folder / name).write_bytes(gzip.compress(gzip.decompress((mnist_dir / name).read_bytes()), mtime=1))
+        else:
+            os.symlink(mnist_dir / name, folder / name)
+    code, _, err = _evaluate(capsys, run_dir, "--data-dir", folder, "--no-download")
+    assert code == 2
+    one_line_error(err, "--no-verify")
+    code, out, _ = _evaluate(capsys, run_dir, "--data-dir", folder, "--no-download", "--no-verify")
+    assert code == 0 and "test accuracy" in out
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: {"0.weight": a["0.weight"].astype(str)}, "holds <U"),
+    (lambda a: {"__metadata__": np.array(json.dumps({"trained": {"unit": "round", "done": "x"}}))}, "trained.done"),
+    (lambda a: {"__metadata__": np.array("[1, 2, 3]")}, "a list, not an object"),
+])
+def test_model_file_with_wrong_types_is_one_line(run_dir, mnist_dir, tmp_path, capsys, change, message):
+    with np.load(run_dir / "model.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    path = _rewritten(run_dir / "model.npz", tmp_path / "model.npz", **change(arrays))
+    code, out, err = _evaluate(capsys, path, "--data-dir", mnist_dir, "--no-download")
+    assert code == 2 and "test accuracy" not in out
+    one_line_error(err, str(path), message)
+
+
+@pytest.mark.parametrize("key, value, message", [("0.weight", np.nan, "NaN or infinite"),
+                                                 ("2.running_var", -1.0, "negative variance")])
+def test_non_finite_model_is_refused(run_dir, mnist_dir, tmp_path, capsys, key, value, message):
+    with np.load(run_dir / "model.npz") as f:
+        a = f[key].copy()
+    a.flat[0] = value
+    path = _rewritten(run_dir / "model.npz", tmp_path / "model.npz", **{key: a})
+    code, out, err = _evaluate(capsys, path, "--data-dir", mnist_dir, "--no-download")
+    assert code == 2 and "test accuracy" not in out
+    one_line_error(err, f"{path}: ", message)
+
+
+def test_model_without_its_output_layer_is_refused(mnist_dir, tmp_path, capsys):
+    from minirso.model import Sequential as Net
+    model = tiny_mnist_net(seed=0)
+    headless = Net(model.layers[:-1], model.input_shape, name="headless")
+    headless.save(tmp_path / "model.npz")
+    code, out, err = _evaluate(capsys, tmp_path / "model.npz", "--data-dir", mnist_dir, "--no-download")
+    assert code == 2 and "test accuracy" not in out
+    one_line_error(err, "not the 10 class scores")
+
+
+def test_mistakes_picture_needs_a_png_name(run_dir, mnist_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _evaluate(capsys, run_dir, "--data-dir", mnist_dir, "--no-download", "--mistakes", "bad")
+    assert code == 2
+    one_line_error(err, "--mistakes bad does not end in .png", "--mistakes bad.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_test_subset_larger_than_the_test_set_is_refused(run_dir, mnist_dir, capsys):
+    code, out, err = _evaluate(capsys, run_dir, "--data-dir", mnist_dir, "--no-download", "--test-subset", "99999999")
+    assert code == 2 and "test accuracy" not in out
+    one_line_error(err, "--test-subset 99999999 is larger than the 10000 test images")
+
+
+def test_checkpoint_is_scored_with_its_weights_batch_norm_statistics(rso_run, mnist_dir, tmp_path, capsys):
+    """A checkpoint holds the statistics of the run's last test (mean 0, variance 1 before the first):
+    evaluate recomputes them as the optimizer does, so it scores the checkpoint of the run's end as
+    the run's own model.npz (whose statistics the optimizer recomputed)."""
+    with np.load(rso_run / "checkpoint.npz") as f:
+        initial = {k: (np.zeros_like(f[k]) if k.endswith("running_mean") else np.ones_like(f[k]))
+                   for k in f.files if k.endswith(("running_mean", "running_var"))}
+    assert initial
+    path = _rewritten(rso_run / "checkpoint.npz", tmp_path / "checkpoint.npz", **initial)
+    code, from_checkpoint, _ = _evaluate(capsys, path, "--data-dir", mnist_dir, "--no-download")
+    assert code == 0 and "batch-norm statistics: recomputed from 300 of the run's training images" in from_checkpoint
+    code, from_model, _ = _evaluate(capsys, rso_run, "--data-dir", mnist_dir, "--no-download")
+    assert code == 0
+
+    def accuracy(out):
+        return re.search(r"test accuracy: .*", out).group(0)
+    assert accuracy(from_checkpoint) == accuracy(from_model)

@@ -223,6 +223,11 @@ def test_the_paper_authors_preset_sets_every_option(mnist_dir, tmp_path):
     assert meta["settings"]["model"] == "tiny" and "GlobalMaxPool2D" not in str(model.architecture())  # --model wins
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert sum(1 for r in records if r["type"] == "layer" and "test_accuracy" in r) == 7  # a test per array
+    scored = subprocess.run([sys.executable, "-m", "minirso.evaluate", str(out), *small[-3:]], capture_output=True,
+                            text=True, timeout=300)
+    images = load_mnist(mnist_dir, download=False, normalize="center_fp16")  # the run's preprocessing
+    expected = model.evaluate(images.x_test, images.y_test).accuracy
+    assert scored.returncode == 0 and f"test accuracy: {expected:.4f}" in scored.stdout, (scored.stdout, expected)
     refused = _train("--resume", str(out), "--prefix-statistics", "batch", "--rounds", "2", *small[-3:])
     assert refused.returncode == 2 and "--prefix-statistics" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr

@@ -75,3 +75,46 @@ def test_cli_runs_on_gpu(cupy, mnist_dir, tmp_path):
                            "--no-progress", "--no-plots"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert (out / "model.npz").exists()
+
+
+_SMALL = ["--model", "tiny", "--train-subset", "600", "--test-subset", "200", "--batch-size", "100",
+          "--no-progress", "--no-plots"]
+
+
+@pytest.mark.parametrize("first, then", [("cupy", "numpy"), ("numpy", "cupy")])
+def test_resume_across_backends_continues_the_same_run(cupy, mnist_dir, tmp_path, monkeypatch, first, then):
+    """A run stopped on one backend goes on on the other: the checkpoint holds host arrays only,
+    and the result is the run that never stopped and never left NumPy."""
+    from minirso import provenance, train
+    from minirso.model import Sequential
+
+    def args(out, backend):
+        return ["--data-dir", str(mnist_dir), "--no-download", "--out", str(out), "--rounds", "2",
+                "--backend", backend, *_SMALL]
+
+    assert train.main(args(tmp_path / "numpy", "numpy")) == 0
+
+    calls = {"n": 0}
+    original = train.Run.callback
+
+    def stop_after_three_layers(self, opt, record):
+        original(self, opt, record)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            opt.request_stop()
+
+    part = tmp_path / "part"
+    monkeypatch.setattr(train.Run, "callback", stop_after_three_layers)
+    assert train.main(args(part, first)) == train.EXIT_INTERRUPTED
+    monkeypatch.setattr(train.Run, "callback", original)
+    with np.load(part / "checkpoint.npz", allow_pickle=False) as ckpt:  # plain host arrays, no pickled objects
+        assert len(ckpt.files) > 0 and all(isinstance(ckpt[k], np.ndarray) for k in ckpt.files)
+    assert train.main(["--resume", str(part), "--backend", then, "--no-progress", "--no-plots"]) == 0
+
+    starts = [r for r in provenance.read(part) if r["event"] == "start"]
+    assert [r["backend"] for r in starts] == [first, then]
+    a = Sequential.load(tmp_path / "numpy" / "model.npz")[0].state_arrays()
+    b = Sequential.load(part / "model.npz")[0].state_arrays()
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)

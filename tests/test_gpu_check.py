@@ -20,3 +20,14 @@ def test_without_a_gpu_it_exits_early_with_the_reason(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("gpu_check: no usable CUDA GPU here, nothing was checked: ")
     assert "--backend numpy" in lines[0]  # minirso's own reason: CuPy missing, or no CUDA device
     assert proc.stdout == "" and not report.exists()  # stopped before any step or report
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_cupy_stand_in_is_not_taken_for_a_gpu(tmp_path):
+    report = tmp_path / "report"
+    stand_in = Path(__file__).resolve().parent / "fake_gpu"  # makes `import cupy` give tests/fake_cupy.py
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(stand_in), str(SCRIPT.parent.parent)]), PYTHON=sys.executable)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    proc = subprocess.run(["bash", str(SCRIPT), str(report)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "CuPy stand-in" in proc.stderr and proc.stdout == "" and not report.exists()

@@ -1,4 +1,5 @@
 """Plots: every function returns a labelled Figure and writes a real PNG; the plot CLI works and fails cleanly."""
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,8 @@ from minirso.losses import confusion_matrix
 from minirso.metrics import read_metrics
 from minirso.model import ParamRef, Sequential
 from minirso.rso import search_plan
+
+from cli_helpers import one_line_error
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 SMALL = ["--model", "tiny", "--train-subset", "300", "--test-subset", "100", "--batch-size", "100",
@@ -216,3 +219,45 @@ def test_plot_cli_errors_cleanly(tmp_path):
     assert proc.stderr.startswith("error: ") and "metrics.jsonl" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_plot_of_a_truncated_or_damaged_metrics_file(sgd_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(sgd_run, run)
+    text = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(text + text.splitlines()[0][:25])  # a record cut short at the end
+    assert plot.main([str(run), "--out", str(tmp_path / "plots")]) == 0
+    lines = text.splitlines()
+    (run / "metrics.jsonl").write_text(lines[0][:25] + "\n" + lines[1] + "\n")  # damage in the middle
+    assert plot.main([str(run), "--out", str(tmp_path / "plots2")]) == 2
+    one_line_error(capsys.readouterr().err, "line 1 is damaged")
+
+
+def test_plot_out_on_a_file_is_refused(sgd_run, tmp_path):
+    (tmp_path / "f").write_text("x")
+    proc = subprocess.run([sys.executable, "-m", "minirso.plot", str(sgd_run), "--out", str(tmp_path / "f")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    one_line_error(proc.stderr, "cannot write the plots", "choose another --out")
+
+
+@pytest.mark.parametrize("line, problem", [("[1, 2, 3]", "a JSON list, not an object"), ("7", "a JSON int"),
+                                           ('{"round": "two", "train_loss": 1.0}', "round is 'two'"),
+                                           ('{"epoch": 1, "accept_rate": [0.1]}', "accept_rate is [0.1]")])
+def test_plot_of_metrics_lines_of_the_wrong_shape_is_one_line(sgd_run, tmp_path, capsys, line, problem):
+    run = tmp_path / "run"
+    shutil.copytree(sgd_run, run)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join([lines[0], line, *lines[1:]]) + "\n")
+    assert plot.main([str(run), "--out", str(tmp_path / "plots")]) == 2
+    one_line_error(capsys.readouterr().err, "line 2 is not a record of a minirso run", problem)
+    assert not (tmp_path / "plots").exists()
+
+
+def test_plot_of_an_unfinished_start_says_so(sgd_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(sgd_run / "config.json", run)
+    (run / "metrics.jsonl").write_text("")  # what a run killed before its first checkpoint leaves
+    assert plot.main([str(run), "--out", str(tmp_path / "plots")]) == 2
+    one_line_error(capsys.readouterr().err, "holds no records", "unfinished start", "start it again")

@@ -177,7 +177,12 @@ class RSO(Optimizer):
     def _sweep_variant(self, searched):
         sweep = self.start_sweep(searched)  # resuming inside a sweep redraws its perturbations too
         t0 = time.perf_counter()
-        self.trial, trials, evaluations, macs = sweep_variant(sweep)
+        done = sweep_variant(sweep)
+        if done is None:  # a parallel sweep stopped part-way: back to its start (strategies.py's docstring)
+            self.rng.bit_generator.state = copy.deepcopy(self.sweep_rng_state)
+            self.trial = 0
+            return
+        self.trial, trials, evaluations, macs = done
         self.counters["wall_time"] += time.perf_counter() - t0
         self.counters["trials"] += trials
         self.counters["candidate_evaluations"] += evaluations
@@ -248,11 +253,3 @@ class RSO(Optimizer):
         self.perm = perm if perm.size else None
         self.evaluator.release()
 
-
-# Older spellings that tests/test_reliability.py still uses (kept until that file is split by subject).
-RSO._bar = property(lambda self: self.bar, lambda self, bar: setattr(self, "bar", bar))
-RSO._start_sweep = RSO.start_sweep
-
-
-def _progress(rso):
-    return rso.make_bar() if rso.progress else None

@@ -35,7 +35,10 @@ block trial stacks its three candidates. ``block="network"`` (and ``evaluator="l
 every candidate from the input instead. Trial t of a sweep uses mini-batch ``t % n_batches`` of
 the sweep's permutation, as in Algorithm 1.
 
-A parallel sweep is not interrupted half-way (its changes land at its end): Ctrl-C stops after it.
+Ctrl-C stops a parallel sweep at its next chunk of trials, but its kept changes land only at its
+end: the stopped sweep is dropped whole (its random state rewound to the sweep's start, nothing
+counted), so the checkpoint stands at the sweep's start and --resume runs it again with the same
+draws, to the same weights as an uninterrupted run.
 """
 import numpy as np
 
@@ -115,14 +118,18 @@ class _patched:
 
 def sweep_variant(sweep):
     """Run ``sweep`` (a :class:`trial.Sweep`) with its config's block or parallel variant, from trial
-    ``sweep.first``. Returns (trials reached, trials run, candidate evaluations, multiply-adds of one)."""
+    ``sweep.first``. Returns (trials reached, trials run, candidate evaluations, multiply-adds of one),
+    or None for a parallel sweep stopped part-way, which must start again from its beginning."""
     cfg, model, xp = sweep.config, sweep.model, sweep.model.xp
     batches = xp.asarray(sweep.batches)
     param = model.param(sweep.searched.ref)
     start = 0 if cfg.block == "network" or cfg.evaluator == "literal" else sweep.searched.ref.layer
     ev = CandidateLosses(model, sweep.x, sweep.y, batches, start)
     run = {"layer": _parallel_layer, "unit": _parallel_unit}.get(cfg.parallel, _block_sweep)
-    reached, trials, evaluations = run(sweep, param, ev, len(batches))
+    done = run(sweep, param, ev, len(batches))
+    if done is None:  # a parallel sweep stopped part-way (see the module's docstring)
+        return None
+    reached, trials, evaluations = done
     return reached, trials, evaluations, cfg.batch_size * forward_macs(model, start)
 
 
@@ -181,6 +188,8 @@ def _parallel_layer(sweep, param, ev, n_batches):
     base = ev([(b, []) for b in range(min(n_batches, len(order)))])  # the current loss of each mini-batch
     kept = host.copy()
     for chunk in _chunks(len(order), 2, cfg.batch_size):
+        if sweep.stop_requested:
+            return None
         items, meta = [], []
         for t in chunk:
             index = np.unravel_index(order[t], host.shape)
@@ -208,6 +217,8 @@ def _parallel_unit(sweep, param, ev, n_batches):
     rows = host.reshape(units, per_unit).copy()  # each unit's own copy of its weights
     for k in range(per_unit):
         for chunk in _chunks(units, 3, cfg.batch_size):
+            if sweep.stop_requested:
+                return None
             items, meta = [], []
             for u in chunk:
                 t = u * per_unit + k

@@ -61,6 +61,7 @@ import math
 
 import numpy as np
 
+from ...backend import to_numpy
 from ...layers import Conv2D, Dense, ReLU
 from ...layers.base import xp_of
 from ...layers.conv import shifted_window
@@ -145,7 +146,8 @@ class IncrementalEvaluator(Evaluator):
     def losses(self, index, plus, minus, b):
         xp, o = self.xp, index[0]
         current = self.param[index]
-        deltas = xp.stack([xp.asarray(plus, dtype=xp.float64) - current, xp.asarray(minus, dtype=xp.float64) - current])
+        # both candidates in one host->device copy (on CuPy each asarray of a scalar is a copy of its own)
+        deltas = xp.asarray(np.array([plus, minus], dtype=np.float64)) - current
         lt = self.logit_trials
         if lt is not None and lt.unit != o:  # its remembered losses used the previous unit's q and r
             lt.start_unit(o)
@@ -175,7 +177,8 @@ class IncrementalEvaluator(Evaluator):
             if then is None:
                 then, pending = np.empty((len(self.batches), 2)), np.zeros(len(self.batches), dtype=bool)
                 self.stale[o] = (then, pending)
-            then[~pending] = float(bn.params["gamma"][o]), float(bn.params["beta"][o])
+            # gamma and beta of channel o in one device->host copy (float() of each would be two, each a sync)
+            then[~pending] = to_numpy(xp.stack([bn.params["gamma"][o], bn.params["beta"][o]]))
             pending[:] = True
         elif s.nxt is not None:
             y = self._searched_channel(o)
