@@ -12,6 +12,7 @@ Records: every record has ``"optimizer"``, ``"type"`` (the unit, ``"round"`` or 
 finer record such as RSO's ``"layer"``), ``"unit"``, the unit count under the unit's name, and
 ``"progress"``: units done, fractional inside a unit (the x axis of the plots).
 """
+import contextlib
 import signal
 import threading
 import time
@@ -90,7 +91,9 @@ class Optimizer:
 
         ``n`` may be named after the unit: ``run(rounds=5)``, ``run(epochs=3)``.
         Ctrl-C (SIGINT) and SIGTERM finish the step in progress and return with
-        ``interrupted=True``; :meth:`state_dict` then continues the run exactly. Returns the history.
+        ``interrupted=True``; :meth:`state_dict` then continues the run exactly (an optimizer that
+        ``stops_within_unit=False`` lets KeyboardInterrupt through instead). :meth:`request_stop`
+        (from a callback, say) stops the same way. Returns the history.
         """
         if length:
             unknown = set(length) - {self.unit + "s"}
@@ -104,7 +107,7 @@ class Optimizer:
         self.stop_requested = self.interrupted = False
         self.bar = self.make_bar() if self.progress else None
         try:
-            with StopOnSignal(self) if self.stops_within_unit else _Nothing():
+            with StopOnSignal(self) if self.stops_within_unit else contextlib.nullcontext():
                 while not self.finished and not self.stop_requested:
                     self.run_unit()
         finally:
@@ -228,10 +231,3 @@ class StopOnSignal:
             signal.signal(signal.SIGINT, self.previous)
         return False
 
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -116,7 +116,6 @@ def _settings_from_args(args):
     s = {"optimizer": name, "preset": preset_name, "model": args.model or preset["model"],
          "seed": 0 if args.seed is None else args.seed, "data_dir": args.data_dir, "download": not args.no_download,
          "train_subset": _given(args.train_subset, defaults.pop("train_subset", None)), "test_subset": args.test_subset}
-    defaults.pop("train_subset", None)
     s["batch_size"] = _given(args.batch_size, defaults.pop("batch_size"))
     s["eval_every"] = _given(args.eval_every, 1)
     for key in ("preprocess", "bn_eps"):  # the data and the network: every optimizer
@@ -173,14 +172,13 @@ def _resume_settings(args, settings):
     """The settings of a resumed run: its own, extended by --rounds/--epochs; data location from the command line."""
     conflicts = [f"{flag(k)} {getattr(args, k)} (the run's: {settings.get(k, 'none')})" for k in RUN_DEFINING
                  if getattr(args, k) is not None and getattr(args, k) != settings.get(k)]
-    for key, default in (("block", "weight"), ("parallel", "none")):  # RSO's variants: absent means the default
-        run = settings.get(key, default if settings.get("optimizer") == "rso" else None)
+    name = settings["optimizer"]
+    defaults = OPTIMIZERS[name].make_config()
+    for key in ("block", "parallel"):  # options a run's settings leave out at their default
+        run = settings.get(key, getattr(defaults, key, None))
         if getattr(args, key) is not None and getattr(args, key) != run:
-            conflicts.append(f"{flag(key)} {getattr(args, key)} (the run's: {run or 'none, it is not an RSO run'})")
-    for key, default in (("block", "weight"), ("parallel", "none")):  # RSO's variants: absent means the default
-        run = settings.get(key, default if settings.get("optimizer") == "rso" else None)
-        if getattr(args, key) is not None and getattr(args, key) != run:
-            conflicts.append(f"{flag(key)} {getattr(args, key)} (the run's: {run or 'none, it is not an RSO run'})")
+            conflicts.append(f"{flag(key)} {getattr(args, key)} (the run's: "
+                             f"{run or f'none, it is not an option of {name} runs'})")
     if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
         conflicts.append(f"--out {args.out} (the run's folder is {args.resume})")
     if conflicts:

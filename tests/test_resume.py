@@ -119,7 +119,7 @@ def test_checkpoints_written_before_the_checks_still_load():
 @pytest.mark.parametrize("fixture, flags, message", [
     ("rso_run", ["--block", "unit"], "--block unit (the run's: weight)"),
     ("rso_run", ["--parallel", "layer"], "--parallel layer (the run's: none)"),
-    ("sgd_run", ["--block", "unit"], "--block unit (the run's: none, it is not an RSO run)"),
+    ("sgd_run", ["--block", "unit"], "--block unit (the run's: none, it is not an option of sgd runs)"),
 ])
 def test_resume_refuses_a_block_or_parallel_flag(request, fixture, flags, message, capsys):
     run = request.getfixturevalue(fixture)
@@ -137,5 +137,5 @@ def test_resume_of_a_gradient_free_run_refuses_block_and_parallel(mnist_dir, tmp
     before = snapshot(out)
     for flag, value in (("--block", "unit"), ("--parallel", "unit")):
         assert train.main(["--resume", str(out), flag, value, "--rounds", "2", "--no-progress", "--no-plots"]) == 2
-        one_line_error(capsys.readouterr().err, f"{flag} {value} (the run's: none, it is not an RSO run)")
+        one_line_error(capsys.readouterr().err, f"{flag} {value} (the run's: none, it is not an option of es runs)")
     assert snapshot(out) == before

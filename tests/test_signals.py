@@ -76,7 +76,7 @@ def test_sigterm_saves_like_ctrl_c(mnist_dir, tmp_path):
     assert "terminated (SIGTERM); checkpoint saved" in stdout and f"--resume {out}" in stdout
     assert "Traceback" not in stderr
     _, _, state, _, _ = load_checkpoint(out / "checkpoint.npz")
-    assert state["position"] >= 1 or state["trial"] >= 1
+    assert state["round"] >= 1 or state["position"] >= 1 or state["trial"] >= 1  # (on a busy machine a round may end first)
     assert not (out / ".lock").exists()
 
 
