@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def compass_step(f, x, fx, step, decrease=1e-4, shrink=0.5):
+def compass_step(f, x, fx, step, decrease=1e-4, shrink=0.5, expand=1.0):
     """One poll of compass search.
 
     Parameters
@@ -33,6 +33,9 @@ def compass_step(f, x, fx, step, decrease=1e-4, shrink=0.5):
         A poll point is accepted if its value is below ``fx - decrease * step**2``.
     shrink : float
         The step is multiplied by it when no poll point is accepted.
+    expand : float
+        The step is multiplied by it after an accepted poll point (1: kept, the classic method;
+        2 lets a too small first step grow).
 
     Returns
     -------
@@ -48,7 +51,7 @@ def compass_step(f, x, fx, step, decrease=1e-4, shrink=0.5):
             fy = f(y)
             evaluations += 1
             if fy < fx - decrease * step**2:
-                return y, fy, step, evaluations
+                return y, fy, step * expand, evaluations
         y[i] = x[i]
     return y, fx, step * shrink, evaluations
 
@@ -66,7 +69,7 @@ class SearchResult:
     trace: np.ndarray = field(repr=False)
 
 
-def compass_search(f, x0, step=1.0, tol=1e-6, max_evaluations=10_000, decrease=1e-4, shrink=0.5):
+def compass_search(f, x0, step=1.0, tol=1e-6, max_evaluations=10_000, decrease=1e-4, shrink=0.5, expand=1.0):
     """Compass search from x0 until the step falls below tol or the evaluations run out.
 
     Parameters
@@ -75,9 +78,9 @@ def compass_search(f, x0, step=1.0, tol=1e-6, max_evaluations=10_000, decrease=1
         Maps an array of shape ``(d,)`` to a float.
     x0 : ndarray, shape (d,)
         The start (not modified).
-    step, tol, max_evaluations, decrease, shrink
-        The initial step, the smallest step, the budget of evaluations (the initial f(x0) included)
-        and :func:`compass_step`'s settings.
+    step, tol, max_evaluations, decrease, shrink, expand
+        The initial step, the smallest step, the budget of evaluations (the initial f(x0) included;
+        a poll started within it may end up to 2d - 1 evaluations past it) and :func:`compass_step`'s settings.
 
     Returns
     -------
@@ -87,7 +90,7 @@ def compass_search(f, x0, step=1.0, tol=1e-6, max_evaluations=10_000, decrease=1
     fx, evaluations = f(x), 1
     trace = [(evaluations, fx, step)]
     while step >= tol and evaluations < max_evaluations:
-        x, fx, step, spent = compass_step(f, x, fx, step, decrease, shrink)
+        x, fx, step, spent = compass_step(f, x, fx, step, decrease, shrink, expand)
         evaluations += spent
         trace.append((evaluations, fx, step))
     return SearchResult(x, fx, evaluations, np.array(trace))

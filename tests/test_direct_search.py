@@ -23,6 +23,9 @@ def test_compass_step_sufficient_decrease_and_shrink():
     g = lambda y: 1.0 - 0.05 * float(np.allclose(y, [1.0, 0.0]))  # noqa: E731
     new_x, new_f, step, evals = compass_step(g, x, 1.0, 1.0, decrease=0.1)
     assert np.array_equal(new_x, x) and new_f == 1.0 and step == 0.5 and evals == 4
+    # expand: the step grows after an accepted point, not after a failed poll
+    assert compass_step(f, x, f(x), 1.0, decrease=0.1, expand=2.0)[2] == 2.0
+    assert compass_step(g, x, 1.0, 1.0, decrease=0.1, expand=2.0)[2] == 0.5
 
 
 def test_compass_search_reaches_the_minimizer_of_a_quadratic():
