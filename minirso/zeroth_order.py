@@ -75,6 +75,41 @@ class Quadratic:
                 + np.diag(np.full(d - 1, self.coupling), -1))
 
 
+class LeastSquares:
+    """A mini-batch loss with a known minimum: (a_j . w - y_j)^2 / 2 averaged over a batch of examples.
+
+    ``examples`` rows a_j ~ N(0, I) and targets y_j = a_j . w_true + noise * N(0, 1), drawn from the
+    caller's generator. The full-data loss F (``batch=None``) is what a method should decrease; its
+    minimizer ``w_opt`` solves the normal equations. Every batch has its own minimizer, the stand-in
+    for a network's mini-batch loss in tutorial 11.
+
+    Parameters
+    ----------
+    examples, dimension : int
+        N and P: ``a`` has shape ``(N, P)``, ``y`` shape ``(N,)``, w shape ``(P,)``.
+    noise : float
+        The standard deviation of the targets' noise.
+    rng : numpy.random.Generator
+    """
+
+    def __init__(self, examples, dimension, noise, rng):
+        self.a = rng.standard_normal((examples, dimension))
+        self.y = self.a @ rng.standard_normal(dimension) + noise * rng.standard_normal(examples)
+        self.w_opt = np.linalg.lstsq(self.a, self.y, rcond=None)[0]
+
+    def __repr__(self):
+        return f"LeastSquares(examples={len(self.y)}, dimension={self.a.shape[1]})"
+
+    @property
+    def examples(self):
+        return len(self.y)
+
+    def loss(self, w, batch=None):
+        """The mean of (a_j . w - y_j)^2 / 2 over ``batch`` (an index array), or over all examples."""
+        residual = self.a @ w - self.y if batch is None else self.a[batch] @ w - self.y[batch]
+        return 0.5 * float(np.mean(residual**2))
+
+
 class CountedFunction:
     """f that counts its calls in ``evaluations``: the cost every method here is charged in."""
 

@@ -5,13 +5,14 @@
 - The three estimates are unbiased (their mean over many draws is the exact gradient A x) and
   their second moments match the closed forms of second_moment_ratio (Monte Carlo); with n = d the
   coordinate estimate is the exact gradient; the cosine of the Gaussian estimate follows sqrt(n/(n+d)).
+- LeastSquares: its minimizer against scipy.optimize.minimize, a batch loss written out.
 - descend: gradient descent on a quadratic reaches the target within the classical bound
   kappa log(f0 / target), and a zeroth-order method takes about d times more iterations.
 """
 import numpy as np
 import pytest
 
-from minirso.zeroth_order import (ESTIMATORS, CountedFunction, Quadratic, coordinate_gradient, descend,
+from minirso.zeroth_order import (ESTIMATORS, CountedFunction, LeastSquares, Quadratic, coordinate_gradient, descend,
                                   gaussian_gradient, predicted_cosine, second_moment_ratio)
 
 
@@ -102,3 +103,15 @@ def test_descend_gradient_descent_within_the_classical_bound_and_the_factor_d():
     assert 10 * gd < zo < 50 * 10 * bound
     _, never = descend(q, x0, q.gradient, 1e-6, target, 5)
     assert never is None
+
+
+def test_least_squares_minimizer_and_batches():
+    from scipy.optimize import minimize
+
+    problem = LeastSquares(200, 4, 0.5, np.random.default_rng(10))
+    reference = minimize(problem.loss, np.zeros(4), method="BFGS", options={"gtol": 1e-10}).x
+    assert np.allclose(problem.w_opt, reference, atol=1e-5)
+    batch = np.array([3, 17, 50])
+    w = np.ones(4)
+    assert np.isclose(problem.loss(w, batch), np.mean([(problem.a[j] @ w - problem.y[j]) ** 2 / 2 for j in batch]))
+    assert problem.examples == 200 and problem.loss(w, np.arange(200)) == problem.loss(w)

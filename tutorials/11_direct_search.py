@@ -45,7 +45,7 @@ from scipy.optimize import minimize, rosen
 from minirso.direct_search import compass_search, compass_step, rso_search
 from minirso.gradient_free import one_plus_one_step
 from minirso.grading import grade
-from minirso.zeroth_order import CountedFunction, Quadratic
+from minirso.zeroth_order import CountedFunction, LeastSquares, Quadratic
 
 # %% [markdown]
 # ## 1. Compass search and Nelder-Mead
@@ -166,27 +166,20 @@ assert max(rso_final) > 100 * min(rso_final), "RSO's result should depend strong
 #
 # ## 3. Noise: common random numbers, re-evaluation, batch size against sigma
 #
-# A least-squares problem stands in for a network's loss: N examples (a_j, y_j), the loss of w on a
-# batch of indices S is mean over j in S of (a_j . w - y_j)² / 2. The full-data loss F is what we
-# want to decrease; every method only sees batches. RSO compares w and w ± dw e_j on **one**
+# A least-squares problem (`minirso.zeroth_order.LeastSquares`) stands in for a network's loss:
+# N examples (a_j, y_j), the loss of w on a batch of indices S is the mean over j in S of
+# (a_j . w - y_j)² / 2. The full-data loss F is what we want to decrease; every method only sees batches. RSO compares w and w ± dw e_j on **one**
 # mini-batch (common random numbers, CRN); a naive implementation evaluates each candidate on its
 # own batch. Which gets the sign of F(w + sigma v) - F(w) right?
 
 # %%
-rng = np.random.default_rng(0)
-N, P = 2000, 10
-A = rng.standard_normal((N, P))
-y = A @ rng.standard_normal(P) + 0.5 * rng.standard_normal(N)
-w_opt = np.linalg.lstsq(A, y, rcond=None)[0]
-
-
-def loss(w, batch=None):
-    residual = A @ w - y if batch is None else A[batch] @ w - y[batch]
-    return 0.5 * float(np.mean(residual**2))
-
-
+problem = LeastSquares(examples=2000, dimension=10, noise=0.5, rng=np.random.default_rng(0))
+print(problem)
+N, P = problem.examples, problem.a.shape[1]
+loss, w_opt = problem.loss, problem.w_opt
 F_opt = loss(w_opt)
-assert np.allclose(A.T @ (A @ w_opt - y), 0, atol=1e-8), "w_opt should solve the normal equations"
+# the minimizer of F: the gradient A^T (A w - y) / N vanishes there
+assert np.allclose(problem.a.T @ (problem.a @ w_opt - problem.y), 0, atol=1e-8), "w_opt should solve the normal equations"
 w0 = w_opt + np.random.default_rng(1).standard_normal(P) / np.sqrt(P)  # at distance about 1 from the optimum
 TRIALS = 200 if SMALL else 1000
 SIGMAS = [1e-3, 1e-2, 1e-1, 1.0]

@@ -14,6 +14,7 @@ import numpy as np
 from minirso.direct_search import compass_search, compass_step
 from minirso.grading import grade
 from minirso.tutorial import setup
+from minirso.zeroth_order import LeastSquares
 
 SMALL, DATA_DIR = setup()
 
@@ -82,7 +83,7 @@ assert grade("crn_difference", crn_difference)
 # %% [markdown]
 # ## Exercise 4: compass search on a noisy function
 #
-# Notebook 11's least-squares problem, batches of 10. With a new batch per evaluation, compass search
+# Notebook 11's least-squares problem (`LeastSquares`, the same seed), batches of 10. With a new batch per evaluation, compass search
 # compares every poll point with a value of x measured once, on some earlier batch: after a lucky
 # (low) measurement every poll fails against it, and the step halves poll after poll. With one batch
 # per poll and x re-evaluated on it (no change to `compass_step`: pass it the poll's f and x's value
@@ -92,18 +93,9 @@ assert grade("crn_difference", crn_difference)
 # measured on noise controls nothing. Both are why RSO anneals on a schedule.
 
 # %%
-rng = np.random.default_rng(0)
-N, P = 2000, 10
-A = rng.standard_normal((N, P))
-y = A @ rng.standard_normal(P) + 0.5 * rng.standard_normal(N)
-w_opt = np.linalg.lstsq(A, y, rcond=None)[0]
-
-
-def loss(w, batch=None):
-    residual = A @ w - y if batch is None else A[batch] @ w - y[batch]
-    return 0.5 * float(np.mean(residual**2))
-
-
+problem = LeastSquares(examples=2000, dimension=10, noise=0.5, rng=np.random.default_rng(0))
+N, P = problem.examples, problem.a.shape[1]
+loss, w_opt = problem.loss, problem.w_opt
 w0 = w_opt + np.random.default_rng(1).standard_normal(P) / np.sqrt(P)
 BUDGET = 3_000 if SMALL else 20_000
 gap0 = loss(w0) - loss(w_opt)
