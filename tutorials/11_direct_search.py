@@ -168,9 +168,9 @@ assert max(rso_final) > 100 * min(rso_final), "RSO's result should depend strong
 #
 # A least-squares problem (`minirso.zeroth_order.LeastSquares`) stands in for a network's loss:
 # N examples (a_j, y_j), the loss of w on a batch of indices S is the mean over j in S of
-# (a_j . w - y_j)² / 2. The full-data loss F is what we want to decrease; every method only sees batches. RSO compares w and w ± dw e_j on **one**
-# mini-batch (common random numbers, CRN); a naive implementation evaluates each candidate on its
-# own batch. Which gets the sign of F(w + sigma v) - F(w) right?
+# (a_j . w - y_j)² / 2. The full-data loss F is what we want to decrease; every method only sees
+# batches. RSO compares w and w ± dw e_j on **one** mini-batch (common random numbers, CRN); a naive
+# implementation evaluates each candidate on its own batch. Which gets the sign of F(w + sigma v) - F(w) right?
 
 # %%
 problem = LeastSquares(examples=2000, dimension=10, noise=0.5, rng=np.random.default_rng(0))
