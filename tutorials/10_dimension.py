@@ -102,6 +102,10 @@ pm1 = [rng.integers(0, 2, size=d) * 2.0 - 1.0 for _ in range(n)]  # spsa_gradien
 ours = loop_estimate(q, x, c, pm1)
 theirs, _ = spsa_gradient(q, x, c, np.random.default_rng(1), perturbations=n)
 assert np.allclose(ours, theirs), "the loop and minirso.gradient_free.spsa_gradient should agree draw for draw"
+normal = np.random.default_rng(1).standard_normal((n, d))  # gaussian_gradient draws all n directions at once
+ours = loop_estimate(q, x, c, normal)
+theirs, _ = gaussian_gradient(q, x, c, np.random.default_rng(1), directions=n)
+assert np.allclose(ours, theirs), "the loop and zeroth_order.gaussian_gradient should agree draw for draw"
 
 # with all d coordinates the coordinate estimate is the central-difference gradient, exact on a quadratic
 full, _ = coordinate_gradient(q, x, c, np.random.default_rng(2), coordinates=d)
