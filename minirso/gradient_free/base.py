@@ -129,6 +129,11 @@ class GradientFreeOptimizer:
         self.scalars, self.arrays = {}, {}
         self.stop_requested = self.interrupted = False
 
+    def _recompute_statistics(self):
+        """Batch-norm running statistics from the first stats_images training images (RSO.evaluate calls it)."""
+        m = min(self.config.stats_images, len(self.x_train))
+        self.model.recompute_bn_statistics(self.x_train[:m], batch_size=min(self.config.batch_size, m))
+
     # -- the searched vector ----------------------------------------------------------------------
     @property
     def dimension(self):
