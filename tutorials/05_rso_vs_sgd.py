@@ -128,8 +128,7 @@ rows = [
     ("updates per weight", f"{rso_updates[-1] / n_params:.2f}", f"{sgd_updates[-1] / n_params:,.0f}"),
     ("mini-batch forward passes", f"{rc['candidate_evaluations']:,}", f"{sc['steps']:,}"),
     ("images through the network", f"{rc['candidate_evaluations'] * RSO_BATCH:,}", f"{sc['examples_seen']:,}"),
-    ("training multiply-adds", f"{rc['forward_macs']:.3g}",
-     f"{sc['forward_macs'] + sc['backward_macs']:.3g} ({sc['forward_macs']:.2g} forward)"),
+    ("forward multiply-adds", f"{rc['forward_macs']:.3g}", f"{sc['forward_macs']:.3g} (+{sc['backward_macs']:.2g} backward)"),
     ("training time (s)", f"{rc['wall_time']:.1f}", f"{sc['wall_time_train']:.1f}"),
     ("test accuracy", f"{rso_final['test_accuracy']:.3f}", f"{sgd.history[-1]['test_accuracy']:.3f}"),
 ]
