@@ -26,8 +26,9 @@
 # 3. The paper's **update strategies** (perturb a unit, a layer, the whole network at once) and
 #    its **parallel variants** (search from an older state of the network) move RSO towards the
 #    methods that perturb everything at once.
-# 4. (1+1)-ES, SPSA and NES on the same network, data and accounting, compared at equal budgets
-#    of loss evaluations and of multiply-adds (`benchmarks/gradient_free.py`).
+# 4. (1+1)-ES, SPSA and NES on the same network, data and accounting, compared at budgets of loss
+#    evaluations and of multiply-adds, each method read at its last test within them
+#    (`benchmarks/gradient_free.py`).
 
 # %%
 # %matplotlib inline
@@ -241,7 +242,7 @@ for name, options in settings.items():
 # parallel variant costs 2 evaluations per trial (the current loss of each mini-batch is shared:
 # the state does not change during the sweep), and its trials can be evaluated many at once; but
 # hundreds of changes, each judged alone, are applied together, and their sum is not what was
-# judged. Section 4 has the same comparison with more data, 3 seeds and equal budgets.
+# judged. Section 4 has the same comparison with more data, 3 seeds and the benchmark's budgets.
 
 # %%
 # parallel=layer: two evaluations per trial (w + dw, w - dw), and the current loss once per mini-batch
