@@ -289,10 +289,13 @@ Image(filename=str(REPO / "docs" / "gradient_free.png"))
 # size), and the dimension costs every method something: RSO's cost per weight is fixed, but a round
 # over d weights costs 3d evaluations, and on smooth problems methods that probe one coordinate per
 # step and methods that probe one random direction per step both need about d times as many steps
-# as gradient descent (Nesterov 2012; Nesterov & Spokoiny 2017). At equal multiply-adds the picture turns: an evaluation of RSO's incremental evaluator
-# costs a small fraction of a full forward pass (only the changed channel is recomputed), while
-# every evaluation of ES, SPSA and NES is a full forward pass of a network whose every weight
-# changed. And SGD gets the exact gradient from one forward and one backward pass: no
+# as gradient descent (Nesterov 2012; Nesterov & Spokoiny 2017).
+#
+# At M multiply-adds no gradient-free method is ahead: an evaluation of RSO's incremental
+# evaluator counts a small fraction of a full forward pass (only the changed channel is
+# recomputed), while every evaluation of ES, SPSA and NES is a full forward pass of a network whose
+# every weight changed. The cost model counts multiply-adds only, and it flatters RSO: in training
+# time the gap is far smaller than in multiply-adds (`docs/gradient_free.md`). And SGD gets the exact gradient from one forward and one backward pass: no
 # gradient-free method comes near it here.
 #
 # ## Exercises
