@@ -1,6 +1,6 @@
 """The first cell of every tutorial notebook: one BLAS thread, the MNIST folder, the CI size switch.
 
-Kept in the package so that the eight notebooks (and their solutions) share one copy of it.
+Kept in the package so that every notebook (and its solutions) shares one copy of it.
 """
 import os
 from pathlib import Path

@@ -101,14 +101,22 @@ plt.show()
 # What the update count hides: **each RSO trial runs the network three times on its mini-batch**
 # (w, w + dw, w - dw), for a single scalar. One round of the paper's setting is 12,016 trials
 # (notebook 8 counts them) x 3 candidates x 5000 images. `training_curves` puts RSO's candidate evaluations and SGD's steps on
-# one axis, and both methods' forward multiply-adds on another (the same cost model for both;
-# SGD's backward pass, about twice its forward, is not included).
+# one axis, and both methods' training multiply-adds on another, with the same cost model. RSO's are
+# all forward passes. SGD's step is a forward and a backward pass, and the backward costs about twice
+# the forward (one product for the gradient with respect to the layer's input, one for its weights,
+# each about the size of the forward's): about three forward passes per example, as `sgd.counters`
+# (`backward_macs` = 2 x `forward_macs`), `benchmarks/gradient_free.py` and the paper-scale section
+# below count it. SGD's records carry only its forward multiply-adds, so the plot below scales them.
 
 # %%
 training_curves([rso, sgd], x="evaluations", labels=["RSO", "SGD"])
 
 # %%
-training_curves([rso, sgd], x="macs", labels=["RSO", "SGD"])
+per_forward = (sgd.counters["forward_macs"] + sgd.counters["backward_macs"]) / sgd.counters["forward_macs"]
+print(f"SGD's training multiply-adds: {per_forward:.0f} x its forward passes'")
+assert per_forward == 3, "forward + backward: the backward computes two products of the forward's size"
+sgd_training = [{**r, "forward_macs": per_forward * r["forward_macs"]} for r in sgd.history]
+training_curves([rso, sgd_training], x="macs", labels=["RSO", "SGD (forward + backward)"])
 
 # %%
 training_curves([rso, sgd], x="time", labels=["RSO", "SGD"])

@@ -17,7 +17,8 @@ class RSOConfig(Options):
 
     rounds: C, the number of sweeps over the whole network (50).
     batch_size: images in the mini-batch of every single weight trial (5000).
-    anneal: sigma falls linearly over the rounds to ``anneal`` times its start (0.1).
+    anneal: sigma falls linearly over the rounds: round c = 0 .. C-1 uses sigma_d (a + (1 - a)(C - c)/C),
+        a = ``anneal`` (0.1), so the last round's is sigma_d (a + (1 - a)/C), not a * sigma_d.
     search_bn: also search batch-norm gamma and beta, one scalar at a time (True).
     bn_sigma: sigma for gamma and beta (0.167), annealed like the weights'.
     weight_decay: before each trial the weight is multiplied by (1 - weight_decay); 0 = off

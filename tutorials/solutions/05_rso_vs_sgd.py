@@ -48,8 +48,9 @@ assert sgd_accuracy > rso_accuracy, "with the same time SGD should be more accur
 # RSO: `rso.counters["candidate_evaluations"] * batch_size`; SGD: `sgd.counters["examples_seen"]`. RSO
 # pushes many times more images through the network. Neither axis is perfectly fair: an SGD example
 # also costs a backward pass (about twice a forward), and minirso's incremental evaluator pushes most of
-# RSO's images through only part of the network, which is why `x="macs"` (the cost model) is the best
-# single axis.
+# RSO's images through only part of the network, which is why notebook 5 also plots `x="macs"` (the cost
+# model, with SGD's forward and backward passes counted: about three forward passes per example) and
+# wall time.
 
 # %%
 rso_images = rso.counters["candidate_evaluations"] * RSO_BATCH

@@ -1,0 +1,191 @@
+"""Exercises that grade themselves: each checks a student's function on held-out inputs.
+
+A notebook ends with stubs (``raise NotImplementedError``) and a cell ``grade("name", name)``:
+a stub is reported as not attempted, a wrong answer fails with an AssertionError that says what
+is wrong, a right one passes. The graders never call the package's own answer: they check what a
+right answer must satisfy on inputs the notebook does not show (the points where f was
+evaluated, the exact gradient of a quadratic, a Monte Carlo estimate), so that a plausible wrong
+answer (Gaussian instead of +-1 SPSA, a missing 1/(2c), a coordinate left moved) fails.
+
+``tests/test_exercises.py`` holds a right and several wrong answers to each exercise and checks
+that the graders tell them apart; ``MINIRSO_ANSWERS=answers.py python -m pytest
+tests/test_exercises.py`` grades the functions of a student's file.
+"""
+import numpy as np
+
+
+def _quadratic(d, seed):
+    """A held-out non-separable quadratic f(y) = y^T A y / 2 - b^T y: (f, its gradient)."""
+    rng = np.random.default_rng(seed)
+    m = rng.standard_normal((d, d))
+    a, b = m @ m.T / d + np.eye(d), rng.standard_normal(d)
+    return (lambda y: float(0.5 * y @ a @ y - b @ y)), (lambda y: a @ y - b)
+
+
+class _Recorder:
+    """f that remembers a copy of every point it was called at."""
+
+    def __init__(self, f):
+        self.f, self.points = f, []
+
+    def __call__(self, y):
+        self.points.append(np.array(y, dtype=float))
+        return self.f(y)
+
+
+def check_spsa_estimate(spsa_estimate):
+    """``spsa_estimate(f, x, c, rng)``: one two-sided SPSA estimate, a +-1 direction drawn from rng."""
+    d, c = 7, 0.01
+    f, _ = _quadratic(d, 101)
+    x = np.random.default_rng(102).standard_normal(d)
+    x_before = x.copy()
+    estimates = []
+    for seed in (5, 6, 7):
+        record = _Recorder(f)
+        g = np.asarray(spsa_estimate(record, x, c, np.random.default_rng(seed)), dtype=float)
+        assert g.shape == (d,), f"the estimate must have the shape of x, {(d,)}: got {g.shape}"
+        assert np.array_equal(x, x_before), "spsa_estimate changed x: evaluate f at new arrays, or restore x"
+        assert len(record.points) == 2, f"SPSA evaluates f twice per estimate, at x + c Delta and x - c Delta: got {len(record.points)}"
+        plus, minus = record.points
+        assert np.allclose(plus - x, x - minus, atol=1e-12), \
+            "the two points must be x + c Delta and x - c Delta (a central difference, symmetric about x)"
+        delta = (plus - minus) / (2 * c)
+        assert np.allclose(np.abs(delta), 1.0, atol=1e-9), \
+            f"SPSA's Delta has entries +1 or -1 (at distance c from x along each axis): got {np.round(delta, 3)}"
+        expected = (f(plus) - f(minus)) / (2 * c) * delta
+        ratio = np.median(g / expected)
+        assert np.allclose(g, expected, rtol=1e-8, atol=1e-10), \
+            f"the estimate should be (f(x + c Delta) - f(x - c Delta)) / (2 c) * Delta; yours is {ratio:.4g} times that" \
+            + (" (a missing 1/(2c)?)" if abs(ratio - 2 * c) < 1e-6 else "")
+        estimates.append(g)
+    again = np.asarray(spsa_estimate(f, x, c, np.random.default_rng(5)), dtype=float)
+    assert np.array_equal(again, estimates[0]), "draw Delta from the generator passed in: the same seed must give the same estimate"
+    assert not all(np.array_equal(estimates[0], e) for e in estimates[1:]), "Delta must be random: three seeds gave one estimate"
+
+
+def check_coordinate_estimate(coordinate_estimate):
+    """``coordinate_estimate(f, x, c, i)``: the central difference along x_i, made in place, x restored."""
+    d, c = 6, 1e-3
+    f, gradient = _quadratic(d, 201)
+    x = np.random.default_rng(202).standard_normal(d)
+    x_before = x.copy()
+    exact = gradient(x_before)
+    for i in (2, 0, 5, 3):
+        value = float(coordinate_estimate(f, x, c, i))
+        assert np.allclose(x, x_before, rtol=0, atol=1e-12), \
+            f"after coordinate_estimate(f, x, c, {i}) x differs from before by {np.abs(x - x_before).max():.3g}: " \
+            "put the old x_i back (keep it in a variable before moving it)"
+        assert abs(value - exact[i]) < 1e-6 * max(1.0, abs(exact[i])), \
+            f"the estimate of df/dx_{i} is {value:.6g}, the exact derivative {exact[i]:.6g}: " \
+            "(f(x + c e_i) - f(x - c e_i)) / (2 c) is exact on a quadratic"
+
+
+def check_gaussian_second_moment(gaussian_second_moment):
+    """``gaussian_second_moment(n, d)``: E|g_hat|^2 / |g|^2 of n Gaussian directions, checked by Monte Carlo."""
+    rng = np.random.default_rng(301)
+    for n, d in ((1, 1), (1, 3), (2, 2), (3, 5)):
+        z = rng.standard_normal((200_000, n, d))
+        g_hat = np.einsum("kn,knd->kd", z[:, :, 0], z) / n  # g = e_1: the ratio does not depend on g
+        measured = float(np.mean(np.sum(g_hat**2, axis=1)))
+        answer = float(gaussian_second_moment(n, d))
+        assert abs(answer - measured) < 0.03 * measured, \
+            f"for n = {n}, d = {d}: your formula gives {answer:.4g}, 200,000 draws give {measured:.4g}"
+
+
+def check_compass_poll(compass_poll):
+    """``compass_poll(f, x, fx, step, decrease, shrink)``: one poll of x +- step e_i with sufficient decrease."""
+    x = np.array([0.3, -1.2, 2.0, 0.7])
+    step, decrease, shrink = 0.5, 0.1, 0.5
+
+    def only_minus_e1(y):  # lowest at x - step e_1: only a -e_i poll point improves
+        return float(np.sum((y - (x - step * np.eye(4)[1])) ** 2))
+
+    def spike(at, gain):  # 1 everywhere except at one poll point, lower there by gain
+        return lambda y: 1.0 - gain * float(np.allclose(y, at))
+
+    cases = [
+        (only_minus_e1, x - step * np.eye(4)[1], "the only improving point is x - step e_2: poll both signs"),
+        (spike(x + step * np.eye(4)[2], 0.5 * decrease * step**2), x,
+         "x + step e_3 is lower by only decrease * step^2 / 2: sufficient decrease rejects it"),
+        (spike(x - step * np.eye(4)[3], 2.0 * decrease * step**2), x - step * np.eye(4)[3],
+         "x - step e_4 is lower by 2 decrease * step^2: it must be accepted"),
+        (lambda y: 1.0 + float(np.sum((y - x) ** 2)), x, "no poll point is lower: x stays"),
+    ]
+    for f, expected, why in cases:
+        x_before = x.copy()
+        new_x, new_f, new_step = compass_poll(f, x, f(x), step, decrease, shrink)
+        assert np.array_equal(x, x_before), "compass_poll changed x: work on a copy"
+        assert np.allclose(new_x, expected), f"{why}: got x = {np.round(new_x, 3)}, expected {np.round(expected, 3)}"
+        assert abs(new_f - f(np.asarray(new_x))) < 1e-12, "the returned value must be f at the returned point"
+        moved = not np.allclose(expected, x)
+        expected_step = step if moved else step * shrink
+        assert abs(new_step - expected_step) < 1e-12, \
+            f"{why}: the step should be {expected_step} ({'kept after a success' if moved else 'shrunk after a failed poll'}), got {new_step}"
+
+
+def check_log_sigma_drift(log_sigma_drift):
+    """``log_sigma_drift(p, success, failure)``: the expected change of log sigma per step of the 1/5 rule."""
+    rng = np.random.default_rng(401)
+    for p, success, failure in ((0.2, 1 / 3, 1 / 12), (0.5, 1 / 3, 1 / 12), (0.05, 0.2, 0.05), (0.7, 0.1, 0.3)):
+        ok = rng.random(1_000_000) < p
+        measured = float(np.mean(np.where(ok, success, -failure)))
+        answer = float(log_sigma_drift(p, success, failure))
+        assert abs(answer - measured) < 2e-3, \
+            f"p = {p}, success = {success:.4g}, failure = {failure:.4g}: yours {answer:.4g}, " \
+            f"a million simulated steps {measured:.4g}"
+
+
+def check_crn_difference(crn_difference):
+    """``crn_difference(loss, x1, x2, n_data, batch_size, rng)``: loss(x1, batch) - loss(x2, batch), one batch for both."""
+    data = np.random.default_rng(501).standard_normal(50)
+    calls = []
+
+    def loss(x, batch):
+        calls.append(np.array(batch))
+        return float(np.mean((data[batch] - x) ** 2))
+
+    x1, x2 = 0.3, -0.2
+    draws = []
+    for seed in (11, 12):
+        calls.clear()
+        value = float(crn_difference(loss, x1, x2, 50, 8, np.random.default_rng(seed)))
+        assert len(calls) == 2, f"evaluate loss once at x1 and once at x2: got {len(calls)} calls"
+        a, b = calls
+        assert np.array_equal(a, b), "x1 and x2 must be evaluated on the same mini-batch (common random numbers)"
+        assert len(a) == 8 and len(np.unique(a)) == 8 and a.min() >= 0 and a.max() < 50, \
+            f"the batch must hold batch_size = 8 distinct indices in 0 .. n_data - 1: got {a}"
+        expected = loss(x1, a) - loss(x2, a)
+        assert abs(value - expected) < 1e-12, f"return loss(x1, batch) - loss(x2, batch) = {expected:.6g}, got {value:.6g}"
+        draws.append(a)
+    assert not np.array_equal(draws[0], draws[1]), "draw the batch from rng: two seeds gave the same batch"
+    calls.clear()
+    crn_difference(loss, x1, x2, 50, 8, np.random.default_rng(11))
+    assert np.array_equal(calls[0], draws[0]), "draw the batch from the generator passed in: the same seed must give the same batch"
+
+
+GRADERS = {
+    "spsa_estimate": check_spsa_estimate,
+    "coordinate_estimate": check_coordinate_estimate,
+    "gaussian_second_moment": check_gaussian_second_moment,
+    "compass_poll": check_compass_poll,
+    "log_sigma_drift": check_log_sigma_drift,
+    "crn_difference": check_crn_difference,
+}
+
+
+def grade(name, function):
+    """Run the grader of exercise ``name`` on ``function``.
+
+    Returns
+    -------
+    bool
+        True if it passed, False if the function is still a stub (it raised NotImplementedError).
+        A wrong answer raises AssertionError with what is wrong.
+    """
+    try:
+        GRADERS[name](function)
+    except NotImplementedError:
+        print(f"{name}: not attempted yet (the stub raises NotImplementedError)")
+        return False
+    print(f"{name}: passed")
+    return True
