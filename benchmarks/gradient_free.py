@@ -92,10 +92,10 @@ def curve(opt):
     for r in opt.history:
         if r.get("test_accuracy") is None:
             continue
-        if isinstance(opt, SGD):
-            points.append((r["steps"], 3 * r["forward_macs"], r["test_accuracy"]))
-        else:
-            points.append((r["candidate_evaluations"], r["forward_macs"], r["test_accuracy"]))
+        # SGD's steps are its evaluations, and its backward pass (counters["backward_macs"]) costs too
+        backward = opt.counters.get("backward_macs", 0) / opt.counters["forward_macs"]
+        points.append((r.get("candidate_evaluations", r.get("steps")), (1 + backward) * r["forward_macs"],
+                       r["test_accuracy"]))
     return points
 
 
