@@ -70,3 +70,16 @@ def test_rows_of_an_sgd_run(mnist_dir, tmp_path):
 def test_not_a_run_folder(tmp_path, capsys):
     assert run_table.main([str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_rows_of_the_tests_after_every_array(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(["--data-dir", str(mnist_dir), "--out", str(out), *SMALL, "--rounds", "2", "--eval-layers"]) == 0
+    tested = [r for r in _records(out) if r["type"] == "layer"]
+    rows = run_table.array_rows(_records(out))
+    assert [(c, layer, acc) for c, layer, acc, _ in rows] == [(r["round"], r["layer"], r["test_accuracy"]) for r in tested]
+    assert [best for *_, best in rows] == [max(r["test_accuracy"] for r in tested[:i + 1]) for i in range(len(tested))]
+    assert len(rows) == 14 and any(b > a for _, _, a, b in rows)  # 7 arrays a round; some test below the best
+    capsys.readouterr()
+    assert run_table.main([str(out)]) == 0
+    assert f"| 2 | {tested[-1]['layer']} | {100 * tested[-1]['test_accuracy']:.2f}% |" in capsys.readouterr().out

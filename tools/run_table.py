@@ -5,7 +5,8 @@
 
 Per round (RSO, ES, SPSA, NES) or epoch (SGD): test accuracy and loss, train loss, the training
 seconds of that round or epoch (evaluation excluded) and the cumulative hours, and the counted
-multiply-adds; then the sittings of the run (sittings.jsonl: command, commit, machine, where
+multiply-adds; for a run tested after every searched array (--eval-layers), each of those tests
+and the best so far; then the sittings of the run (sittings.jsonl: command, commit, machine, where
 each sitting started and stopped). Everything comes from the folder's own files.
 """
 import argparse
@@ -55,6 +56,17 @@ def progress_rows(records):
     return rows
 
 
+def array_rows(records):
+    """(round, searched array, test accuracy, best so far) for every searched array tested (--eval-layers):
+    the figure after each array and the best test accuracy up to it, as the authors' train.py logs them."""
+    rows, best = [], None
+    for r in records:
+        if r.get("type") == "layer" and r.get("test_accuracy") is not None:
+            best = r["test_accuracy"] if best is None else max(best, r["test_accuracy"])
+            rows.append((r["round"], r["layer"], r["test_accuracy"], best))
+    return rows
+
+
 def markdown(run_dir):
     records = read_metrics(run_dir)
     lines = ["| | test accuracy | test loss | train loss | training s | total h | multiply-adds |",
@@ -62,6 +74,10 @@ def markdown(run_dir):
     for label, acc, loss, train_loss, seconds, total, macs in progress_rows(records):
         lines.append(f"| {label} | {_pct(acc)} | {_num(loss, '.4f')} | {_num(train_loss, '.4f')} | "
                      f"{seconds:,.0f} | {total / 3600:.2f} | {_num(macs, '.3g')} |")
+    tested = array_rows(records)
+    if tested:
+        lines += ["", "| round | searched array | test accuracy after it | best so far |", "|---:|---|---:|---:|"]
+        lines += [f"| {c} | {layer} | {_pct(acc)} | {_pct(best)} |" for c, layer, acc, best in tested]
     sittings = provenance.read(run_dir)
     if sittings:
         lines += ["", "| sitting | started (UTC) | command | commit | machine, threads | from | to | training s |",
