@@ -123,9 +123,12 @@ def _main(args):
         elif state.status == "new":
             status = "not started"
         rows.append(summary.row(s, state, status, log if os.path.isfile(os.path.join(out, log)) else None, message))
-    md, js = summary.write(out, rows, list(spec.grid), os.path.abspath(args.spec))
     print("\n" + summary.text(rows, list(spec.grid)))
-    print(f"summary: {md}, {js}")
+    try:
+        md, js = summary.write(out, rows, list(spec.grid), os.path.abspath(args.spec))
+        print(f"summary: {md}, {js}")
+    except OSError as err:  # a full disk: the table above and the run folders are what counts
+        print(f"warning: the summary files were not written in {out} ({err.strerror or err})", file=sys.stderr)
     if not args.no_plots:
         _overlay([runs[r["run"]] for r in rows], os.path.join(out, "plots"), [r["run"] for r in rows])
     if stop is not None:

@@ -27,6 +27,7 @@ them in the SPEC extends finished runs, as ``--resume`` may) and so are the flag
 how a run is computed, not what it computes (--data-dir, --no-download, --no-verify, --backend,
 --threads, --no-progress, --no-plots). Pure functions: nothing here runs, reads a run or needs Ray.
 """
+import functools
 import hashlib
 import itertools
 import json
@@ -178,6 +179,7 @@ def _list(value, what, source):
     return value
 
 
+@functools.lru_cache(maxsize=None)
 def _train_flags():
     """python -m minirso.train's options: flag name (without --) -> argparse action."""
     from ..train import build_parser
