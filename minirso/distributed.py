@@ -8,6 +8,7 @@ and always leaves it again.
 """
 import contextlib
 import os
+import socket
 
 from .errors import ConfigError, MissingExtraError
 
@@ -36,11 +37,7 @@ def cluster(workers=None, address=None, feature="this feature"):
     """``ray`` connected to a local cluster of ``workers`` CPUs (default: this machine's cores), or to
     the running cluster at ``address``; shut down (the local one stopped) on the way out."""
     ray = require_ray(feature)
-    if address is not None and workers is not None:
-        raise ConfigError("--workers sizes a local Ray cluster; a running cluster (--address) has its own CPUs: "
-                          "drop --workers, or drop --address to start a local cluster")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be a positive integer, got {workers}")
+    check_cluster_args(workers, address)
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="warning")
     try:
         if address is None:
@@ -58,3 +55,24 @@ def cluster(workers=None, address=None, feature="this feature"):
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_cluster_args(workers=None, address=None, timeout=5.0):
+    """ConfigError, one line, for --workers / --address that cannot work: both given, a size below 1,
+    or a HOST:PORT that nothing answers on (ray.init would retry it for minutes)."""
+    if address is not None and workers is not None:
+        raise ConfigError("--workers sizes a local Ray cluster; a running cluster (--address) has its own CPUs: "
+                          "drop --workers, or drop --address to start a local cluster")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {workers}")
+    if address is None:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", ray://...: Ray resolves these itself
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(f"cannot reach the Ray cluster at {address} ({err.strerror or err}): start one with "
+                          "`ray start --head` and give the address it prints (HOST:6379), or drop --address for "
+                          "a local cluster") from None

@@ -4,6 +4,7 @@ and, with Ray installed, a sweep on a local 2-CPU Ray cluster: stopped with Ctrl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -165,6 +166,19 @@ def test_without_ray_the_sweep_is_one_line_naming_the_install_command(tmp_path, 
     assert err == ('error: python -m minirso.sweep runs on Ray, which is not installed: pip install -e ".[distributed]" '
                    '(from a minirso checkout) or pip install "minirso[distributed]"\n')
     assert not (tmp_path / "sweep").exists()  # nothing written
+
+
+def test_cluster_flags_that_cannot_work_are_one_line_at_once():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for workers, address, words in [(2, "auto", "--workers sizes a local Ray cluster"),
+                                    (0, None, "--workers must be a positive integer, got 0"),
+                                    (None, f"127.0.0.1:{port}", f"cannot reach the Ray cluster at 127.0.0.1:{port}")]:
+        with pytest.raises(ConfigError, match=words):
+            distributed.check_cluster_args(workers, address)
+    distributed.check_cluster_args(None, "auto")  # Ray resolves these itself
+    distributed.check_cluster_args(2, None)
 
 
 # -- run states and the summary (no Ray: runs made by python -m minirso.train itself) -----------------

@@ -15,7 +15,7 @@ import signal
 import sys
 
 from ..cli import command
-from ..distributed import available_cpus, cluster, require_ray
+from ..distributed import available_cpus, check_cluster_args, cluster, require_ray
 from ..errors import ConfigError, MinirsoError
 from . import summary
 from .runstate import read_run
@@ -101,8 +101,9 @@ def _main(args):
                     "finished": "skip (finished)", "broken": f"skip: {before[s.name].message}"}[before[s.name].status]
             print(f"  {s.name}: {what}\n    python -m minirso.train {' '.join(train_argv(s, runs[s.name], False))}")
         return 0
-    if todo:
-        require_ray("python -m minirso.sweep")  # before anything is written
+    if todo:  # before anything is written
+        require_ray("python -m minirso.sweep")
+        check_cluster_args(args.workers, args.address)
     try:
         os.makedirs(os.path.join(out, "logs"), exist_ok=True)
     except OSError as err:
