@@ -296,7 +296,8 @@ def test_sweep_on_a_local_ray_cluster_stops_resumes_and_skips(mnist_dir, tmp_pat
     assert any(json.loads(line)["command"].startswith("python -m minirso.train --resume")
                for line in _sittings(runs[killed]) if '"start"' in line)
 
-    # and again: everything is finished, nothing runs (no Ray started)
-    proc = subprocess.run(sweep, cwd=REPO, capture_output=True, text=True, timeout=120)
+    # and again: everything is finished, nothing runs (no Ray started); the runs' curves overlaid
+    proc = subprocess.run(sweep[:-1], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "0 to start, 0 to resume, 4 finished before" in proc.stdout
     assert "Ray cluster" not in proc.stdout
+    assert "plots: " in proc.stdout and (out / "plots" / "compare_round.png").exists(), proc.stdout + proc.stderr

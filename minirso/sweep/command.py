@@ -112,18 +112,7 @@ def _main(args):
     outcomes, stop = {}, None
     if todo:
         stop = _run(todo, runs, out, args, outcomes)
-    rows = []
-    for s in settings:
-        state = read_run(runs[s.name], s.unit, s.length)
-        log = os.path.join("logs", s.name + ".log")
-        status, message = state.status, ""
-        if s.name not in outcomes:
-            status = {"finished": "finished before", "new": "not started"}.get(before[s.name].status, state.status)
-        elif state.status != "finished" and not outcomes[s.name].get("stopped"):
-            status, message = "failed", _failure(outcomes[s.name], os.path.join(out, log))
-        elif state.status == "new":
-            status = "not started"
-        rows.append(summary.row(s, state, status, log if os.path.isfile(os.path.join(out, log)) else None, message))
+    rows = [_row(s, runs[s.name], before[s.name], outcomes.get(s.name), out) for s in settings]
     print("\n" + summary.text(rows, list(spec.grid)))
     try:
         md, js = summary.write(out, rows, list(spec.grid), os.path.abspath(args.spec))
@@ -137,6 +126,20 @@ def _main(args):
               + (f" --out {args.out}" if args.out else ""), file=sys.stderr)
         return 143 if isinstance(stop, _Stop) else 130
     return 0 if all(r["status"].startswith("finished") for r in rows) else 1
+
+
+def _row(setting, run_dir, before, outcome, out):
+    """The summary row of a setting: where its run stands now, and what this sweep did with it."""
+    state = read_run(run_dir, setting.unit, setting.length)
+    log = os.path.join("logs", setting.name + ".log")
+    status, message = state.status, ""
+    if outcome is None:  # not run this time
+        status = {"finished": "finished before", "new": "not started"}.get(before.status, state.status)
+    elif state.status != "finished" and not outcome.get("stopped"):
+        status, message = "failed", _failure(outcome, os.path.join(out, log))
+    elif state.status == "new":  # stopped before its first checkpoint
+        status = "not started"
+    return summary.row(setting, state, status, log if os.path.isfile(os.path.join(out, log)) else None, message)
 
 
 def _run(todo, runs, out, args, outcomes):
