@@ -27,3 +27,7 @@ class NonFiniteError(MinirsoError, FloatingPointError):
 
 class RunDirError(MinirsoError):
     """A run directory cannot be used: in use by another run, holds a finished run, not writable."""
+
+
+class MissingExtraError(MinirsoError):
+    """A feature needs an optional dependency (an extra of pyproject.toml) that is not installed."""

@@ -45,6 +45,16 @@ def unfinished_start(path):
         return False
 
 
+def lock_holder(path):
+    """The pid of the live process (on this machine) that holds the run folder ``path``, or None."""
+    try:
+        with open(os.path.join(path, LOCK)) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and _pid_alive(int(text)) else None
+
+
 class RunDir:
     """A run folder this process works in: ``create`` or ``open_existing``, then ``close``.
 

@@ -98,6 +98,21 @@ def build_parser():
     return p
 
 
+def new_run_settings(argv):
+    """The settings a new run started with these flags would have, without starting it (nothing is
+    read or written): ConfigError, one line, for flags that the command would refuse (python -m
+    minirso.sweep checks every setting of a grid with it before it runs any)."""
+    parser = build_parser()
+
+    def error(message):
+        raise ConfigError(message)
+    parser.error = error  # argparse's unknown flags, bad choices and types, as ConfigError
+    args = parser.parse_args(argv)
+    if args.resume:
+        raise ConfigError("--resume continues a run; new_run_settings describes a new one")
+    return _settings_from_args(args)
+
+
 def _settings_from_args(args):
     """The full settings of a new run, from the command line and the preset.
 

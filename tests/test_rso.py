@@ -669,6 +669,28 @@ def test_resume_at_layer_boundary_is_exact(equivalence_runs, how):
     _assert_resumed_like(ref, model2, rso2)
 
 
+def test_resume_after_a_stop_during_a_sweeps_setup_is_exact(equivalence_runs):
+    """A stop (Ctrl-C) that lands while a sweep is being set up, after it drew its data order and dw
+    and before its first trial, must leave the checkpoint at that sweep's start, with the random
+    state from before those draws (a sweep on a busy machine spends measurable time there)."""
+    ref = equivalence_runs["incremental"]
+    model = tiny_net()
+    rso = make_rso(model, synthetic(), evaluator="incremental")
+    original, calls = rso._start_sweep, [0]
+
+    def start_sweep(searched):
+        calls[0] += 1
+        out = original(searched)
+        if calls[0] == 3:
+            rso.stop_requested = True  # as the SIGINT handler does
+        return out
+    rso._start_sweep = start_sweep
+    rso.run(2)
+    assert rso.interrupted and rso.trial == 0 and rso.position == 2
+    model2, rso2 = _resume_from_checkpoint(model, rso)
+    _assert_resumed_like(ref, model2, rso2)
+
+
 # -- 7. configuration ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("option,value", [("batch_size", -1), ("batch_size", 0), ("rounds", 0), ("order", "bogus"),

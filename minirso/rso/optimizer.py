@@ -81,8 +81,13 @@ class RSO(Optimizer):
 
     def run_unit(self):
         while self.position < len(self.plan):
+            position = self.position
             self._sweep(self.plan[self.position])  # advances self.position when the sweep completes
             if self.stop_requested:
+                if self.position == position and self.trial == 0:
+                    # stopped while the sweep was set up, after it drew its data order and dw: the state
+                    # is that of the sweep's start, whose random state a resume draws them from again
+                    self.rng.bit_generator.state = copy.deepcopy(self.sweep_rng_state)
                 return
         self._end_round()
 

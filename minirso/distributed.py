@@ -1,0 +1,78 @@
+"""Ray, minirso's optional distributed engine: imported only when a distributed feature is asked for.
+
+``pip install -e ".[distributed]"`` (or ``pip install "minirso[distributed]"``) installs it. Without
+it, :func:`require_ray` raises :class:`~minirso.errors.MissingExtraError`, which the commands print
+as one line naming that install command. :func:`cluster` starts a local Ray cluster (``ray.init``
+with ``num_cpus``) or joins a running one (``address``, e.g. one started with ``ray start --head``)
+and always leaves it again.
+"""
+import contextlib
+import os
+import socket
+
+from .errors import ConfigError, MissingExtraError
+
+INSTALL = 'pip install -e ".[distributed]" (from a minirso checkout) or pip install "minirso[distributed]"'
+
+
+def require_ray(feature="this feature"):
+    """The ``ray`` module, or MissingExtraError naming the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise MissingExtraError(f"{feature} runs on Ray, which is not installed: {INSTALL}") from None
+    return ray
+
+
+def available_cpus():
+    """The cores this process may use (the default size of a local cluster)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def cluster(workers=None, address=None, feature="this feature"):
+    """``ray`` connected to a local cluster of ``workers`` CPUs (default: this machine's cores), or to
+    the running cluster at ``address``; shut down (the local one stopped) on the way out."""
+    ray = require_ray(feature)
+    check_cluster_args(workers, address)
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="warning")
+    try:
+        if address is None:
+            ray.init(num_cpus=workers or available_cpus(), **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if address is None:
+            raise ConfigError(f"cannot start a local Ray cluster ({first}): see `ray status`, or join a running "
+                              "cluster with --address") from None
+        raise ConfigError(f"cannot join the Ray cluster at {address} ({first}): start one with `ray start --head` "
+                          "and give the address it prints (host:6379), or drop --address for a local cluster") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def check_cluster_args(workers=None, address=None, timeout=5.0):
+    """ConfigError, one line, for --workers / --address that cannot work: both given, a size below 1,
+    or a HOST:PORT that nothing answers on (ray.init would retry it for minutes)."""
+    if address is not None and workers is not None:
+        raise ConfigError("--workers sizes a local Ray cluster; a running cluster (--address) has its own CPUs: "
+                          "drop --workers, or drop --address to start a local cluster")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {workers}")
+    if address is None:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", ray://...: Ray resolves these itself
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(f"cannot reach the Ray cluster at {address} ({err.strerror or err}): start one with "
+                          "`ray start --head` and give the address it prints (HOST:6379), or drop --address for "
+                          "a local cluster") from None
