@@ -45,3 +45,19 @@ def copy_data(data, **changes):
 def snapshot(folder):
     """The bytes of every file in ``folder``: equal snapshots mean nothing was changed."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def stop_after_records(monkeypatch, records):
+    """Make python -m minirso.train's runs in this process stop (as Ctrl-C does) after their
+    ``records``-th metrics record, until the test ends or the returned function is called."""
+    from minirso import train
+
+    original, calls = train.Run.callback, {"n": 0}
+
+    def stopping(self, opt, record):
+        original(self, opt, record)
+        calls["n"] += 1
+        if calls["n"] == records:
+            opt.request_stop()
+    monkeypatch.setattr(train.Run, "callback", stopping)
+    return lambda: monkeypatch.setattr(train.Run, "callback", original)

@@ -14,6 +14,8 @@ import pytest
 from minirso import conv_bn_net, he_normal_
 from minirso.rso import RSO
 
+from cli_helpers import stop_after_records
+
 pytestmark = pytest.mark.gpu
 
 
@@ -94,19 +96,10 @@ def test_resume_across_backends_continues_the_same_run(cupy, mnist_dir, tmp_path
 
     assert train.main(args(tmp_path / "numpy", "numpy")) == 0
 
-    calls = {"n": 0}
-    original = train.Run.callback
-
-    def stop_after_three_layers(self, opt, record):
-        original(self, opt, record)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            opt.request_stop()
-
     part = tmp_path / "part"
-    monkeypatch.setattr(train.Run, "callback", stop_after_three_layers)
+    go_on = stop_after_records(monkeypatch, 3)
     assert train.main(args(part, first)) == train.EXIT_INTERRUPTED
-    monkeypatch.setattr(train.Run, "callback", original)
+    go_on()
     with np.load(part / "checkpoint.npz", allow_pickle=False) as ckpt:  # plain host arrays, no pickled objects
         assert len(ckpt.files) > 0 and all(isinstance(ckpt[k], np.ndarray) for k in ckpt.files)
     assert train.main(["--resume", str(part), "--backend", then, "--no-progress", "--no-plots"]) == 0

@@ -13,6 +13,8 @@ from minirso import provenance, train
 from minirso.checkpoint import load_checkpoint
 from minirso.model import Sequential
 
+from cli_helpers import stop_after_records
+
 SMALL = ["--model", "tiny", "--train-subset", "600", "--test-subset", "200", "--batch-size", "100",
          "--no-progress", "--no-plots"]
 
@@ -48,19 +50,10 @@ def test_resume_equals_uninterrupted(mnist_dir, tmp_path, monkeypatch):
     full = tmp_path / "full"
     assert train.main(_args(mnist_dir, full, "--rounds", "2")) == 0
 
-    calls = {"n": 0}
-    original = train.Run.callback
-
-    def stop_after_three_layers(self, opt, record):
-        original(self, opt, record)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            opt.request_stop()
-
     part = tmp_path / "part"
-    monkeypatch.setattr(train.Run, "callback", stop_after_three_layers)
+    go_on = stop_after_records(monkeypatch, 3)
     assert train.main(_args(mnist_dir, part, "--rounds", "2")) == train.EXIT_INTERRUPTED
-    monkeypatch.setattr(train.Run, "callback", original)
+    go_on()
     assert not (part / "model.npz").exists()
     assert train.main(["--resume", str(part), "--no-progress", "--no-plots"]) == 0
 
