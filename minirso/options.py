@@ -98,4 +98,4 @@ class Options:
             return cls.from_dict(options)
         if not isinstance(config, cls):
             raise ConfigError(f"config must be a {cls.__name__}, got {type(config).__name__}")
-        return cls.from_dict({**config.to_dict(), **options}) if options else config.validate()
+        return cls.from_dict({**config.to_dict(), **options})  # a copy: run(n) may lengthen it

@@ -11,11 +11,8 @@ PRESETS = {
     "quick": {
         "description": "small network (10,352 weights), 10 RSO rounds on 30,000 training images, 5 to 10 minutes on 2 CPU cores",
         "model": "small",
-        # Measured on 2 cores (benchmarks/quick_preset.py): 10,000 images at batch 1000 plateau
-        # at 96.3% (10 rounds, 216 s); 30,000 at batch 2000 pass 97% (97.1% after round 9 of a
-        # 12-round schedule, 402 s); 60,000 at batch 1000 cost 98 s a round (setup and kept
-        # changes scale with the training images). So 30,000 images, batch 2000, 10 rounds:
-        # 97.23% after 549 s of training, 575 s for the whole command (2026-11-27, idle).
+        # 30,000 images at batch 2000 for 10 rounds: the settings benchmarks/quick_preset.py found to
+        # pass 97% within minutes (its measurements: benchmarks/README.md, "Timings moved from the code")
         "rso": {"rounds": 10, "evaluator": "incremental", "batch_size": 2000, "train_subset": 30000},
         "sgd": {"epochs": 3, "batch_size": 128},
         # The gradient-free baselines (minirso.gradient_free): about 2,000 full forward passes of

@@ -52,7 +52,7 @@ def lock_holder(path):
             text = f.read().strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() and _pid_alive(int(text)) else None
+    return parse_pid(text) if holds_lock(text) else None
 
 
 class RunDir:

@@ -47,9 +47,10 @@ def build_parser():
                  "`python -m minirso.train --preset paper --backend cupy` (the paper's experiment on a GPU); "
                  "`python -m minirso.train --resume runs/NAME` (continue a stopped run).")
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), help=OPTIMIZER_HELP)
-    p.add_argument("--preset", help="quick (default: small network, minutes on a CPU) or paper "
-                   "(the authors' 6-conv network, batch 5000, 50 rounds)")
-    p.add_argument("--model", choices=sorted(MODELS), help="network: tiny, small or paper (default: the preset's)")
+    p.add_argument("--preset", help="quick (default: small network, minutes on a CPU), "
+                   "paper (the authors' 6-conv network, batch 5000, 50 rounds) or paper-authors (the same as their "
+                   "train.py runs it: docs/fidelity.md)")
+    p.add_argument("--model", choices=sorted(MODELS), help="network: " + ", ".join(sorted(MODELS)) + " (default: the preset's)")
     p.add_argument("--rounds", type=int, help="RSO rounds C: sweeps over every weight; for es/spsa/nes: rounds of "
                    "--steps-per-round steps, each ending with a record and a checkpoint (default: the preset's)")
     p.add_argument("--steps-per-round", type=int, help="es/spsa/nes steps per round (default: the preset's)")
@@ -314,7 +315,14 @@ def _main(args, session):
             raise DataError(f"{ckpt} holds no run settings: it was saved through the Python API "
                             "(save_checkpoint), not by python -m minirso.train, so --resume cannot continue it; "
                             "load it with minirso.checkpoint.load_checkpoint")
-        settings = _resume_settings(args, settings)
+        if settings.get("optimizer") not in OPTIMIZERS:
+            raise DataError(f"{ckpt} names no optimizer minirso has ({settings.get('optimizer')!r}): its run "
+                            "settings are damaged, so --resume cannot continue it")
+        try:
+            settings = _resume_settings(args, settings)
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{ckpt} holds damaged run settings ({type(err).__name__}: {err}): --resume cannot "
+                            "continue it") from None
         records = state.get("history", [])
     else:
         settings = _settings_from_args(args)

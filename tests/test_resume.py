@@ -95,14 +95,18 @@ def _rewrite_record(path, change):
     (lambda info: info["state"].update(trial=-3), "trial is -3"),
     (lambda info: info["state"]["rng_state"].update(state={"state": "x"}), "rng_state is not the state"),
     (lambda info: info["state"].update(sweep_rng_state={"bit_generator": "seed"}), "sweep_rng_state is not"),
-], ids=["format-99", "no-format", "no-round", "negative-trial", "rng-state", "sweep-rng-state"])
+    (lambda info: info["metadata"]["settings"].update(optimizer="bogus"), "names no optimizer"),
+    (lambda info: info["metadata"]["settings"].pop("seed"), "damaged run settings"),
+    (lambda info: info["state"].update(sigma_d=[0.1]), "sigma_d values"),
+], ids=["format-99", "no-format", "no-round", "negative-trial", "rng-state", "sweep-rng-state", "optimizer",
+        "no-seed", "sigma-d"])
 def test_checkpoint_of_another_format_or_with_a_damaged_state_is_refused(rso_run, tmp_path, capsys, change, message):
     out = tmp_path / "run"
     shutil.copytree(rso_run, out)
     _rewrite_record(out / "checkpoint.npz", change)
     before = snapshot(out)
     assert train.main(["--resume", str(out), "--rounds", "3", "--no-progress", "--no-plots"]) == 2
-    one_line_error(capsys.readouterr().err, f"checkpoint {out / 'checkpoint.npz'}", message)
+    one_line_error(capsys.readouterr().err, str(out / "checkpoint.npz"), message)
     assert snapshot(out) == before
 
 

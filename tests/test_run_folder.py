@@ -244,3 +244,20 @@ def test_sigkill_before_the_first_checkpoint_then_the_same_command(mnist_dir, tm
     again = cli(*argv, "--steps-per-round", "3")
     assert again.returncode == 0, again.stderr
     assert "held an unfinished start" in again.stdout and (out / "model.npz").exists()
+
+
+def test_lock_holder_names_the_live_holder_only(tmp_path):
+    """rundir.lock_holder (the sweep waits on it before it resumes a run): this process's own lock, in
+    today's two-line form and the pid-only form of older locks, names this process; a dead pid does not."""
+    from minirso.processes import lock_text
+    from minirso.rundir import LOCK, lock_holder
+
+    (tmp_path / LOCK).write_text(lock_text())
+    assert lock_holder(tmp_path) == os.getpid()
+    (tmp_path / LOCK).write_text(f"{os.getpid()}\n")  # pid only: this process's command line runs pytest
+    assert lock_holder(tmp_path) in (os.getpid(), None)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK).write_text(f"{dead.pid}\n")
+    assert lock_holder(tmp_path) is None
+    assert lock_holder(tmp_path / "nowhere") is None

@@ -3,6 +3,7 @@ and, with Ray installed, a sweep on a local 2-CPU Ray cluster: stopped with Ctrl
 (stopped and killed runs resumed bit-exactly, finished ones skipped)."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -213,6 +214,14 @@ def test_run_states_and_a_sweep_with_nothing_to_do(mnist_dir, tmp_path, capsys, 
     assert "1 to start, 1 to resume, 0 finished before" in out and f"{setting.name}: resume after 1 rounds" in out
     os.remove(Path(run) / "checkpoint.npz")  # files of a run but no checkpoint: not resumable, said how
     assert "delete the folder to start it again" in read_run(run, "round", 2).message
+    # killed before its first checkpoint (config.json, an empty metrics.jsonl): the same command takes it over
+    fresh = tmp_path / "sweep" / "unfinished"
+    fresh.mkdir()
+    for name in os.listdir(run):
+        if name not in ("model.npz", "metrics.jsonl", "metrics.csv", "plots"):
+            shutil.copy(Path(run) / name, fresh / name) if (Path(run) / name).is_file() else None
+    (fresh / "metrics.jsonl").write_text("")
+    assert read_run(str(fresh), "round", 2).status == "new"
 
 
 # -- on a local Ray cluster ------------------------------------------------------------------------------

@@ -253,8 +253,12 @@ class RSO(Optimizer):
         self.sweep_totals = dict(state["sweep_totals"])
         self.sweep_rng_state = state["sweep_rng_state"]
         # sigma_d was computed once, from the initial weights: keep those values
+        if len(state["sigma_d"]) != len(self.plan):
+            raise ValueError(f"the state holds {len(state['sigma_d'])} sigma_d values for {len(self.plan)} searched arrays")
         self.plan = [type(p)(p.ref, s, p.new_batches) for p, s in zip(self.plan, state["sigma_d"])]
         perm = np.asarray(arrays["perm"])
+        if perm.size not in (0, len(self.x_train)):
+            raise ValueError(f"the state's data order has {perm.size} entries for {len(self.x_train)} training images")
         self.perm = perm if perm.size else None
         self.evaluator.release()
 

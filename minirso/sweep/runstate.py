@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..metrics import read_metrics
+from ..rundir import unfinished_start
 
 
 @dataclass
@@ -34,6 +35,8 @@ def read_run(run_dir, unit, length):
     checkpoint = os.path.join(run_dir, "checkpoint.npz")
     has = {f: os.path.exists(os.path.join(run_dir, f)) for f in ("checkpoint.npz", "model.npz", "metrics.jsonl")}
     if not has["checkpoint.npz"]:
+        if unfinished_start(run_dir):  # killed before its first checkpoint: the same command takes it over
+            return RunState("new")
         if has["model.npz"] or has["metrics.jsonl"]:
             return RunState("broken", message=f"{run_dir} holds a run's files but no checkpoint.npz (a run killed "
                                               "before its first checkpoint?): delete the folder to start it again")

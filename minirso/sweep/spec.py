@@ -36,6 +36,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..optimizers import OPTIMIZERS
 
 #: flags the sweep gives each run itself
 OWNED = {"out": "the sweep names each run's folder itself (its out = ... is the sweep's folder)",
@@ -266,7 +267,7 @@ def expand(spec):
         except ConfigError as err:
             raise ConfigError(f"{spec.source}: the setting {name} cannot run: {err} (fix [options], [grid] or "
                               f"[optimizer.{optimizer}])") from None
-        unit = "epoch" if s["optimizer"] == "sgd" else "round"
+        unit = OPTIMIZERS[s["optimizer"]].unit
         settings.append(Setting(name=name, optimizer=optimizer, seed=seed, varying=varying, defining=defining,
                                 session=session, counter=counter, unit=unit, length=s[unit + "s"],
                                 threads=int(flags.get("threads", 1)) or 1))

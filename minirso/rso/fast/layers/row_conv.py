@@ -27,7 +27,7 @@ twin: ``conv.conv2d`` (tests/test_row_conv.py).
 from ....layers.base import xp_of
 from .pooled_conv import PooledConv2D, fold_avgpool
 
-IMAGES_PER_PRODUCT = 512  # NumPy: the chunk of images per product (measured: 512 best of 64 .. all 15,000)
+IMAGES_PER_PRODUCT = 512  # NumPy: the chunk of images per product (chosen by measurement: benchmarks/README.md)
 
 
 def to_rows(x, out=None):
