@@ -676,7 +676,7 @@ def test_resume_after_a_stop_during_a_sweeps_setup_is_exact(equivalence_runs):
     ref = equivalence_runs["incremental"]
     model = tiny_net()
     rso = make_rso(model, synthetic(), evaluator="incremental")
-    original, calls = rso._start_sweep, [0]
+    original, calls = rso.start_sweep, [0]
 
     def start_sweep(searched):
         calls[0] += 1
@@ -684,7 +684,7 @@ def test_resume_after_a_stop_during_a_sweeps_setup_is_exact(equivalence_runs):
         if calls[0] == 3:
             rso.stop_requested = True  # as the SIGINT handler does
         return out
-    rso._start_sweep = start_sweep
+    rso.start_sweep = start_sweep
     rso.run(2)
     assert rso.interrupted and rso.trial == 0 and rso.position == 2
     model2, rso2 = _resume_from_checkpoint(model, rso)

@@ -4,9 +4,13 @@ run straight through or stopped, saved and resumed.
 The oracle is the code at 4cccbea itself: each case below ran there and the SHA-256 of its final
 arrays (weights and batch-norm statistics) and of its history's losses is pinned in DIGESTS. A
 refactor that changes one kept candidate, one random draw or one record's loss changes a digest.
+The digests were computed with NumPy 2.4 on x86-64; other NumPy versions round some sums
+differently (CI's Python 3.10 gets NumPy 2.2, 3.13 gets 2.5), so there the pinned comparison is
+skipped and a stopped-and-resumed run is held to the straight run of the same environment instead.
 """
 import hashlib
 import json
+import platform
 
 import numpy as np
 import pytest
@@ -128,6 +132,14 @@ DIGESTS = {  # computed by run_case on the code at 4cccbea
 }
 
 
+PINNED_WITH = "2.4"  # NumPy major.minor of the machine that computed DIGESTS at 4cccbea
+pinned = pytest.mark.skipif(
+    ".".join(np.__version__.split(".")[:2]) != PINNED_WITH or platform.machine() not in ("x86_64", "AMD64"),
+    reason=f"DIGESTS were computed with NumPy {PINNED_WITH} on x86-64; this is NumPy {np.__version__} on "
+           f"{platform.machine()}, whose float sums may round differently")
+
+
+@pinned
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_decisions_as_before_the_refactor(name):
     model, opt = run_case(name)
@@ -137,7 +149,8 @@ def test_same_decisions_as_before_the_refactor(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_stopped_and_resumed_run_makes_the_same_decisions(name, tmp_path):
     model, opt = run_resumed(name, tmp_path)
-    assert digest(model, opt.history) == DIGESTS[name]
+    straight, straight_opt = run_case(name)
+    assert digest(model, opt.history) == digest(straight, straight_opt.history)
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(CASES) if n.startswith("rso-weight")])

@@ -126,7 +126,7 @@ def test_spec_files_toml_and_json(tmp_path):
     (lambda t: t.update(seeds=[]), "seeds is an empty list, so the grid is empty"),
     (lambda t: t["options"].update({"seed": 4}), "--seed in [options]: list the seeds in seeds = [...]"),
     (lambda t: t["options"].update({"out": "x"}), "--out in [options]: the sweep names each run's folder"),
-    (lambda t: t["optimizer"]["sgd"].update({"rounds": 2}), "cannot run: --rounds is for --optimizer rso; SGD counts --epochs"),
+    (lambda t: t["optimizer"]["sgd"].update({"rounds": 2}), "cannot run: --rounds: not an option of --optimizer sgd"),
     (lambda t: t["optimizer"]["rso"].update({"threads": 1}) or t["options"].update({"threads": 2}),
      "--threads is in both [options] and [optimizer.rso]: give it in one of them"),
     (lambda t: t["options"].update({"no-plots": 3}), "--no-plots in [options] is a switch: write no-plots = true"),
