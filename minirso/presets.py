@@ -9,7 +9,7 @@ GRADIENT_FREE_QUICK = {
 
 PRESETS = {
     "quick": {
-        "description": "small network (10,352 weights), 10 RSO rounds on 30,000 training images, 5 to 10 minutes on 2 CPU cores",
+        "description": "small network (10,352 weights), 10 RSO rounds on 30,000 training images, 3.5 to 10 minutes on 2 CPU cores",
         "model": "small",
         # 30,000 images at batch 2000 for 10 rounds: the settings benchmarks/quick_preset.py found to
         # pass 97% within minutes (its measurements: benchmarks/README.md, "Timings moved from the code")
