@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .rso.plan import annealed_sigma
+
 
 def compass_step(f, x, fx, step, decrease=1e-4, shrink=0.5, expand=1.0):
     """One poll of compass search.
@@ -159,7 +161,7 @@ def rso_search(f, x0, sigma, rounds, rng, floor=0.1):
     x = np.array(x0, dtype=float)
     d, trace = len(x), []
     for c in range(rounds):
-        s = sigma * (floor + (1.0 - floor) * (rounds - c) / rounds)
+        s = annealed_sigma(sigma, c, rounds, floor)
         x, _ = rso_sweep(f, x, s, rng)
         trace.append((3 * d * (c + 1), f(x), s))
     return SearchResult(x, float(f(x)), 3 * d * rounds, np.array(trace))
