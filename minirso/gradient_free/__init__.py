@@ -1,15 +1,19 @@
-"""Gradient-free baselines on the same network, data and accounting as RSO: (1+1)-ES, SPSA, NES.
+"""Gradient-free baselines on the same network, data and accounting as RSO: (1+1)-ES, SPSA, NES, MeZO.
 
-Each is a :class:`GradientFreeOptimizer` (``base.py``): one vector of the scalars RSO searches,
+ES, SPSA and NES subclass :class:`GradientFreeOptimizer` (``base.py``): one vector of the scalars RSO searches,
 in units of their layer's sigma_d, a fresh mini-batch per step, RSO's test protocol, history
-records and exact checkpoints. ``python -m minirso.train --optimizer es|spsa|nes``.
+records and exact checkpoints. ``python -m minirso.train --optimizer es|spsa|nes|mezo``.
+MeZO (``mezo.py``, in-place SPSA with perturbations regenerated from seeds) has the same rounds,
+records and checkpoints but works on the model's own arrays instead of one stored vector.
 """
 from .base import GradientFreeConfig, GradientFreeOptimizer
 from .es import ESConfig, OnePlusOneES, one_plus_one_step
+from .mezo import MeZO, MeZOConfig, replay
 from .nes import NES, NESConfig, centred_ranks, nes_gradient
 from .spsa import SPSA, SPSAConfig, spsa_gradient
 
-OPTIMIZERS = {"es": OnePlusOneES, "spsa": SPSA, "nes": NES}
+OPTIMIZERS = {"es": OnePlusOneES, "spsa": SPSA, "nes": NES, "mezo": MeZO}
 
 __all__ = ["GradientFreeConfig", "GradientFreeOptimizer", "ESConfig", "OnePlusOneES", "one_plus_one_step",
-           "NES", "NESConfig", "centred_ranks", "nes_gradient", "SPSA", "SPSAConfig", "spsa_gradient", "OPTIMIZERS"]
+           "NES", "NESConfig", "centred_ranks", "nes_gradient", "SPSA", "SPSAConfig", "spsa_gradient", "MeZO", "MeZOConfig",
+           "replay", "OPTIMIZERS"]
