@@ -190,3 +190,137 @@ def grade(name, function):
         return False
     print(f"{name}: passed")
     return True
+
+
+# --- Tutorial 14: the seed trick (in-place SPSA, MeZO) ------------------------------------------
+
+class _SeededVector:
+    """A vector theta changed in place through ``perturb(seed, c)``: theta += c z(seed), with z drawn
+    from ``default_rng(seed)`` (standard normal, in theta's dtype); records the calls and the points
+    where ``loss()`` was evaluated (a quadratic)."""
+
+    def __init__(self, d, seed, dtype=np.float64):
+        rng = np.random.default_rng(seed)
+        self.theta = rng.standard_normal(d).astype(dtype)
+        self.target = rng.standard_normal(d)
+        self.calls, self.points = [], []
+
+    def z(self, seed):
+        return np.random.default_rng(seed).standard_normal(len(self.theta), dtype=self.theta.dtype)
+
+    def perturb(self, seed, coefficient):
+        self.calls.append((seed, float(coefficient)))
+        z = self.z(seed)
+        z *= self.theta.dtype.type(coefficient)
+        self.theta += z
+
+    def value(self, theta):
+        return float(np.sum((np.asarray(theta, dtype=np.float64) - self.target) ** 2))
+
+    def loss(self):
+        self.points.append(self.theta.copy())
+        return self.value(self.theta)
+
+
+def check_mezo_step(mezo_step):
+    """``mezo_step(perturb, loss, rng, eps, lr)``: one in-place SPSA step, z regenerated from one seed; returns (seed, g)."""
+    eps, lr = 0.01, 0.05
+    seeds = []
+    for rs in (21, 22, 23):
+        v = _SeededVector(9, 601)
+        theta0 = v.theta.copy()
+        seed, g = mezo_step(v.perturb, v.loss, np.random.default_rng(rs), eps, lr)
+        assert len(v.points) == 2, f"a step evaluates the loss twice, at theta + eps z and theta - eps z: got {len(v.points)}"
+        used = {s for s, _ in v.calls}
+        assert used == {seed}, \
+            f"every perturb call of a step must use the step's one seed (the one returned): z is regenerated from it, " \
+            f"never drawn anew; got seeds {sorted(used)} and returned {seed}"
+        z = v.z(seed)
+        plus, minus = v.points
+        assert np.allclose(plus, theta0 + eps * z, atol=1e-12) and np.allclose(minus, theta0 - eps * z, atol=1e-12), \
+            "L+ must be taken at theta + eps z and L- at theta - eps z (perturb(seed, eps), then perturb(seed, -2 eps))"
+        expected_g = (v.value(plus) - v.value(minus)) / (2 * eps)
+        assert abs(float(g) - expected_g) <= 1e-9 * max(1.0, abs(expected_g)), \
+            f"g must be (L+ - L-) / (2 eps) = {expected_g:.6g}, got {float(g):.6g}"
+        end = theta0 - lr * expected_g * z
+        if any(np.allclose(v.theta, end + k * eps * z, atol=1e-9) for k in (-1.0, 1.0)):
+            raise AssertionError("theta ends one eps z away from theta - lr g z: restore theta with perturb(seed, eps) "
+                                 "after L- (theta + eps z - 2 eps z + eps z = theta), then update")
+        assert np.allclose(v.theta, end, atol=1e-9), "theta must end at theta - lr g z (the update moves it by -lr g z)"
+        seeds.append(seed)
+    assert len(set(seeds)) == 3, "draw the step's seed from the rng passed in: three generators gave the same seed"
+    v = _SeededVector(9, 601)
+    again, _ = mezo_step(v.perturb, v.loss, np.random.default_rng(21), eps, lr)
+    assert again == seeds[0], "draw the seed from the rng passed in: the same generator must give the same seed"
+
+
+def check_perturb_arrays(perturb_arrays):
+    """``perturb_arrays(arrays, seed, coefficient)``: each array += coefficient z in place, z Gaussian,
+    drawn array after array from one ``default_rng(seed)``."""
+    rng = np.random.default_rng(701)
+    shapes = [(3, 4), (5,), (2, 2, 3)]
+    arrays = [rng.standard_normal(s) for s in shapes]
+    before = [a.copy() for a in arrays]
+    same = list(arrays)
+    perturb_arrays(arrays, 77, 0.5)
+    assert all(a is b for a, b in zip(arrays, same)) and not any(np.array_equal(a, b) for a, b in zip(arrays, before)), \
+        "change each array in place (a += ...): the model's own arrays are the optimizer's state"
+    measured = [(a - b) / 0.5 for a, b in zip(arrays, before)]
+    if all(np.allclose(np.abs(m), 1.0) for m in measured):
+        raise AssertionError("z must be Gaussian (gen.standard_normal), not +-1 (SPSA's Rademacher draws)")
+    gen = np.random.default_rng(77)
+    expected = [gen.standard_normal(s) for s in shapes]
+    if not all(np.allclose(m, e, atol=1e-12) for m, e in zip(measured, expected)):
+        fresh = [np.random.default_rng(77).standard_normal(s) for s in shapes]
+        if all(np.allclose(m, e, atol=1e-12) for m, e in zip(measured, fresh)):
+            raise AssertionError("draw every array's z from ONE generator default_rng(seed), in turn: a new "
+                                 "default_rng(seed) per array gives every array the same first numbers")
+        raise AssertionError("z must come from np.random.default_rng(seed), each array's drawn in turn with "
+                             "gen.standard_normal(a.shape): the seed alone must name the whole direction")
+    perturb_arrays(arrays, 77, -0.5)
+    assert all(np.allclose(a, b, atol=1e-12) for a, b in zip(arrays, before)), \
+        "perturb_arrays(arrays, seed, -c) must undo perturb_arrays(arrays, seed, c)"
+
+
+def check_replay_run(replay_run):
+    """``replay_run(perturb, trajectory, eps, lr)``: the weights of a run rebuilt, bit for bit, from its (seed, g) pairs."""
+    eps, lr, steps = 0.05, 0.02, 12
+    run = _SeededVector(300, 801, dtype=np.float32)
+    start = run.theta.copy()
+    rng, trajectory = np.random.default_rng(802), []
+    for _ in range(steps):  # the run: MeZO's step in float32
+        seed = int(rng.integers(2**64, dtype=np.uint64))
+        run.perturb(seed, eps)
+        plus = run.loss()
+        run.perturb(seed, -2 * eps)
+        minus = run.loss()
+        run.perturb(seed, eps)
+        g = (plus - minus) / (2 * eps)
+        run.perturb(seed, -lr * g)
+        trajectory.append((seed, g))
+    updates_only = _SeededVector(300, 801, dtype=np.float32)
+    for seed, g in trajectory:
+        updates_only.perturb(seed, -lr * g)
+    assert not np.array_equal(updates_only.theta, run.theta)  # the drift is there to be replayed
+    replica = _SeededVector(300, 801, dtype=np.float32)
+    assert np.array_equal(replica.theta, start)
+    result = replay_run(replica.perturb, list(trajectory), eps, lr)
+    theta = replica.theta if result is None else np.asarray(result)
+    assert not replica.points, "replay needs no loss evaluations"
+    if np.array_equal(theta, run.theta):
+        return
+    if np.array_equal(theta, updates_only.theta):
+        raise AssertionError("only the drift is missing: repeat each step's perturb-and-restore (eps, -2 eps, eps) "
+                             "before its update: in float32 it does not give theta back exactly")
+    if np.allclose(theta, run.theta, rtol=0, atol=1e-5):
+        raise AssertionError(f"close but not bit-identical (max difference {np.abs(theta - run.theta).max():.2g}): "
+                             "do the run's float operations in the run's order")
+    raise AssertionError(f"the replayed weights are far from the run's (max difference {np.abs(theta - run.theta).max():.3g}): "
+                         "each pair (seed, g) moves theta by -lr g z(seed)")
+
+
+GRADERS.update({
+    "mezo_step": check_mezo_step,
+    "perturb_arrays": check_perturb_arrays,
+    "replay_run": check_replay_run,
+})
