@@ -328,8 +328,8 @@ assert same and 0 < gap < 1e-4
 # %% [markdown]
 # ## 7. Workers that exchange scalars
 #
-# Salimans et al. (2017) ran evolution strategies on 1,440 CPUs: workers that share the seeds need to
-# send each other only the scalars. K workers, each holding its own copy of the model, share one
+# Salimans et al. (2017) scaled evolution strategies to over a thousand parallel workers this way:
+# workers that share the seeds need to send each other only the scalars. K workers, each holding its own copy of the model, share one
 # generator of seeds. In a step each draws the same K seeds, evaluates the pair of losses for its own
 # seed k only and broadcasts g_k (8 bytes); every worker then applies the K updates in the same
 # order. For the copies to stay bit-identical the drift must be the same on each: every worker also
