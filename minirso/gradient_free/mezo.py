@@ -70,11 +70,17 @@ class MeZOConfig(GradientFreeConfig):
         return self
 
 
-def direction(gen, shape, dtype, perturbation="gaussian"):
-    """One array's z, drawn from ``gen``: standard normal or +-1 entries, in ``dtype`` (float32 or float64)."""
+def check_dtype(dtype):
+    """``dtype`` as a NumPy dtype if z can be drawn in it (float32 or float64), else ConfigError."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ConfigError(f"MeZO perturbs float32 or float64 weights, not {dtype}")
+    return dtype
+
+
+def direction(gen, shape, dtype, perturbation="gaussian"):
+    """One array's z, drawn from ``gen``: standard normal or +-1 entries, in ``dtype`` (float32 or float64)."""
+    dtype = check_dtype(dtype)
     if perturbation == "gaussian":
         return gen.standard_normal(shape, dtype=dtype)
     z = gen.integers(0, 2, size=shape, dtype=np.int8).astype(dtype)
@@ -148,7 +154,7 @@ class MeZO(Optimizer):
         self.refs = [p.ref for p in plan]
         self.scale = np.array([p.sigma_d for p in plan])  # sigma_d of the initial weights, one per array
         for r in self.refs:
-            direction(np.random.default_rng(0), (0,), model.param(r).dtype)  # float32 or float64 only
+            check_dtype(model.param(r).dtype)
         self.round, self.step_in_round = 0, 0
         self.perm = None
         self.round_totals = {"loss": 0.0}
