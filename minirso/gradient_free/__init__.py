@@ -3,10 +3,11 @@
 ES, SPSA and NES subclass :class:`GradientFreeOptimizer` (``base.py``): one vector of the scalars RSO searches,
 in units of their layer's sigma_d, a fresh mini-batch per step, RSO's test protocol, history
 records and exact checkpoints. ``python -m minirso.train --optimizer es|spsa|nes|mezo``.
-MeZO (``mezo.py``, in-place SPSA with perturbations regenerated from seeds) has the same rounds,
+MeZO (``mezo.py``, in-place SPSA with perturbations regenerated from seeds) subclasses the round loop
+they share, :class:`RoundsOfSteps`: the same rounds,
 records and checkpoints but works on the model's own arrays instead of one stored vector.
 """
-from .base import GradientFreeConfig, GradientFreeOptimizer
+from .base import GradientFreeConfig, GradientFreeOptimizer, RoundsOfSteps
 from .es import ESConfig, OnePlusOneES, one_plus_one_step
 from .mezo import MeZO, MeZOConfig, replay
 from .nes import NES, NESConfig, centred_ranks, nes_gradient
@@ -14,6 +15,6 @@ from .spsa import SPSA, SPSAConfig, spsa_gradient
 
 OPTIMIZERS = {"es": OnePlusOneES, "spsa": SPSA, "nes": NES, "mezo": MeZO}
 
-__all__ = ["GradientFreeConfig", "GradientFreeOptimizer", "ESConfig", "OnePlusOneES", "one_plus_one_step",
+__all__ = ["GradientFreeConfig", "GradientFreeOptimizer", "RoundsOfSteps", "ESConfig", "OnePlusOneES", "one_plus_one_step",
            "NES", "NESConfig", "centred_ranks", "nes_gradient", "SPSA", "SPSAConfig", "spsa_gradient", "MeZO", "MeZOConfig",
            "replay", "OPTIMIZERS"]

@@ -62,32 +62,127 @@ class GradientFreeConfig(Options):
         return self
 
 
-class GradientFreeOptimizer(Optimizer):
-    """The searched vector and the round loop; a subclass writes :meth:`step` (and its state).
+class RoundsOfSteps(Optimizer):
+    """The round loop every baseline shares: rounds of mini-batch steps over the arrays RSO searches.
 
-    ``step(f)`` gets ``f(u) -> float`` (the current step's mini-batch loss at point u, counted)
-    and must set ``self.u``; it returns the loss of the point it keeps (the round's train loss is
-    their mean). Its state: scalars in ``self.scalars`` (JSON), arrays in ``self.arrays``.
+    A round draws one permutation of the training set and runs ``steps_per_round`` steps, step t on
+    batch ``t % n_batches``; its record (and a test, see eval_every) comes at its end. A subclass
+    writes :meth:`batch_step` (one step on the images x, labels y: returns the loss of what it keeps),
+    may write :meth:`after_steps` (called when a round ends or a stop is requested) and
+    :meth:`describe`, and adds its state to :meth:`own_state` / :meth:`load_own_state` through super().
     """
 
     name = "base"
     unit = "round"
     config_class = GradientFreeConfig
     cli_options = ("rounds", "steps_per_round", "batch_size", "eval_every")
+    #: What the divergence message tells the user to lower.
+    step_size_name = "its step size"
 
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, **options):
         super().__init__(model, data, config, seed, callbacks, progress, **options)
         config = self.config
-        plan = search_plan(model, config.search_bn, config.bn_sigma)  # RSO's arrays, and their sigma_d
-        self.refs = [p.ref for p in plan]
-        self.sizes = [model.param(r).size for r in self.refs]
-        self.scale = np.concatenate([np.full(n, p.sigma_d) for n, p in zip(self.sizes, plan)])
-        self.u = self.get_vector() / self.scale
+        self.plan = search_plan(model, config.search_bn, config.bn_sigma)  # RSO's arrays, and their sigma_d
+        self.refs = [p.ref for p in self.plan]
         self.round, self.step_in_round = 0, 0
         self.perm = None
         self.round_totals = {"loss": 0.0}
         self.macs_per_evaluation = config.batch_size * forward_macs(model)
         self.counters = {"steps": 0, "candidate_evaluations": 0, "images": 0, "forward_macs": 0, **self.counters}
+
+    def count_evaluation(self, images):
+        """Count one candidate evaluation: a forward pass over ``images`` images."""
+        c = self.counters
+        c["candidate_evaluations"] += 1
+        c["images"] += images
+        c["forward_macs"] += self.macs_per_evaluation
+
+    def model_loss(self, x, y):
+        """Mean cross-entropy of the mini-batch (x, y) at the model's current weights (counted)."""
+        loss = float(to_numpy(softmax_cross_entropy(self.model.forward(x), y))) / len(y)
+        self.count_evaluation(len(y))
+        return loss
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def make_bar(self):
+        from tqdm import tqdm
+        cfg = self.config
+        return tqdm(total=cfg.rounds * cfg.steps_per_round, initial=self.round * cfg.steps_per_round + self.step_in_round,
+                    unit="step", dynamic_ncols=True, mininterval=0.5, desc=self.name)
+
+    def run_unit(self):
+        cfg, xp, bar = self.config, self.model.xp, self.bar
+        n, bsz = len(self.x_train), cfg.batch_size
+        if self.step_in_round == 0:
+            self.perm = self.rng.permutation(n)
+            self.round_totals = {"loss": 0.0}
+        n_batches = n // bsz
+        batches = xp.asarray(self.perm[:n_batches * bsz].reshape(n_batches, bsz))
+        t0 = time.perf_counter()
+        while self.step_in_round < cfg.steps_per_round and not self.stop_requested:
+            idx = batches[self.step_in_round % n_batches]
+            loss = self.batch_step(self.x_train[idx], self.y_train[idx])
+            if not math.isfinite(loss):
+                raise MinirsoError(f"{self.name} diverged: the loss became {loss} in round {self.round + 1}; "
+                                   f"lower {self.step_size_name}")
+            self.round_totals["loss"] += loss
+            self.counters["steps"] += 1
+            self.step_in_round += 1
+            if bar is not None:
+                bar.set_postfix_str(f"round {self.round + 1} loss {loss:.4f}", refresh=False)
+                bar.update(1)
+        self.counters["wall_time"] += time.perf_counter() - t0
+        self.after_steps()
+        if self.step_in_round < cfg.steps_per_round:
+            return
+        self.round += 1
+        self.step_in_round = 0
+        c = self.counters
+        record = {"optimizer": self.name, "round": self.round, "train_loss": self.round_totals["loss"] / cfg.steps_per_round,
+                  **self.describe(), "steps": c["steps"], "candidate_evaluations": c["candidate_evaluations"],
+                  "images": c["images"], "forward_macs": c["forward_macs"], "wall_time": c["wall_time"]}
+        if (cfg.eval_every and self.round % cfg.eval_every == 0) or self.finished:
+            record.update(self.evaluate())
+        record["eval_time"] = c["eval_time"]
+        self.emit(record)
+
+    def batch_step(self, x, y):
+        """One step on the mini-batch (x, y); returns the loss of the point it keeps."""
+        raise NotImplementedError
+
+    def after_steps(self):
+        """Called after a round's steps end or a stop interrupts them (the model must then hold the kept point)."""
+
+    def describe(self):
+        """Method-specific fields of a round's record (step size, accept rate...)."""
+        return {}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def own_state(self):
+        state = {"round": self.round, "step_in_round": self.step_in_round, "round_totals": dict(self.round_totals)}
+        arrays = {"perm": self.perm if self.perm is not None else np.zeros(0, dtype=np.int64)}
+        return state, arrays
+
+    def load_own_state(self, state, arrays):
+        self.round, self.step_in_round = state["round"], state["step_in_round"]
+        self.round_totals = dict(state["round_totals"])
+        perm = np.asarray(arrays["perm"])
+        self.perm = perm if perm.size else None
+
+
+class GradientFreeOptimizer(RoundsOfSteps):
+    """The searched vector u; a subclass writes :meth:`step` (and its state).
+
+    ``step(f)`` gets ``f(u) -> float`` (the current step's mini-batch loss at point u, counted)
+    and must set ``self.u``; it returns the loss of the point it keeps (the round's train loss is
+    their mean). Its state: scalars in ``self.scalars`` (JSON), arrays in ``self.arrays``.
+    """
+
+    def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, **options):
+        super().__init__(model, data, config, seed, callbacks, progress, **options)
+        self.sizes = [model.param(r).size for r in self.refs]
+        self.scale = np.concatenate([np.full(n, p.sigma_d) for n, p in zip(self.sizes, self.plan)])
+        self.u = self.get_vector() / self.scale
         self.scalars, self.arrays = {}, {}
 
     # -- the searched vector ----------------------------------------------------------------------
@@ -110,82 +205,31 @@ class GradientFreeOptimizer(Optimizer):
     def batch_loss(self, u, x, y):
         """Mean cross-entropy of the mini-batch (x, y) at point u (counted as one candidate evaluation)."""
         self.set_vector(u * self.scale)
-        loss = float(to_numpy(softmax_cross_entropy(self.model.forward(x), y))) / len(y)
-        c = self.counters
-        c["candidate_evaluations"] += 1
-        c["images"] += len(y)
-        c["forward_macs"] += self.macs_per_evaluation
-        return loss
+        return self.model_loss(x, y)
 
-    # -- the loop ---------------------------------------------------------------------------------
-    def make_bar(self):
-        from tqdm import tqdm
-        cfg = self.config
-        return tqdm(total=cfg.rounds * cfg.steps_per_round, initial=self.round * cfg.steps_per_round + self.step_in_round,
-                    unit="step", dynamic_ncols=True, mininterval=0.5, desc=self.name)
+    def batch_step(self, x, y):
+        return self.step(lambda u: self.batch_loss(u, x, y))
 
-    def run_unit(self):
-        cfg, xp, bar = self.config, self.model.xp, self.bar
-        n, bsz = len(self.x_train), cfg.batch_size
-        if self.step_in_round == 0:
-            self.perm = self.rng.permutation(n)
-            self.round_totals = {"loss": 0.0}
-        n_batches = n // bsz
-        batches = xp.asarray(self.perm[:n_batches * bsz].reshape(n_batches, bsz))
-        t0 = time.perf_counter()
-        while self.step_in_round < cfg.steps_per_round and not self.stop_requested:
-            idx = batches[self.step_in_round % n_batches]
-            x, y = self.x_train[idx], self.y_train[idx]
-            loss = self.step(lambda u: self.batch_loss(u, x, y))
-            if not math.isfinite(loss):
-                raise MinirsoError(f"{self.name} diverged: the loss became {loss} in round {self.round + 1}; "
-                                   "lower its step size")
-            self.round_totals["loss"] += loss
-            self.counters["steps"] += 1
-            self.step_in_round += 1
-            if bar is not None:
-                bar.set_postfix_str(f"round {self.round + 1} loss {loss:.4f}", refresh=False)
-                bar.update(1)
-        self.counters["wall_time"] += time.perf_counter() - t0
+    def after_steps(self):
         self.set_vector(self.u * self.scale)  # the model holds the kept point, not the last candidate
-        if self.step_in_round < cfg.steps_per_round:
-            return
-        self.round += 1
-        self.step_in_round = 0
-        c = self.counters
-        record = {"optimizer": self.name, "round": self.round, "train_loss": self.round_totals["loss"] / cfg.steps_per_round,
-                  **self.describe(), "steps": c["steps"], "candidate_evaluations": c["candidate_evaluations"],
-                  "images": c["images"], "forward_macs": c["forward_macs"], "wall_time": c["wall_time"]}
-        if (cfg.eval_every and self.round % cfg.eval_every == 0) or self.finished:
-            record.update(self.evaluate())
-        record["eval_time"] = c["eval_time"]
-        self.emit(record)
-
-    def describe(self):
-        """Method-specific fields of a round's record (step size, accept rate...)."""
-        return {}
 
     def step(self, f):
         raise NotImplementedError
 
     # -- checkpoints ------------------------------------------------------------------------------
     def own_state(self):
-        state = {"round": self.round, "step_in_round": self.step_in_round, "round_totals": dict(self.round_totals),
-                 "scalars": dict(self.scalars)}
-        arrays = {"u": self.u.copy(), "scale": self.scale.copy(),
-                  "perm": self.perm if self.perm is not None else np.zeros(0, dtype=np.int64),
-                  **{f"state.{k}": np.array(v, copy=True) for k, v in self.arrays.items()}}
+        state, arrays = super().own_state()
+        state["scalars"] = dict(self.scalars)
+        arrays.update({"u": self.u.copy(), "scale": self.scale.copy(),
+                       **{f"state.{k}": np.array(v, copy=True) for k, v in self.arrays.items()}})
         return state, arrays
 
     def load_own_state(self, state, arrays):
         if len(arrays["u"]) != self.dimension:
             raise ConfigError(f"the saved point has {len(arrays['u'])} scalars, the model {self.dimension}")
-        self.round, self.step_in_round = state["round"], state["step_in_round"]
-        self.round_totals = dict(state["round_totals"])
+        super().load_own_state(state, arrays)
         self.scalars = dict(state["scalars"])
         self.u = np.array(arrays["u"], dtype=np.float64)
         self.scale = np.array(arrays["scale"], dtype=np.float64)  # sigma_d of the initial weights
-        perm = np.asarray(arrays["perm"])
-        self.perm = perm if perm.size else None
         self.arrays = {k[len("state."):]: np.array(v, copy=True) for k, v in arrays.items() if k.startswith("state.")}
         self.set_vector(self.u * self.scale)

@@ -27,20 +27,15 @@ The seed trick (Salimans et al. 2017): the run is the initial weights plus one (
 estimate, 16 bytes (:attr:`MeZO.trajectory`); :func:`replay` rebuilds the weights from them bit
 for bit, and workers sharing seeds need to exchange only the scalars g.
 """
-import math
-import time
 import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import get_array_module, to_numpy
-from ..errors import ConfigError, MinirsoError
-from ..losses import softmax_cross_entropy
-from ..optimizer import Optimizer
-from ..rso.cost import forward_macs
+from ..backend import get_array_module
+from ..errors import ConfigError
 from ..rso.plan import search_plan
-from .base import GradientFreeConfig
+from .base import GradientFreeConfig, RoundsOfSteps
 
 PERTURBATIONS = ("gaussian", "rademacher")
 #: Bytes of one (seed, g) pair of the trajectory: a uint64 seed and a float64 projected gradient.
@@ -135,32 +130,24 @@ def traced_peak(fn):
     return result, peak - before
 
 
-class MeZO(Optimizer):
+class MeZO(RoundsOfSteps):
     """In-place SPSA (MeZO): the model's own arrays are its state; 2 x samples forward passes per step.
 
-    Rounds, mini-batches, records, counters and tests are the other baselines' (base.py): one
-    permutation of the training set per round, step t uses batch t % n_batches.
+    Rounds, mini-batches, records, counters and tests are the other baselines' (base.py's
+    :class:`~minirso.gradient_free.base.RoundsOfSteps`): one permutation of the training set per
+    round, step t uses batch t % n_batches.
     """
 
     name = "mezo"
-    unit = "round"
     config_class = MeZOConfig
-    cli_options = ("rounds", "steps_per_round", "batch_size", "eval_every")
+    step_size_name = "its learning rate (lr)"
 
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, **options):
         super().__init__(model, data, config, seed, callbacks, progress, **options)
-        cfg = self.config
-        plan = search_plan(model, cfg.search_bn, cfg.bn_sigma)
-        self.refs = [p.ref for p in plan]
-        self.scale = np.array([p.sigma_d for p in plan])  # sigma_d of the initial weights, one per array
+        self.scale = np.array([p.sigma_d for p in self.plan])  # sigma_d of the initial weights, one per array
         for r in self.refs:
             check_dtype(model.param(r).dtype)
-        self.round, self.step_in_round = 0, 0
-        self.perm = None
-        self.round_totals = {"loss": 0.0}
         self.seeds, self.grads = [], []  # the trajectory: one (seed, g) pair per estimate
-        self.macs_per_evaluation = cfg.batch_size * forward_macs(model)
-        self.counters = {"steps": 0, "candidate_evaluations": 0, "images": 0, "forward_macs": 0, **self.counters}
 
     @property
     def arrays(self):
@@ -182,12 +169,7 @@ class MeZO(Optimizer):
 
     def batch_loss(self, x, y):
         """Mean cross-entropy of the mini-batch at the model's current weights (one counted evaluation)."""
-        loss = float(to_numpy(softmax_cross_entropy(self.model.forward(x), y))) / len(y)
-        c = self.counters
-        c["candidate_evaluations"] += 1
-        c["images"] += len(y)
-        c["forward_macs"] += self.macs_per_evaluation
-        return loss
+        return self.model_loss(x, y)
 
     def estimate(self, x, y):
         """``samples`` projected gradients on the batch (x, y), the weights restored after each (up
@@ -219,63 +201,24 @@ class MeZO(Optimizer):
         self.update(pairs)
         return loss
 
-    # -- the loop (as base.GradientFreeOptimizer's) ---------------------------------------------
-    def make_bar(self):
-        from tqdm import tqdm
-        cfg = self.config
-        return tqdm(total=cfg.rounds * cfg.steps_per_round, initial=self.round * cfg.steps_per_round + self.step_in_round,
-                    unit="step", dynamic_ncols=True, mininterval=0.5, desc=self.name)
+    def batch_step(self, x, y):
+        return self.step(x, y)
 
-    def run_unit(self):
-        cfg, xp, bar = self.config, self.model.xp, self.bar
-        n, bsz = len(self.x_train), cfg.batch_size
-        if self.step_in_round == 0:
-            self.perm = self.rng.permutation(n)
-            self.round_totals = {"loss": 0.0}
-        n_batches = n // bsz
-        batches = xp.asarray(self.perm[:n_batches * bsz].reshape(n_batches, bsz))
-        t0 = time.perf_counter()
-        while self.step_in_round < cfg.steps_per_round and not self.stop_requested:
-            idx = batches[self.step_in_round % n_batches]
-            loss = self.step(self.x_train[idx], self.y_train[idx])
-            if not math.isfinite(loss):
-                raise MinirsoError(f"{self.name} diverged: the loss became {loss} in round {self.round + 1}; "
-                                   "lower its learning rate (lr)")
-            self.round_totals["loss"] += loss
-            self.counters["steps"] += 1
-            self.step_in_round += 1
-            if bar is not None:
-                bar.set_postfix_str(f"round {self.round + 1} loss {loss:.4f}", refresh=False)
-                bar.update(1)
-        self.counters["wall_time"] += time.perf_counter() - t0
-        if self.step_in_round < cfg.steps_per_round:
-            return
-        self.round += 1
-        self.step_in_round = 0
-        c = self.counters
-        record = {"optimizer": self.name, "round": self.round, "train_loss": self.round_totals["loss"] / cfg.steps_per_round,
-                  "lr": cfg.lr, "eps": cfg.eps, "steps": c["steps"], "candidate_evaluations": c["candidate_evaluations"],
-                  "images": c["images"], "forward_macs": c["forward_macs"], "wall_time": c["wall_time"]}
-        if (cfg.eval_every and self.round % cfg.eval_every == 0) or self.finished:
-            record.update(self.evaluate())
-        record["eval_time"] = c["eval_time"]
-        self.emit(record)
+    def describe(self):
+        return {"lr": self.config.lr, "eps": self.config.eps}
 
     # -- checkpoints: the weights are the model's; here where the run stands and its trajectory -----
     def own_state(self):
-        state = {"round": self.round, "step_in_round": self.step_in_round, "round_totals": dict(self.round_totals)}
-        arrays = {"scale": self.scale.copy(), "perm": self.perm if self.perm is not None else np.zeros(0, dtype=np.int64),
-                  "seeds": np.array(self.seeds, dtype=np.uint64), "grads": np.array(self.grads, dtype=np.float64)}
+        state, arrays = super().own_state()
+        arrays.update({"scale": self.scale.copy(), "seeds": np.array(self.seeds, dtype=np.uint64),
+                       "grads": np.array(self.grads, dtype=np.float64)})
         return state, arrays
 
     def load_own_state(self, state, arrays):
         if len(arrays["scale"]) != len(self.refs):
             raise ConfigError(f"the saved state searches {len(arrays['scale'])} arrays, the model {len(self.refs)}")
-        self.round, self.step_in_round = state["round"], state["step_in_round"]
-        self.round_totals = dict(state["round_totals"])
+        super().load_own_state(state, arrays)
         self.scale = np.array(arrays["scale"], dtype=np.float64)  # sigma_d of the initial weights
-        perm = np.asarray(arrays["perm"])
-        self.perm = perm if perm.size else None
         self.seeds = [int(s) for s in np.asarray(arrays["seeds"], dtype=np.uint64)]
         self.grads = [float(g) for g in np.asarray(arrays["grads"], dtype=np.float64)]
 
