@@ -504,11 +504,12 @@ def report(results, sizes, methods, scale, machine, peaks):
         summary["sizes"][size] = {"dimension": d, "budget": b, "methods": s_summary}
         n_seeds = len(scale.final_seeds)
         lines.append(_table(["method", "setting", f"test accuracy % (mean ± 95% CI, n={n_seeds})", "evaluations",
-                             "images (M)", "training s", "GMAC (model)", "exponentials (M)",
+                             "images forwarded (M)", "training s", "GMAC (model)", "exponentials (M)",
                              "gain in the last quarter (points)"], rows))
         lines.append("\nsetting: the chosen value of the tuned option (* = at an edge of its grid). Evaluations, "
-                     "images and the modelled costs are means over the seeds at the end of the run; training s "
-                     "is wall-clock time inside the optimizer (tests excluded).\n")
+                     "images and the modelled costs are means over the seeds at the end of the run (an RSO "
+                     "evaluation runs only the part of the network its evaluator needs, for all images of "
+                     "the mini-batch); training s is wall-clock time inside the optimizer (tests excluded).\n")
         lines.append(_table(["method", "tuned option", "validation accuracy % at the end, per value", "chosen"],
                             tune_rows))
         if len(cost_rows) >= 2:
@@ -521,6 +522,12 @@ def report(results, sizes, methods, scale, machine, peaks):
             summary["sizes"][size]["cost_spread"] = spread
     if len(sizes) == 2:
         lines.append(_d_table(summary, scale))
+    peaks_ = [s[k] for r in results.values() if r is not None for s in r["sittings"]
+              for k in ("sgemm_peak_start", "sgemm_peak_end") if k in s]
+    if peaks_:
+        lines.append(f"\nsgemm peak measured before and after each unit: {min(peaks_):.1f} to {max(peaks_):.1f} GMAC/s "
+                     f"(median {np.median(peaks_):.1f}, {len(peaks_)} measurements).\n")
+        summary["unit_sgemm_peaks"] = [min(peaks_), float(np.median(peaks_)), max(peaks_)]
     return "\n".join(lines), summary
 
 
