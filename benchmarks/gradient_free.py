@@ -1,5 +1,5 @@
-"""Gradient-free methods compared, second edition: two network sizes, budgets to a plateau, every
-method tuned on a validation split with the same grid effort, 5 seeds with 95% t-intervals, and
+"""Gradient-free methods compared, second edition: two network sizes, budgets meant to reach a
+plateau (a column says whether they did), every method tuned on a validation split with the same grid effort, 5 seeds with 95% t-intervals, and
 cost axes measured rather than modelled.
 
 Networks (``--sizes``):
@@ -19,11 +19,12 @@ Budgets (loss evaluations = forward passes of a candidate over one mini-batch): 
 Algorithm 1's worth, B = R x 3 x d: small R = 10 (B = 32,040), quick R = 3 (B = 93,168; ten would
 take about 3x the hours). Every method is sized to use about B evaluations: RSO (Algorithm 1) and
 parallel=unit run R rounds (Algorithm 1's incremental evaluator skips the current weight's loss
-when it is remembered, so it may use fewer); parallel=layer computes the current weight's loss once
-per mini-batch, so it runs more rounds; the block variants run B / (3 x trials per round) rounds;
+when it is remembered, so it may use fewer); parallel=layer computes the current weights' loss once
+per mini-batch, so its round is about 3/4 of Algorithm 1's: it runs the whole number of rounds
+nearest to B over that (13 on small: 0.97 B; 4 on quick: 0.90 B, as 5 would be 1.13 B); the block variants run B / (3 x trials per round) rounds;
 (1+1)-ES, SPSA, random search and the random-direction method B / 2 steps, NES (5 antithetic pairs)
-B / 10 steps. SGD, the
-gradient reference, runs 20 epochs (small) or 10 (quick) of 100 steps: a forward and a backward
+B / 10 steps. The command prints what each method plans before it starts. SGD, the gradient
+reference, runs 20 epochs (small) or 10 (quick) of 100 steps: a forward and a backward
 pass per step, far fewer passes than B. A column of the table says how much each method still
 gained in the last quarter of its run (a plateau is a small number there).
 
@@ -51,15 +52,16 @@ exponentials (10 per image forwarded: the softmax).
 Units: every (size, method, setting, seed) is one unit, its result a JSON file under --units
 (default runs/gradient_free_v2); a unit saves a checkpoint at each of its test points and a rerun
 continues it from there (bit-exact: the optimizers' own state_dict), and finished units are skipped.
-So the benchmark runs sitting by sitting: stop it (Ctrl-C), run the same command again. Units run
+So the benchmark runs sitting by sitting: stop it (Ctrl-C: a gradient-free or RSO unit saves its
+exact state at once, an SGD unit keeps its last finished epoch), run the same command again. Units run
 in-process, --workers at a time (multiprocessing), not as ``python -m minirso.train`` runs: the
 training command has neither a validation split nor the small net's 14x14 inputs.
 
     python benchmarks/gradient_free.py --workers 2   # hours (benchmarks/README.md); writes the v2 section of
                                                      # docs/gradient_free_results.md, docs/gradient_free_results_v2.json
                                                      # and docs/gradient_free_v2.png
-    python benchmarks/gradient_free.py --render             # the docs again from the finished units
-    python benchmarks/gradient_free.py --smoke              # every method, both sizes, tiny budgets; writes no docs
+    python benchmarks/gradient_free.py --render      # the docs again from the finished units
+    python benchmarks/gradient_free.py --smoke       # every method, both sizes, tiny budgets; writes no docs
 """
 import argparse
 import dataclasses
@@ -359,8 +361,11 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     sitting["load_end"] = common.loadavg()
     if scale.peak_per_unit:
         sitting["sgemm_peak_end"] = common.sgemm_peak()[0]
-    if opt.interrupted and stop_at is None:
-        return None  # Ctrl-C: the checkpoint of the last test point continues it
+    if opt.interrupted and stop_at is None:  # Ctrl-C: the state is exact, a rerun continues from it
+        state, arrays = opt.state_dict()
+        save_checkpoint(ckpt, opt.model, opt.name, json.loads(json.dumps(state)), arrays,
+                        {"initial": initial, "sittings": sittings})
+        return None
     curve = [initial] + [point(opt, r, scale) for r in opt.history if r.get("test_accuracy") is not None]
     result = {"unit": dataclasses.asdict(unit), "option": METHODS[unit.method][3], "curve": curve,
               "columns": ["evaluations", "images", "macs_model", "exponentials", "train_s", "accuracy", "loss"],

@@ -230,3 +230,24 @@ def test_docs_keep_the_first_edition_and_every_table_number_comes_from_the_units
     assert md.count("## First edition") == 1 and (docs / "gradient_free_v2.png").stat().st_size > 10000
     assert json.loads((docs / "gradient_free_results_v2.json").read_text())["sizes"]["small"]["budget"] == gf.budget(
         "small", scale)
+
+
+def test_a_unit_stopped_inside_a_round_saves_its_exact_state(fake_mnist, tmp_path):
+    """Ctrl-C (request_stop, as the optimizers' SIGINT handler does) in the middle of a round."""
+    splits = gf.load_splits(None, SCALE)
+    unit = gf.Unit("tune", "small", "spsa", gf.grid_values("spsa", SCALE)[1], 100)
+    straight = gf.run_unit(unit, splits, str(tmp_path / "a"), SCALE)
+
+    def stop_at_step_5(opt):
+        original = opt.step
+
+        def step(f):
+            if opt.counters["steps"] == 5:
+                opt.request_stop()
+            return original(f)
+        opt.step = step
+    assert gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE, hooks={"optimizer": stop_at_step_5}) is None
+    model, _, state, _, _ = gf.load_checkpoint(gf.unit_path(str(tmp_path / "b"), unit)[:-5] + ".ckpt.npz")
+    assert state["counters"]["steps"] == 6 and state["step_in_round"] == 6  # saved where it stopped
+    resumed = gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE)
+    assert [p[:4] + p[5:] for p in resumed["curve"]] == [p[:4] + p[5:] for p in straight["curve"]]
