@@ -1,35 +1,79 @@
-"""RSO, its update strategies and parallel variants, (1+1)-ES, SPSA and NES at equal budgets,
-with SGD as the gradient reference.
+"""Gradient-free methods compared, second edition: two network sizes, budgets meant to reach a
+plateau (a column says whether they did), every method tuned on a validation split with the same grid effort, 5 seeds with 95% t-intervals, and
+cost axes measured rather than modelled.
 
-The network is smaller than the quick preset's so that every method runs on 3 seeds in about
-ten minutes on a 2-core CPU: MNIST averaged down to 14x14, two 3x3 convs (4 and 8 filters),
-each average-pooled and batch-normalised, a dense layer over the 8x3x3 features; 1,068 searched
-scalars. 10,000 training images, mini-batches of 100, test accuracy on 5,000 test images.
+Networks (``--sizes``):
 
-Budget: E = 3 x 1,068 = 3,204 loss evaluations (candidate forward passes), one round of
-Algorithm 1. Every method runs to (about) E and is tested along the way; the tables give the
-test accuracy at the last test with at most E evaluations, and at the last test with at most M
-multiply-adds (the cost model of minirso.rso.cost), M = the smallest total any gradient-free
-run used, so that every method reaches it. SGD runs 3 epochs (300 steps of forward + backward,
-its multiply-adds counted with the backward pass as twice the forward).
+- ``small``: the first edition's net, 1,068 searched scalars: MNIST averaged down to 14x14, two 3x3
+  convs (4 and 8 filters), each average-pooled and batch-normalised, a dense layer over 8x3x3.
+- ``quick``: the quick preset's net (``minirso.nets.small_mnist_net``), 10,352 searched scalars on
+  28x28 images.
 
-Part 2 times the parallel variant: seconds per trial of one round with parallel="layer"
-(candidates of many trials stacked along the batch axis) against the sequential sweep of
-Algorithm 1 with the prefix evaluator and with the incremental one, and against the same
-parallel sweep with one trial per pass.
+Data: a seeded permutation of MNIST's 60,000 training images gives 10,000 training images and,
+disjoint from them, 2,000 validation images; the test set is MNIST's 10,000 test images. Pixels are
+standardised as ``minirso.load_mnist`` does (one mean and std of the 60,000 training images). Every
+method trains on mini-batches of 100 of the 10,000; batch-norm statistics before a test come from
+the first 2,000 training images.
 
-    python benchmarks/gradient_free.py                 # writes docs/gradient_free_results.{md,json}, docs/gradient_free.png
-    python benchmarks/gradient_free.py --seeds 1 --quick   # a smoke run (smaller budget), writes nothing
+Budgets (loss evaluations = forward passes of a candidate over one mini-batch): R rounds of
+Algorithm 1's worth, B = R x 3 x d: small R = 10 (B = 32,040), quick R = 3 (B = 93,168; ten would
+take about 3x the hours). Every method is sized to use about B evaluations: RSO (Algorithm 1) and
+parallel=unit run R rounds (Algorithm 1's incremental evaluator skips the current weight's loss
+when it is remembered, so it may use fewer); parallel=layer computes the current weights' loss once
+per mini-batch, so its round is about 3/4 of Algorithm 1's: it runs the whole number of rounds
+nearest to B over that (13 on small: 0.97 B; 4 on quick: 0.90 B, as 5 would be 1.13 B); the block variants run B / (3 x trials per round) rounds;
+(1+1)-ES, SPSA, random search and the random-direction method B / 2 steps, NES (5 antithetic pairs)
+B / 10 steps. The command prints what each method plans before it starts. SGD, the gradient
+reference, runs 20 epochs (small) or 10 (quick) of 100 steps: a forward and a backward
+pass per step, far fewer passes than B. A column of the table says how much each method still
+gained in the last quarter of its run (a plateau is a small number there).
+
+Tuning: each method's main step size on a grid of 3 values, ratio 3 (its centre x 1/3, 1, 3; see
+METHODS), one run per value (seed 100) at the full budget, scored by the validation accuracy at the
+end of the run; the test set is never read then (the tuning runs get the validation split where an
+optimizer expects a test split). A winner at an edge of its grid is flagged. Annealing as each
+method defines it, the same within a family: the RSO family anneals sigma linearly to
+sigma_d (0.1 + 0.9 / C) over its planned rounds; SPSA keeps Spall's decaying gains (A = 10% of its
+steps); (1+1)-ES adapts its step by the 1/5th rule; NES uses Adam with a constant rate (Salimans et
+al.); random search keeps its step fixed (it is the baseline without any step control), and so does
+the random-direction method (a central difference along one Gaussian direction per step, u -= lr g:
+NES with one pair, raw losses and a plain step; Nesterov & Spokoiny's method, whose theory takes a
+constant step); SGD decays its rate by a cosine to 0. The grid centres are the library's defaults
+(the first edition chose some of them partly on the test set) or, for the random-direction method, a
+probe on the validation split; only the validation split chooses within the grid.
+
+Final runs: seeds 0-4 at the chosen setting; the test set is read at the test points of the x
+axis only (about 10 per run, and at its end). Tables: mean and 95% t-interval (scipy.stats.t,
+ddof=1). Cost axes: loss evaluations, images forwarded, measured training seconds (wall clock, and
+the machine's sgemm peak before and after each unit, so that a busy machine shows), and, labelled
+as a model, multiply-adds (minirso.rso.cost; SGD's backward pass counted as twice the forward) and
+exponentials (10 per image forwarded: the softmax).
+
+Units: every (size, method, setting, seed) is one unit, its result a JSON file under --units
+(default runs/gradient_free_v2); a unit saves a checkpoint at each of its test points and a rerun
+continues it from there (bit-exact: the optimizers' own state_dict), and finished units are skipped.
+So the benchmark runs sitting by sitting: stop it (Ctrl-C: a gradient-free or RSO unit saves its
+exact state at once, an SGD unit keeps its last finished epoch), run the same command again. Units run
+in-process, --workers at a time (multiprocessing), not as ``python -m minirso.train`` runs: the
+training command has neither a validation split nor the small net's 14x14 inputs.
+
+    python benchmarks/gradient_free.py --workers 2   # hours (benchmarks/README.md); writes the v2 section of
+                                                     # docs/gradient_free_results.md, docs/gradient_free_results_v2.json
+                                                     # and docs/gradient_free_v2.png
+    python benchmarks/gradient_free.py --render      # the docs again from the finished units
+    python benchmarks/gradient_free.py --smoke       # every method, both sizes, tiny budgets; writes no docs
 """
 import argparse
+import dataclasses
 import json
+import math
 import os
 import sys
 import time
 
 import common  # benchmarks/common.py (scripts run as `python benchmarks/...`)
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy: RSO's small products run best on one thread
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy: the small products run best on one thread
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
@@ -37,13 +81,50 @@ import numpy as np  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from minirso import RSO, load_mnist  # noqa: E402
-from minirso.gradient_free import OPTIMIZERS  # noqa: E402
-from minirso.nets import conv_bn_net, he_normal_  # noqa: E402
-from minirso.rso import strategies  # noqa: E402
-from minirso.sgd import SGD, SGDConfig  # noqa: E402
+from minirso import RSO  # noqa: E402
+from minirso.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from minirso.gradient_free import OPTIMIZERS as GF  # noqa: E402
+from minirso.nets import conv_bn_net, he_normal_, small_mnist_net  # noqa: E402
+from minirso.rso import search_plan  # noqa: E402
+from minirso.rso.config import RSOConfig  # noqa: E402
+from minirso.rso.strategies import sweep_trials  # noqa: E402
+from minirso.sgd import SGD  # noqa: E402
 
-BATCH, TRAIN, TEST, STATS = 100, 10000, 5000, 2000
+CLASSES = 10
+TUNE_SEEDS = (100,)
+FINAL_SEEDS = (0, 1, 2, 3, 4)
+GRID = (1 / 3, 1.0, 3.0)  # times each method's centre
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """How big a run is: the data, the budgets, the seeds and the grid (full mode or --smoke)."""
+    train: int = 10000
+    val: int = 2000
+    test: int = 10000
+    batch: int = 100
+    stats: int = 2000
+    rounds: tuple = (("small", 10), ("quick", 3))       # R: the budget in rounds of Algorithm 1
+    sgd_epochs: tuple = (("small", 20), ("quick", 10))
+    grid: tuple = GRID
+    tune_seeds: tuple = TUNE_SEEDS
+    final_seeds: tuple = FINAL_SEEDS
+    budget_fraction: float = 1.0   # < 1 (smoke): the budget is this fraction of R rounds' worth
+    peak_per_unit: bool = True     # sgemm peak before and after each unit
+
+    def rounds_of(self, size):
+        return dict(self.rounds)[size]
+
+    def epochs_of(self, size):
+        return dict(self.sgd_epochs)[size]
+
+
+FULL = Scale()
+SMOKE = Scale(train=1000, val=200, test=500, batch=25, stats=200, rounds=(("small", 1), ("quick", 1)),
+              sgd_epochs=(("small", 1), ("quick", 1)), grid=GRID[:2], tune_seeds=(100,), final_seeds=(0,),
+              budget_fraction=0.02, peak_per_unit=False)
+
+SIZES = {"small": "1,068-scalar net on 14x14 inputs", "quick": "quick preset's 10,352-scalar net on 28x28 inputs"}
 
 
 def bench_net(seed):
@@ -51,227 +132,565 @@ def bench_net(seed):
     return he_normal_(model, np.random.default_rng(seed))
 
 
-def bench_data(data_dir):
-    import types
-    d = load_mnist(data_dir, download=False).subset(TRAIN, TEST, seed=0)
-    pool = lambda x: x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))  # noqa: E731
-    return types.SimpleNamespace(x_train=pool(d.x_train), y_train=d.y_train, x_test=pool(d.x_test), y_test=d.y_test)
+def make_net(size, seed):
+    return bench_net(seed) if size == "small" else small_mnist_net(seed)
 
 
-def methods(budget_rounds=1):
-    """name -> (description, how to build and run it). One RSO round of the bench net is 3,204 evaluations."""
-    units_round = 46  # output units of the searched arrays: 10 + 8 + 8 + 8 + 4 + 4 + 4
-    block_rounds = 3204 * budget_rounds // (3 * units_round)
-    rso = dict(batch_size=BATCH, stats_images=STATS, progress=False)
-    gf = dict(batch_size=BATCH, stats_images=STATS, progress=False)
-    es_steps = 1602 * budget_rounds
-    return {
-        "RSO (Algorithm 1)": lambda m, d, s: RSO(m, d, seed=s, rounds=budget_rounds, eval_layers=True, **rso),
-        "RSO block=unit": lambda m, d, s: RSO(m, d, seed=s, rounds=block_rounds, block="unit", evaluator="prefix",
-                                              eval_every=max(1, block_rounds // 8), **rso),
-        "RSO block=layer": lambda m, d, s: RSO(m, d, seed=s, rounds=block_rounds, block="layer", evaluator="prefix",
-                                               eval_every=max(1, block_rounds // 8), **rso),
-        "RSO block=network": lambda m, d, s: RSO(m, d, seed=s, rounds=block_rounds, block="network",
-                                                 evaluator="prefix", eval_every=max(1, block_rounds // 8), **rso),
-        "RSO parallel=layer": lambda m, d, s: RSO(m, d, seed=s, rounds=budget_rounds + 1, parallel="layer",
-                                                  eval_layers=True, **rso),
-        "RSO parallel=unit": lambda m, d, s: RSO(m, d, seed=s, rounds=budget_rounds, parallel="unit",
-                                                 eval_layers=True, **rso),
-        "(1+1)-ES": lambda m, d, s: OPTIMIZERS["es"](m, d, seed=s, rounds=9, steps_per_round=es_steps // 9, **gf),
-        "SPSA": lambda m, d, s: OPTIMIZERS["spsa"](m, d, seed=s, rounds=9, steps_per_round=es_steps // 9,
-                                                   A=es_steps / 10, **gf),
-        "NES": lambda m, d, s: OPTIMIZERS["nes"](m, d, seed=s, rounds=10, steps_per_round=es_steps // 50, **gf),
-        "SGD (backprop)": lambda m, d, s: SGD(m, d, SGDConfig(epochs=3, batch_size=BATCH, lr=0.05, bn_images=STATS,
-                                                              bn_batch_size=BATCH), seed=s, progress=False),
-    }
+def dimension(size):
+    model = make_net(size, 0)
+    return sum(model.param(p.ref).size for p in search_plan(model))
 
 
-def curve(opt):
-    """(evaluations, multiply-adds, test accuracy) at every test of a run, starting at the untrained net."""
-    points = []
-    for r in opt.history:
-        if r.get("test_accuracy") is None:
-            continue
-        # SGD's steps are its evaluations, and its backward pass (counters["backward_macs"]) costs too
-        backward = opt.counters.get("backward_macs", 0) / opt.counters["forward_macs"]
-        points.append((r.get("candidate_evaluations", r.get("steps")), (1 + backward) * r["forward_macs"],
-                       r["test_accuracy"]))
-    return points
+# -- the methods --------------------------------------------------------------------------------
+#: name -> label, the optimizer, fixed options, the tuned option and the centre of its grid
+METHODS = {
+    "rso": ("RSO (Algorithm 1)", "rso", {}, "sigma_scale", 1.0),
+    "rso-unit": ("RSO block=unit", "rso", {"block": "unit", "evaluator": "prefix"}, "sigma_scale", 0.3),
+    "rso-layer": ("RSO block=layer", "rso", {"block": "layer", "evaluator": "prefix"}, "sigma_scale", 0.1),
+    "rso-network": ("RSO block=network", "rso", {"block": "network", "evaluator": "prefix"}, "sigma_scale", 0.1),
+    "rso-parallel-layer": ("RSO parallel=layer", "rso", {"parallel": "layer"}, "sigma_scale", 1.0),
+    "rso-parallel-unit": ("RSO parallel=unit", "rso", {"parallel": "unit"}, "sigma_scale", 1.0),
+    "es": ("(1+1)-ES", "es", {}, "sigma", 0.05),
+    "spsa": ("SPSA", "spsa", {"c": 0.05}, "a", 10.0),
+    "nes": ("NES", "nes", {"pairs": 5}, "lr", 0.1),
+    "random": ("random search", "random", {}, "sigma", 0.03),
+    # Nesterov & Spokoiny's random-direction method with a central difference: NES with one antithetic
+    # pair, raw losses and a plain step; centre from a probe on the validation split (3,204 evaluations:
+    # 0.3 best of 0.0003-1, 1 diverged)
+    "rdir": ("random direction", "nes", {"pairs": 1, "shaping": "none", "update": "plain"}, "lr", 0.15),
+    "sgd": ("SGD (backprop)", "sgd", {}, "lr", 0.05),
+}
 
 
-def run_one(job):
-    name, seed, data_dir = job
-    data = bench_data(data_dir)
-    model = bench_net(seed)
-    opt = methods()[name](model, data, seed)
-    initial = opt.evaluate()
-    t0 = time.perf_counter()
+def grid_values(method, scale):
+    centre = METHODS[method][4]
+    return [float(f"{centre * g:.3g}") for g in scale.grid]
+
+
+def rso_evals_per_round(options, model, n_batches):
+    """Candidate evaluations of one round of an RSO variant (Algorithm 1: 3 per scalar, an upper bound)."""
+    cfg = RSOConfig(**options)
+    shapes = [model.param(p.ref).shape for p in search_plan(model)]
+    if cfg.parallel == "layer":  # the current weights' loss once per mini-batch of the sweep
+        return sum(2 * math.prod(s) + min(math.prod(s), n_batches) for s in shapes)
+    return sum(3 * sweep_trials(cfg, s) for s in shapes)
+
+
+def segments(size, scale):
+    """Test points of a run: R x ceil(10 / R), so that every round of Algorithm 1's worth ends at one."""
+    r = scale.rounds_of(size)
+    return r * math.ceil(10 / r) if scale.budget_fraction == 1.0 else 2
+
+
+def budget(size, scale):
+    """B: loss evaluations of the size's budget."""
+    return max(1, int(round(scale.budget_fraction * scale.rounds_of(size) * 3 * dimension(size))))
+
+
+def build(method, size, value, seed, model, data, scale):
+    """The optimizer of one unit, sized to the budget, and the evaluations at which a smoke run stops."""
+    label, kind, fixed, option, _ = METHODS[method]
+    common_ = dict(seed=seed, progress=False)
+    b, k = budget(size, scale), segments(size, scale)
+    stop_at = None
+    if kind == "sgd":
+        return SGD(model, data, epochs=scale.epochs_of(size), batch_size=scale.batch, lr=value, bn_images=scale.stats,
+                   bn_batch_size=scale.batch, eval_every=1, **common_), None
+    if kind == "rso":
+        options = dict(fixed, batch_size=scale.batch, stats_images=scale.stats, sigma_scale=value)
+        n_batches = len(data.y_train) // scale.batch
+        epr = rso_evals_per_round({k_: v for k_, v in options.items() if k_ in ("block", "parallel")}, model, n_batches)
+        if "block" in fixed:  # many short rounds: a test every rounds / k of them
+            per = max(1, int(round(b / (k * epr))))
+            options.update(rounds=k * per, eval_every=per)
+        else:
+            rounds = max(1, int(round(b / epr)))
+            options.update(rounds=rounds, eval_every=1, eval_layers=rounds < 10)
+            if scale.budget_fraction < 1.0:
+                stop_at = b  # smoke: stop at the first test after the budget
+        return RSO(model, data, **options, **common_), stop_at
+    per_step = {"es": 2, "spsa": 2, "random": 2, "nes": 2 * fixed.get("pairs", 5)}[kind]
+    steps = max(k, b // per_step)
+    options = dict(fixed, rounds=k, steps_per_round=max(1, steps // k), batch_size=scale.batch,
+                   stats_images=scale.stats, eval_every=1)
+    options[option] = value
+    if kind == "spsa":
+        options["A"] = 0.1 * options["rounds"] * options["steps_per_round"]
+    return GF[kind](model, data, **options, **common_), stop_at
+
+
+def planned_evaluations(opt, scale):
+    """Loss evaluations a built optimizer plans (RSO Algorithm 1: the upper bound 3d per round; SGD: steps)."""
+    cfg = opt.config
+    if isinstance(opt, SGD):
+        return cfg.epochs * opt.steps_per_epoch
+    if isinstance(opt, RSO):
+        return cfg.rounds * rso_evals_per_round({"block": cfg.block, "parallel": cfg.parallel}, opt.model,
+                                                len(opt.y_train) // cfg.batch_size)
+    per_step = 2 * cfg.pairs if opt.name == "nes" else 2
+    return cfg.rounds * cfg.steps_per_round * per_step
+
+
+# -- the data -----------------------------------------------------------------------------------
+def mnist_arrays(data_dir):
+    """MNIST's four arrays, standardised (float32, N x 1 x 28 x 28); tests replace this function."""
+    from minirso import load_mnist
+    d = load_mnist(data_dir, download=False, progress=False)
+    return d.x_train, d.y_train, d.x_test, d.y_test
+
+
+@dataclasses.dataclass
+class Splits:
+    x_train: object
+    y_train: object
+    x_val: object
+    y_val: object
+    x_test: object
+    y_test: object
+    train_index: object  # positions in MNIST's training set
+    val_index: object
+
+
+def load_splits(data_dir, scale):
+    """Training and validation images, disjoint, from one seeded permutation of MNIST's training set;
+    the first ``scale.test`` test images."""
+    x, y, xt, yt = mnist_arrays(data_dir)
+    perm = np.random.default_rng(0).permutation(len(y))
+    train_index, val_index = np.sort(perm[:scale.train]), np.sort(perm[scale.train:scale.train + scale.val])
+    return Splits(x[train_index], y[train_index], x[val_index], y[val_index], xt[:scale.test], yt[:scale.test],
+                  train_index, val_index)
+
+
+def pool14(x):
+    return x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))
+
+
+class UnitData:
+    """What an optimizer of a unit sees: the training split, and as its "test" split the validation
+    images (tuning) or the test images (final runs)."""
+
+    def __init__(self, splits, size, phase):
+        shrink = pool14 if size == "small" else (lambda a: a)
+        self.x_train, self.y_train = shrink(splits.x_train), splits.y_train
+        if phase == "tune":
+            self.x_test, self.y_test = shrink(splits.x_val), splits.y_val
+        else:
+            self.x_test, self.y_test = shrink(splits.x_test), splits.y_test
+
+
+# -- units --------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    phase: str    # "tune" (scored on validation) or "final" (tested)
+    size: str
+    method: str
+    value: float  # the tuned option's value
+    seed: int
+
+    @property
+    def name(self):
+        option = METHODS[self.method][3]
+        return os.path.join(self.phase, self.size, self.method, f"{option}={self.value:g}-seed{self.seed}")
+
+
+def unit_path(units_dir, unit):
+    return os.path.join(units_dir, unit.name + ".json")
+
+
+def point(opt, record, scale):
+    """One test point: (evaluations, images, multiply-adds (model), exponentials, training s, accuracy, loss)."""
+    if isinstance(opt, SGD):
+        evaluations, images = record["steps"], record["examples"]
+        macs = record["forward_macs"] * 3  # backward counted as twice the forward (SGD's own counter)
+    else:
+        evaluations = record["candidate_evaluations"]
+        images = record.get("images", evaluations * scale.batch)
+        macs = record["forward_macs"]
+    return [int(evaluations), int(images), int(macs), int(images * CLASSES), float(record["wall_time"]),
+            float(record["test_accuracy"]), float(record["test_loss"])]
+
+
+def write_json_atomic(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_unit(unit, splits, units_dir, scale, hooks=None):
+    """Run (or continue, or skip) one unit; returns its result dict. ``hooks`` (tests): {"optimizer": fn(opt)}."""
+    path = unit_path(units_dir, unit)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    ckpt = path[:-5] + ".ckpt.npz"
+    data = UnitData(splits, unit.size, unit.phase)
+    sitting = {"start": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load_start": common.loadavg()}
+    if scale.peak_per_unit:
+        sitting["sgemm_peak_start"] = common.sgemm_peak()[0]
+    if os.path.exists(ckpt):
+        model, _, state, arrays, meta = load_checkpoint(ckpt)
+        opt, stop_at = build(unit.method, unit.size, unit.value, unit.seed, model, data, scale)
+        opt.load_state_dict(state, arrays)
+        initial, sittings = meta["initial"], meta["sittings"]
+    else:
+        model = make_net(unit.size, unit.seed)
+        opt, stop_at = build(unit.method, unit.size, unit.value, unit.seed, model, data, scale)
+        initial, sittings = [0, 0, 0, 0, 0.0, *opt.evaluate().values()], []
+    sittings.append(sitting)
+    if hooks and "optimizer" in hooks:
+        hooks["optimizer"](opt)
+
+    def at_test_point(o, record):
+        if record.get("test_accuracy") is None:
+            return
+        state, arrays = o.state_dict()
+        save_checkpoint(ckpt, o.model, o.name, json.loads(json.dumps(state)), arrays,
+                        {"initial": initial, "sittings": sittings})
+        if stop_at is not None and record["candidate_evaluations"] >= stop_at:
+            o.request_stop()
+        if hooks and "test_point" in hooks:
+            hooks["test_point"](o, record)
+
+    opt.callbacks.append(at_test_point)
+    cpu0 = time.process_time()
     opt.run()
-    wall = time.perf_counter() - t0
-    train_time = opt.counters["wall_time"]
-    return {"method": name, "seed": seed, "curve": [(0, 0, initial["test_accuracy"])] + curve(opt),
-            "train_time": train_time, "wall": wall}
+    sitting["cpu_s"] = time.process_time() - cpu0
+    sitting["end"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    sitting["load_end"] = common.loadavg()
+    if scale.peak_per_unit:
+        sitting["sgemm_peak_end"] = common.sgemm_peak()[0]
+    if opt.interrupted and stop_at is None:  # Ctrl-C: the state is exact, a rerun continues from it
+        state, arrays = opt.state_dict()
+        save_checkpoint(ckpt, opt.model, opt.name, json.loads(json.dumps(state)), arrays,
+                        {"initial": initial, "sittings": sittings})
+        return None
+    curve = [initial] + [point(opt, r, scale) for r in opt.history if r.get("test_accuracy") is not None]
+    result = {"unit": dataclasses.asdict(unit), "option": METHODS[unit.method][3], "curve": curve,
+              "columns": ["evaluations", "images", "macs_model", "exponentials", "train_s", "accuracy", "loss"],
+              "scored_on": "validation" if unit.phase == "tune" else "test", "budget": budget(unit.size, scale),
+              "config": opt.config.to_dict(), "sittings": sittings}
+    write_json_atomic(path, result)
+    os.remove(ckpt)
+    return result
 
 
-def at_budget(curve_points, index, budget):
-    """Accuracy and position of the last test with coordinate ``index`` at most ``budget``."""
-    ok = [p for p in curve_points if p[index] <= budget]
-    return ok[-1]
+def _job(args):
+    unit, data_dir, units_dir, scale = args
+    return unit, run_unit(unit, load_splits_cached(data_dir, scale), units_dir, scale)
 
 
-def time_parallel(data, seed=0):
-    """Seconds per trial of one round: sequential Algorithm 1 (prefix, incremental) and parallel=layer."""
-    out = {}
-    for label, options in [("sequential, prefix cache", dict(evaluator="prefix")),
-                           ("sequential, incremental", dict(evaluator="incremental")),
-                           ("parallel=layer, one trial per pass", dict(parallel="layer", stack=1)),
-                           ("parallel=layer, trials stacked", dict(parallel="layer"))]:
-        stack = options.pop("stack", None)
-        saved = strategies.STACK_IMAGES
-        if stack:
-            strategies.STACK_IMAGES = 1
-        try:
-            opt = RSO(bench_net(seed), data, seed=seed, rounds=1, batch_size=BATCH, stats_images=STATS, progress=False,
-                      eval_every=0, **options)
-            t0 = time.perf_counter()
-            while opt.position < len(opt.plan):  # the sweeps of one round, without its test
-                opt._sweep(opt.plan[opt.position])
-            out[label] = (time.perf_counter() - t0) / opt.counters["trials"]
-        finally:
-            strategies.STACK_IMAGES = saved
+_SPLITS = {}
+
+
+def load_splits_cached(data_dir, scale):
+    key = (data_dir, scale)
+    if key not in _SPLITS:
+        _SPLITS[key] = load_splits(data_dir, scale)
+    return _SPLITS[key]
+
+
+def run_all(units, data_dir, units_dir, scale, workers, log=print):
+    """Run the units that have no result yet, ``workers`` at a time; returns {unit: result or None}."""
+    todo = [u for u in units if not os.path.exists(unit_path(units_dir, u))]
+    out = {u: None for u in units}
+    for u in units:
+        if u not in todo:
+            with open(unit_path(units_dir, u)) as f:
+                out[u] = json.load(f)
+    log(f"{len(units) - len(todo)} of {len(units)} units finished before; running {len(todo)}")
+    jobs = [(u, data_dir, units_dir, scale) for u in todo]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for unit, result in pool.imap_unordered(_job, jobs):
+                out[unit] = result
+                log(f"  done {unit.name}: {_summary(result)}")
+    else:
+        for job in jobs:
+            unit, result = _job(job)
+            out[unit] = result
+            log(f"  done {unit.name}: {_summary(result)}")
     return out
 
 
+def _summary(result):
+    if result is None:
+        return "stopped"
+    last = result["curve"][-1]
+    return f"{result['scored_on']} accuracy {100 * last[5]:.2f}% after {last[0]:,} evaluations, {last[4]:.1f} s"
+
+
+def tuning_units(sizes, methods, scale):
+    return [Unit("tune", s, m, v, seed) for s in sizes for m in methods for v in grid_values(m, scale)
+            for seed in scale.tune_seeds]
+
+
+def choose(results, size, method, scale):
+    """(the value with the best mean validation accuracy at the end of the run, at an edge of the grid?,
+    {value: that accuracy})."""
+    scores = {}
+    for v in grid_values(method, scale):
+        accs = [r["curve"][-1][5] for u, r in results.items() if r is not None and u.phase == "tune"
+                and u.size == size and u.method == method and u.value == v]
+        if len(accs) == len(scale.tune_seeds):
+            scores[v] = float(np.mean(accs))
+    if len(scores) < len(scale.grid):
+        return None, None, scores
+    values = grid_values(method, scale)
+    best = max(values, key=lambda v: (scores[v], -values.index(v)))  # a tie goes to the smaller step
+    return best, values.index(best) in (0, len(values) - 1), scores
+
+
+# -- statistics ---------------------------------------------------------------------------------
+def t_interval(values, confidence=0.95):
+    """(mean, half-width, n): mean +- t_{(1+confidence)/2, n-1} s / sqrt(n), s with ddof=1 (nan for n < 2)."""
+    from scipy.stats import t
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    if n < 2:
+        return float(v.mean()), float("nan"), n
+    return float(v.mean()), float(t.ppf(0.5 + confidence / 2, n - 1) * v.std(ddof=1) / math.sqrt(n)), n
+
+
+def fmt_ci(values, scale_=100.0, digits=1):
+    m, h, n = t_interval(values)
+    return f"{scale_ * m:.{digits}f}" if math.isnan(h) else f"{scale_ * m:.{digits}f} ± {scale_ * h:.{digits}f}"
+
+
+def at_or_before(curve, column, x):
+    """The last test point whose ``column`` is at most x."""
+    ok = [p for p in curve if p[column] <= x]
+    return ok[-1]
+
+
+# -- the report ---------------------------------------------------------------------------------
+def report(results, sizes, methods, scale, machine, peaks):
+    """The markdown tables (every number computed here from the unit results) and the JSON summary."""
+    lines, summary = [], {"sizes": {}, "machine": machine, "sgemm_peak_gmacs": peaks}
+    for size in sizes:
+        d, b = dimension(size), budget(size, scale)
+        fraction = "" if scale.budget_fraction == 1 else f" x {scale.budget_fraction}"
+        lines.append(f"### {size}: {SIZES[size]} (d = {d:,}), budget B = {b:,} loss evaluations "
+                     f"({scale.rounds_of(size)} round(s) of Algorithm 1's worth{fraction}); "
+                     f"SGD {scale.epochs_of(size)} epochs\n")
+        rows, tune_rows, cost_rows, s_summary = [], [], [], {}
+        for method in methods:
+            label = METHODS[method][0]
+            best, edge, scores = choose(results, size, method, scale)
+            option = METHODS[method][3]
+            tune_rows.append([label, option, ", ".join(f"{v:g}: {100 * a:.1f}" for v, a in scores.items()),
+                              "-" if best is None else f"{best:g}" + (" (edge of the grid)" if edge else "")])
+            finals = [r for u, r in results.items() if r is not None and u.phase == "final" and u.size == size
+                      and u.method == method and u.value == best]
+            if not finals:
+                continue
+            ends = [r["curve"][-1] for r in finals]
+            acc = [p[5] for p in ends]
+            gain = []
+            for r in finals:
+                c, last = r["curve"], r["curve"][-1]
+                gain.append(last[5] - at_or_before(c, 0, 0.75 * last[0])[5])
+            wall = [p[4] for p in ends]
+            evals = [p[0] for p in ends]
+            rows.append([label, f"{best:g}" + ("*" if edge else ""), fmt_ci(acc, digits=2), f"{np.mean(evals):,.0f}",
+                         f"{np.mean([p[1] for p in ends]) / 1e6:.2f}", fmt_ci(wall, 1.0, 1),
+                         f"{np.mean([p[2] for p in ends]) / 1e9:.2f}", f"{np.mean([p[3] for p in ends]) / 1e6:.1f}",
+                         fmt_ci(gain, digits=2)])
+            s_per_gmac = np.mean(wall) / (np.mean([p[2] for p in ends]) / 1e9)
+            ms_per_eval = 1e3 * np.mean(wall) / np.mean(evals)
+            us_per_exp = 1e6 * np.mean(wall) / np.mean([p[3] for p in ends])
+            cost_rows.append([label, s_per_gmac, ms_per_eval, us_per_exp])
+            s_summary[method] = {"label": label, "chosen": best, "edge": edge, "validation": scores,
+                                 "test_accuracy": acc, "evaluations": evals, "train_s": wall,
+                                 "gain_last_quarter": gain, "curves": [r["curve"] for r in finals],
+                                 "seeds": [r["unit"]["seed"] for r in finals]}
+        summary["sizes"][size] = {"dimension": d, "budget": b, "methods": s_summary}
+        n_seeds = len(scale.final_seeds)
+        lines.append(_table(["method", "setting", f"test accuracy % (mean ± 95% CI, n={n_seeds})", "evaluations",
+                             "images forwarded (M)", "training s", "GMAC (model)", "exponentials (M)",
+                             "gain in the last quarter (points)"], rows))
+        lines.append("\nsetting: the chosen value of the tuned option (* = at an edge of its grid). Evaluations, "
+                     "images and the modelled costs are means over the seeds at the end of the run (an RSO "
+                     "evaluation runs only the part of the network its evaluator needs, for all images of "
+                     "the mini-batch); training s is wall-clock time inside the optimizer (tests excluded).\n")
+        lines.append(_table(["method", "tuned option", "validation accuracy % at the end, per value", "chosen"],
+                            tune_rows))
+        if len(cost_rows) >= 2:
+            spread = {name: max(r[k] for r in cost_rows) / min(r[k] for r in cost_rows)
+                      for k, name in ((1, "s per GMAC (model)"), (2, "ms per evaluation"), (3, "µs per exponential"))}
+            lines.append("\n" + _table(["method", "s per GMAC (model)", "ms per evaluation", "µs per exponential"],
+                                       [[r[0], f"{r[1]:.2f}", f"{r[2]:.3f}", f"{r[3]:.3f}"] for r in cost_rows]))
+            lines.append("\nHow far each cost axis is from wall time (largest over smallest ratio across the methods): "
+                         + "; ".join(f"{k}: {v:.1f}x" for k, v in spread.items()) + ".\n")
+            summary["sizes"][size]["cost_spread"] = spread
+    if len(sizes) == 2:
+        lines.append(_d_table(summary, scale))
+    peaks_ = [s[k] for r in results.values() if r is not None for s in r["sittings"]
+              for k in ("sgemm_peak_start", "sgemm_peak_end") if k in s]
+    if peaks_:
+        lines.append(f"\nsgemm peak measured before and after each unit: {min(peaks_):.1f} to {max(peaks_):.1f} GMAC/s "
+                     f"(median {np.median(peaks_):.1f}, {len(peaks_)} measurements).\n")
+        summary["unit_sgemm_peaks"] = [min(peaks_), float(np.median(peaks_)), max(peaks_)]
+    return "\n".join(lines), summary
+
+
+def _d_table(summary, scale):
+    """The effect of d: test accuracy at equal evaluations per searched scalar, both sizes."""
+    small, quick = summary["sizes"]["small"], summary["sizes"]["quick"]
+    marks = sorted({1, scale.rounds_of("quick")})
+    rows = []
+    for method, s in small["methods"].items():
+        if method not in quick["methods"] or method == "sgd":
+            continue
+        row = [s["label"]]
+        for size in (small, quick):
+            for k in marks:
+                x = 3 * k * size["dimension"] * scale.budget_fraction
+                pts = [at_or_before(c, 0, x) for c in size["methods"][method]["curves"]]
+                row.append(f"{fmt_ci([p[5] for p in pts])} ({np.mean([p[0] for p in pts]) / size['dimension']:.1f})")
+        rows.append(row)
+    head = ["method"] + [f"{size} at {3 * k * scale.budget_fraction:g} evaluations per scalar"
+                         for size in ("small", "quick") for k in marks]
+    return ("\nThe effect of d: test accuracy (%, mean ± 95% CI) at the last test with at most the stated "
+            "evaluations per searched scalar (in brackets: where that test was, in evaluations per scalar).\n\n"
+            + _table(head, rows) + "\n")
+
+
+def _table(header, rows):
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def plot(summary, path):
+    """Test accuracy against evaluations and against training seconds, per size; 95% t-bands over seeds."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    palette = colormaps["tab20"].colors
+    colour = {m: palette[(2 * k) % 20 + (2 * k) // 20] for k, m in enumerate(METHODS)}  # 11 distinct colours
+    sizes = list(summary["sizes"])
+    fig = Figure(figsize=(12, 4.5 * len(sizes)))
+    axes = np.atleast_2d(fig.subplots(len(sizes), 2))
+    for row, size in zip(axes, sizes):
+        for method, s in summary["sizes"][size]["methods"].items():
+            n = min(len(c) for c in s["curves"])
+            curves = np.array([c[:n] for c in s["curves"]], dtype=float)
+            for ax, col in zip(row, (0, 4)):  # the untrained net drawn at 1 evaluation / 1 ms on the log axis
+                xs = np.maximum(curves[:, :, col].mean(axis=0), 1e-3 if col else 1.0)
+                stats = [t_interval(curves[:, k, 5]) for k in range(n)]
+                mean = np.array([m for m, _, _ in stats])
+                half = np.nan_to_num(np.array([h for _, h, _ in stats]))
+                ax.plot(xs, 100 * mean, "--" if method == "sgd" else "-", marker=".", label=s["label"],
+                        color=colour[method])
+                ax.fill_between(xs, 100 * (mean - half), 100 * (mean + half), alpha=0.15, color=colour[method])
+        d = summary["sizes"][size]["dimension"]
+        row[0].set_xlabel(f"loss evaluations ({size}, d = {d:,}; SGD: steps of forward + backward)")
+        row[1].set_xlabel(f"training seconds, wall clock ({size})")
+        for ax in row:
+            ax.set_xscale("log")
+            ax.set_ylabel("test accuracy (%)")
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Gradient-free methods on MNIST, second edition: mean of the seeds, 95% t-interval shaded")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def write_docs(text, summary, out):
+    """docs/gradient_free_results.md with the v2 section on top (the first edition kept below it),
+    docs/gradient_free_results_v2.json and docs/gradient_free_v2.png."""
+    md = os.path.join(out, "gradient_free_results.md")
+    marker = "## First edition"
+    old = ""
+    if os.path.exists(md):
+        with open(md) as f:
+            old = f.read()
+        old = old[old.index(marker):] if marker in old else (
+            f"{marker} (superseded; `benchmarks/gradient_free.py` before its second edition)\n\n"
+            + old.split("\n", 1)[1].lstrip())
+    with open(md, "w") as f:
+        f.write("# Gradient-free methods compared (`python benchmarks/gradient_free.py`)\n\n"
+                "## Second edition\n\n" + text + "\n\n" + old)
+    write_json_atomic(os.path.join(out, "gradient_free_results_v2.json"), summary)
+    plot(summary, os.path.join(out, "gradient_free_v2.png"))
+
+
+# -- the command --------------------------------------------------------------------------------
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2: the project's 2 cores)")
+    p.add_argument("--workers", type=int, default=1, help="units run at a time, each in its own process (default 1)")
     p.add_argument("--data-dir", default=os.environ.get("MINIRSO_DATA"))
-    p.add_argument("--quick", action="store_true", help="two methods, one seed: a smoke run that writes nothing")
-    p.add_argument("--render", action="store_true",
-                   help="only rebuild the tables and the plot from OUT/gradient_free_results.json (no training)")
+    p.add_argument("--units", help="folder of the unit results and checkpoints (default runs/gradient_free_v2, "
+                   "runs/gradient_free_v2-smoke with --smoke)")
+    p.add_argument("--sizes", default="small,quick", help="comma-separated: small, quick (default both)")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
+    p.add_argument("--smoke", action="store_true", help="tiny budgets, 1 seed, a 2-value grid: checks the "
+                   "plumbing in minutes; prints the tables, writes no docs")
+    p.add_argument("--render", action="store_true", help="only the tables, the JSON and the plot from finished units")
     p.add_argument("--out", default=os.path.join(ROOT, "docs"))
     args = p.parse_args(argv)
-    path = os.path.join(args.out, "gradient_free_results.json")
+    scale = SMOKE if args.smoke else FULL
+    sizes = [s for s in args.sizes.split(",") if s]
+    methods = [m for m in args.methods.split(",") if m]
+    bad = [s for s in sizes if s not in SIZES] + [m for m in methods if m not in METHODS]
+    if bad:
+        p.error(f"unknown size or method: {', '.join(bad)}")
+    units_dir = args.units or os.path.join(ROOT, "runs", "gradient_free_v2" + ("-smoke" if args.smoke else ""))
+    machine = common.machine_description()
+    peak = common.sgemm_peak()[0]
+    print(f"{machine}; sgemm peak {peak:.1f} GMAC/s at the start; {common.loadavg()}; units in {units_dir}", flush=True)
+    splits = None if args.render else load_splits_cached(args.data_dir, scale)
+    for size in sizes:
+        print(f"{size}: d = {dimension(size):,}, budget B = {budget(size, scale):,} loss evaluations", flush=True)
+        for method in methods if splits is not None else ():
+            data = UnitData(splits, size, "tune")
+            opt, _ = build(method, size, METHODS[method][4], 0, make_net(size, 0), data, scale)
+            n = planned_evaluations(opt, scale)
+            print(f"  {METHODS[method][0]}: plans {n:,} loss evaluations ({n / budget(size, scale):.2f} B)"
+                  + (" (steps of forward + backward)" if method == "sgd" else ""), flush=True)
+    t0 = time.perf_counter()
+    tune = tuning_units(sizes, methods, scale)
     if args.render:
-        with open(path) as f:
-            bench = json.load(f)
-        print(render(bench, args.out), flush=True)
-        return 0
-    peak, _ = common.sgemm_peak()
-    print(f"{common.machine_description()}; sgemm peak {peak:.1f} GMAC/s at the start", flush=True)
-    t_start = time.perf_counter()
-    names = list(methods())
-    if args.quick:
-        names = ["RSO block=unit", "NES"]
-    jobs = [(n, s, args.data_dir) for s in range(args.seeds) for n in names]
-    if args.jobs > 1:
-        import multiprocessing
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            results = list(pool.imap_unordered(run_one, jobs))
+        results = _read_finished(tune, units_dir)
     else:
-        results = [run_one(j) for j in jobs]
-    timing = time_parallel(bench_data(args.data_dir))
-    peak_end, _ = common.sgemm_peak()
-    bench = {"seeds": args.seeds, "jobs": args.jobs, "total_seconds": time.perf_counter() - t_start,
-             "sgemm_peak_gmacs": [peak, peak_end], "machine": common.machine_description(),
-             "seconds_per_trial": timing,
-             "methods": {n: {"curves": [r["curve"] for r in sorted(results, key=lambda r: r["seed"]) if r["method"] == n],
-                             "train_time": [r["train_time"] for r in sorted(results, key=lambda r: r["seed"])
-                                            if r["method"] == n]} for n in names}}
-    if args.quick:
-        print(render(bench, None), flush=True)
-        return 0
-    with open(path, "w") as f:
-        json.dump(bench, f, indent=1)
-    print(render(bench, args.out), flush=True)
+        results = run_all(tune, args.data_dir, units_dir, scale, args.workers)
+    finals = []
+    for size in sizes:
+        for method in methods:
+            best, edge, _ = choose(results, size, method, scale)
+            if best is not None:
+                finals += [Unit("final", size, method, best, seed) for seed in scale.final_seeds]
+    if args.render:
+        results.update(_read_finished(finals, units_dir))
+    else:
+        results.update(run_all(finals, args.data_dir, units_dir, scale, args.workers))
+    peak_end = common.sgemm_peak()[0]
+    text, summary = report(results, sizes, methods, scale, machine, [peak, peak_end])
+    missing = [u.name for u in tune + finals if results.get(u) is None]
+    summary["missing_units"] = missing
+    seconds = time.perf_counter() - t0
+    footer = (f"\nMachine: {machine}; sgemm peak {peak:.1f} GMAC/s at the start of this sitting, {peak_end:.1f} at "
+              f"its end ({common.loadavg()}); each unit's own peaks, load averages and CPU seconds are in its JSON. "
+              f"This sitting: {seconds:.0f} s, {args.workers} worker(s). Units not finished: {len(missing)}.\n")
+    print(text + footer, flush=True)
+    if not args.smoke and not missing:
+        write_docs(text + footer, summary, args.out)
+        print(f"wrote {args.out}/gradient_free_results.md, gradient_free_results_v2.json, gradient_free_v2.png")
+    elif not args.smoke:
+        print("docs not written: some units are not finished (run the same command again)")
     return 0
 
 
-def render(bench, out):
-    """The tables (markdown) from the runs' test curves; with ``out``, also the .md, the plot and the budgets in the .json.
-
-    E = one round of Algorithm 1 in evaluations. M = the smallest total of multiply-adds among the
-    runs that evaluate candidates the readable way (prefix cache or full forward passes): every
-    one of them reaches it. Algorithm 1 runs with the incremental evaluator, whose exact shortcuts
-    make its whole round far cheaper than M: its row at M is its whole run.
-    """
-    methods_ = bench["methods"]
-    budget_e = 3204
-    readable = [c[-1][1] for n, s in methods_.items() if n not in ("RSO (Algorithm 1)", "SGD (backprop)")
-                for c in s["curves"]]
-    budget_m = min(readable) if readable else min(c[-1][1] for s in methods_.values() for c in s["curves"])
-    rows = []
-    for name, s in methods_.items():
-        e = [at_budget(c, 0, budget_e) for c in s["curves"]]
-        m = [at_budget(c, 1, budget_m) for c in s["curves"]]
-        acc_e, acc_m = np.array([p[2] for p in e]), np.array([p[2] for p in m])
-        s.update(accuracy_at_E=acc_e.tolist(), evaluations_at_E=[p[0] for p in e], accuracy_at_M=acc_m.tolist(),
-                 macs_at_M=[p[1] for p in m], evaluations_at_M=[p[0] for p in m])
-        rows.append([name, f"{100 * acc_e.mean():.1f} ± {100 * acc_e.std():.1f}", f"{int(np.mean([p[0] for p in e])):,}",
-                     f"{100 * acc_m.mean():.1f} ± {100 * acc_m.std():.1f}", f"{int(np.mean([p[0] for p in m])):,}",
-                     f"{np.mean([c[-1][1] for c in s['curves']]) / 1e9:.3f}", f"{np.mean(s['train_time']):.1f}"])
-    header = ["method", f"test acc. at E={budget_e:,} evaluations (%)", "evaluations used",
-              f"test acc. at M={budget_m / 1e9:.2f} GMAC (%)", "evaluations within M", "GMAC, whole run",
-              "training s / run"]
-    table = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n" + "\n".join(
-        "| " + " | ".join(r) + " |" for r in rows)
-    timing = bench["seconds_per_trial"]
-    tline = "\n".join(f"| {k} | {1e3 * v:.2f} |" for k, v in timing.items())
-    speedup = timing["sequential, prefix cache"] / timing["parallel=layer, trials stacked"]
-    stack_gain = timing["parallel=layer, one trial per pass"] / timing["parallel=layer, trials stacked"]
-    peak, peak_end = bench["sgemm_peak_gmacs"]
-    report = (f"{table}\n\nMean ± standard deviation over {bench['seeds']} seeds of the test accuracy (5,000 test "
-              f"images) at the last test within the budget; a row's \"evaluations\" are where that test was. "
-              f"E = one round of Algorithm 1; M = the smallest multiply-add total of the runs that evaluate "
-              f"candidates with the prefix cache or full forward passes (RSO (Algorithm 1) uses the incremental "
-              f"evaluator, whose whole round costs less than M: its row at M is its whole run). SGD's budget is its "
-              f"own (3 epochs: 300 steps of forward + backward, multiply-adds counting the backward pass as twice the "
-              f"forward). Machine: {bench['machine']}; sgemm peak {peak:.1f} GMAC/s at the start and {peak_end:.1f} "
-              f"at the end (an idle run of this machine measures about 96: it was shared with other jobs); whole "
-              f"benchmark {bench['total_seconds']:.0f} s with {bench['jobs']} worker processes.\n\n"
-              f"Seconds per trial, one round of the bench network (batch {BATCH}, seed 0), same machine and load:\n\n"
-              f"| sweep | ms / trial |\n|---|---:|\n{tline}\n\n"
-              f"parallel=layer (trials stacked) against the sequential prefix-cache sweep: {speedup:.1f}x faster per "
-              f"trial; stacking alone (against one trial per pass): {stack_gain:.1f}x.\n")
-    if out is not None:
-        with open(os.path.join(out, "gradient_free_results.md"), "w") as f:
-            f.write("# Gradient-free methods compared (`python benchmarks/gradient_free.py`)\n\n" + report)
-        bench.update(budget_evaluations=budget_e, budget_macs=budget_m)
-        with open(os.path.join(out, "gradient_free_results.json"), "w") as f:
-            json.dump(bench, f, indent=1)
-        plot(methods_, budget_e, budget_m, os.path.join(out, "gradient_free.png"))
-    return report
-
-
-def plot(summary, budget_e, budget_m, path):
-    """Mean test accuracy against evaluations and against multiply-adds, the seeds' range shaded."""
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(12, 4.8))
-    axes = fig.subplots(1, 2)
-    for name, s in summary.items():
-        for ax, index in zip(axes, (0, 1)):
-            grid = sorted({p[index] for c in s["curves"] for p in c})
-            ys = np.array([[at_budget(c, index, g)[2] for g in grid] for c in s["curves"]])
-            xs = np.maximum(np.array(grid, dtype=float), 1.0)
-            style = "--" if name.startswith("SGD") else "-"
-            line, = ax.plot(xs, 100 * ys.mean(axis=0), style, drawstyle="steps-post", label=name)
-            ax.fill_between(xs, 100 * ys.min(axis=0), 100 * ys.max(axis=0), step="post", alpha=0.15,
-                            color=line.get_color())
-    for ax, index in zip(axes, (0, 1)):  # start the log axis just before the first test after training began
-        first = min(p[index] for s in summary.values() for c in s["curves"] for p in c if p[index] > 0)
-        ax.set_xlim(left=first / 2)
-    axes[0].axvline(budget_e, color="grey", lw=0.8)
-    axes[1].axvline(budget_m, color="grey", lw=0.8)
-    axes[0].set_xlabel("loss evaluations (forward passes of a candidate; SGD: steps)")
-    axes[1].set_xlabel("multiply-adds (minirso.rso.cost; SGD with its backward pass)")
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="center left")
-    fig.suptitle("Gradient-free methods on a 1,068-scalar MNIST CNN (14x14 inputs, batch 100), mean of 3 seeds")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+def _read_finished(units, units_dir):
+    out = {}
+    for u in units:
+        path = unit_path(units_dir, u)
+        if os.path.exists(path):
+            with open(path) as f:
+                out[u] = json.load(f)
+        else:
+            out[u] = None
+    return out
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ GRADIENT_FREE_QUICK = {
     "spsa": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {"A": 100.0}},
     "nes": {"rounds": 10, "steps_per_round": 20, "batch_size": 500, "train_subset": 30000, "options": {}},
     "mezo": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {}},
+    "random": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {}},
 }
 
 PRESETS = {
@@ -31,6 +32,7 @@ PRESETS = {
         "spsa": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {"A": 9000.0}},
         "nes": {"rounds": 50, "steps_per_round": 360, "batch_size": 5000, "options": {}},
         "mezo": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
+        "random": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
     },
     # The paper setting as the authors' train.py runs it (docs/fidelity.md): their network's global
     # max pool (MXNet's default pool type), their preprocessing, MXNet's batch-norm epsilon, per-visit weight decay, inputs cached on the statistics of the first
@@ -49,6 +51,7 @@ PRESETS = {
         "spsa": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {"A": 9000.0}},
         "nes": {"rounds": 50, "steps_per_round": 360, "batch_size": 5000, "options": {}},
         "mezo": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
+        "random": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
     },
 }
 

@@ -39,6 +39,8 @@ class RSOConfig(Options):
         sweep; the searched layer and those after it still use the mini-batch's statistics).
     sigma_from: sigma_d of a weight array: "weights" (Algorithm 1: the standard deviation of its
         initial weights) or "fan_in" (the authors' code: the He standard deviation sqrt(2 / fan_in)).
+    sigma_scale: every searched array's sigma_d (bn_sigma too) is multiplied by this before
+        annealing (1.0: Algorithm 1); the one step size a tuning grid varies (benchmarks/gradient_free.py).
     block: what one trial perturbs: "weight" (one scalar, Algorithm 1), "unit" (the fan-in weights
         of one output unit), "layer" (the whole array) or "network" (every searched array); see
         strategies.py. Blocks other than "weight" are evaluated with the prefix cache (literal
@@ -63,6 +65,7 @@ class RSOConfig(Options):
     parallel: str = "none"
     prefix_statistics: str = "batch"
     sigma_from: str = "weights"
+    sigma_scale: float = 1.0
 
     def validate(self):
         self.integer("rounds")
@@ -78,6 +81,7 @@ class RSOConfig(Options):
         self.choice("parallel", PARALLEL)
         self.choice("prefix_statistics", PREFIX_STATISTICS)
         self.choice("sigma_from", SIGMA_FROM)
+        self.number("sigma_scale", "positive", lambda v: v > 0)
         self.need(self.parallel == "none" or (self.block == "weight" and not self.weight_decay), "parallel",
                   f"'none' unless block='weight' and weight_decay=0 (a parallel sweep searches single weights without "
                   f"weight decay; block={self.block!r}, weight_decay={self.weight_decay!r})")

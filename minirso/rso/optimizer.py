@@ -1,5 +1,6 @@
 """The RSO optimizer: rounds, sweeps and trials of Algorithm 1."""
 import copy
+import dataclasses
 import time
 
 import numpy as np
@@ -43,6 +44,8 @@ class RSO(Optimizer):
         super().__init__(model, data, config, seed, callbacks, progress, **options)
         config = self.config
         self.plan = search_plan(model, config.search_bn, config.bn_sigma, config.sigma_from)
+        if config.sigma_scale != 1.0:
+            self.plan = [dataclasses.replace(p, sigma_d=p.sigma_d * config.sigma_scale) for p in self.plan]
         self.evaluator = EVALUATOR_CLASSES[config.evaluator](model, self.x_train, self.y_train)
         self.record_trials = record_trials
         self.trial_log = []

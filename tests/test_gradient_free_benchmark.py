@@ -1,0 +1,253 @@
+"""benchmarks/gradient_free.py (second edition): its bookkeeping, on MNIST-shaped synthetic images.
+
+- 95% intervals: the script's t_interval against the textbook formula with the table's t value
+  and against scipy.stats.t.interval;
+- the validation split is disjoint from the training images, and the optimizers train on exactly
+  the training split;
+- tuning never reads the test set (its arrays replaced by an object that records any use), while
+  a final run does;
+- a finished unit is skipped on a rerun, and a unit stopped after a test point continues from its
+  checkpoint to the result of an uninterrupted run;
+- the winner of the grid and its edge flag; every method of the full benchmark is sized to its budget.
+"""
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import gradient_free as gf  # noqa: E402
+
+SCALE = dataclasses.replace(gf.SMOKE, train=200, val=100, test=100, batch=50, stats=100)
+
+
+def synthetic_mnist(n_train=400, n_test=150, seed=0):
+    """Ten classes of 28x28 images, a template each plus noise; float32 like minirso.load_mnist."""
+    rng = np.random.default_rng(seed)
+    templates = rng.normal(size=(10, 1, 28, 28))
+
+    def make(n):
+        y = rng.integers(0, 10, size=n)
+        return (templates[y] + rng.normal(size=(n, 1, 28, 28))).astype(np.float32), y.astype(np.int64)
+    return (*make(n_train), *make(n_test))
+
+
+class Watched:
+    """Stands in for a test array: any use is recorded and raises."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def _use(self, *args, **kwargs):
+        self.log.append("used")
+        raise AssertionError("the test set was read")
+
+    __len__ = __getitem__ = __array__ = __iter__ = _use
+
+    def __getattr__(self, name):
+        self._use()
+
+
+@pytest.fixture
+def fake_mnist(monkeypatch):
+    arrays = synthetic_mnist()
+    monkeypatch.setattr(gf, "mnist_arrays", lambda data_dir: arrays)
+    return arrays
+
+
+def test_t_interval_is_the_textbook_formula_and_scipys():
+    values = [0.912, 0.874, 0.931, 0.903, 0.881]
+    mean, half, n = gf.t_interval(values)
+    m = sum(values) / 5
+    s = math.sqrt(sum((v - m) ** 2 for v in values) / 4)  # ddof = 1
+    assert n == 5 and mean == pytest.approx(m, rel=1e-12)
+    assert half == pytest.approx(2.776445105 * s / math.sqrt(5), rel=1e-8)  # t_{0.975, 4} from the table
+    lo, hi = scipy.stats.t.interval(0.95, 4, loc=m, scale=scipy.stats.sem(values))
+    assert (mean - half, mean + half) == pytest.approx((lo, hi), rel=1e-10)
+    assert math.isnan(gf.t_interval([0.5])[1])
+
+
+def test_validation_is_disjoint_and_optimizers_train_on_the_training_split_only(fake_mnist):
+    x, y, _, _ = fake_mnist
+    splits = gf.load_splits(None, SCALE)
+    assert len(splits.train_index) == 200 and len(splits.val_index) == 100
+    assert not set(splits.train_index.tolist()) & set(splits.val_index.tolist())
+    seen = {}
+    with tempfile.TemporaryDirectory() as units:
+        for method, size in (("random", "small"), ("rso", "small"), ("sgd", "quick")):
+            unit = gf.Unit("tune", size, method, gf.grid_values(method, SCALE)[0], 100)
+            keep = {"optimizer": lambda o, k=(method, size): seen.update({k: o})}
+            gf.run_unit(unit, splits, units, SCALE, hooks=keep)
+    shrink = {"small": gf.pool14, "quick": lambda a: a}
+    for (method, size), opt in seen.items():
+        assert np.array_equal(np.asarray(opt.x_train), shrink[size](x[splits.train_index])), method
+        assert np.array_equal(np.asarray(opt.y_train), y[splits.train_index])
+        assert np.array_equal(np.asarray(opt.x_test), shrink[size](x[splits.val_index]))  # scored on validation
+        train_rows = {r.tobytes() for r in np.asarray(opt.x_train)}
+        assert not any(r.tobytes() in train_rows for r in np.asarray(opt.x_test))
+
+
+def test_tuning_never_reads_the_test_set_and_a_final_run_does(fake_mnist, tmp_path):
+    splits = gf.load_splits(None, SCALE)
+    log = []
+    splits.x_test, splits.y_test = Watched(log), Watched(log)
+    methods = list(gf.METHODS)
+    results = gf.run_all(gf.tuning_units(["small"], methods, SCALE), None, str(tmp_path), SCALE, 1,
+                         log=lambda *_: None)
+    assert all(r is not None and r["scored_on"] == "validation" for r in results.values()) and log == []
+    assert len(results) == len(methods) * len(SCALE.grid)
+    best, _, _ = gf.choose(results, "small", "random", SCALE)
+    with pytest.raises(AssertionError, match="test set was read"):
+        gf.run_unit(gf.Unit("final", "small", "random", best, 0), splits, str(tmp_path), SCALE)
+    assert log  # the instrument does see a read
+
+
+def test_a_finished_unit_is_skipped_on_a_rerun(fake_mnist, tmp_path, monkeypatch):
+    units = gf.tuning_units(["small"], ["random", "rso-unit"], SCALE)
+    first = gf.run_all(units, None, str(tmp_path), SCALE, 1, log=lambda *_: None)
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*.json")}
+    assert len(files) == len(units) and not list(tmp_path.rglob("*.npz"))  # checkpoints removed when done
+    calls = []
+    monkeypatch.setattr(gf, "_job", lambda job: calls.append(job))
+    again = gf.run_all(units, None, str(tmp_path), SCALE, 1, log=lambda *_: None)
+    assert calls == [] and again == first
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.json")} == files
+
+
+@pytest.mark.parametrize("method", ["spsa", "rso-unit"])
+def test_a_unit_stopped_after_a_test_point_continues_to_the_uninterrupted_result(fake_mnist, tmp_path, method):
+    splits = gf.load_splits(None, SCALE)
+    unit = gf.Unit("tune", "small", method, gf.grid_values(method, SCALE)[1], 100)
+    straight = gf.run_unit(unit, splits, str(tmp_path / "a"), SCALE)
+
+    def killed(opt, record):
+        raise KeyboardInterrupt  # as if the sitting ended right after the first test point's checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE, hooks={"test_point": killed})
+    path = gf.unit_path(str(tmp_path / "b"), unit)
+    assert not os.path.exists(path) and os.path.exists(path[:-5] + ".ckpt.npz")
+    resumed = gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE)
+    assert len(straight["curve"]) == 3  # the untrained net and two test points
+    drop_time = lambda curve: [p[:4] + p[5:] for p in curve]  # noqa: E731  (training seconds differ)
+    assert drop_time(resumed["curve"]) == drop_time(straight["curve"])
+    assert len(resumed["sittings"]) == 2
+
+
+def test_the_winner_and_the_edge_flag():
+    scale = dataclasses.replace(SCALE, grid=gf.GRID)
+    values = gf.grid_values("nes", scale)
+
+    def results(accs):
+        return {gf.Unit("tune", "small", "nes", v, 100): {"curve": [[0, 0, 0, 0, 0.0, a, 1.0]]}
+                for v, a in zip(values, accs)}
+    assert gf.choose(results([0.5, 0.7, 0.6]), "small", "nes", scale)[:2] == (values[1], False)
+    assert gf.choose(results([0.5, 0.6, 0.7]), "small", "nes", scale)[:2] == (values[2], True)
+    assert gf.choose(results([0.7, 0.6, 0.5]), "small", "nes", scale)[:2] == (values[0], True)
+    # a tie goes to the smaller step
+    assert gf.choose(results([0.6, 0.6, 0.5]), "small", "nes", scale)[:2] == (values[0], True)
+    partial = results([0.5, 0.7, 0.6])
+    partial.popitem()
+    assert gf.choose(partial, "small", "nes", scale)[0] is None  # not chosen before every value has run
+
+
+@pytest.mark.parametrize("size", ["small", "quick"])
+def test_every_method_of_the_full_run_is_sized_to_the_budget(size):
+    scale = gf.FULL
+    b = gf.budget(size, scale)
+    assert b == scale.rounds_of(size) * 3 * gf.dimension(size)
+    if size == "small":
+        assert b >= 10 * 3 * 1068  # at least ten rounds of Algorithm 1 on the small net
+    side = 14 if size == "small" else 28
+    data = types.SimpleNamespace(x_train=np.zeros((scale.train, 1, side, side), np.float32),
+                                 y_train=np.arange(scale.train) % 10, x_test=np.zeros((10, 1, side, side), np.float32),
+                                 y_test=np.arange(10))
+    for method in gf.METHODS:
+        if method == "sgd":
+            continue
+        opt, stop_at = gf.build(method, size, gf.grid_values(method, scale)[1], 0, gf.make_net(size, 0), data, scale)
+        cfg = opt.config
+        if gf.METHODS[method][1] == "rso":
+            n_batches = scale.train // scale.batch
+            planned = cfg.rounds * gf.rso_evals_per_round({"block": cfg.block, "parallel": cfg.parallel}, opt.model,
+                                                          n_batches)
+            tests = cfg.rounds // cfg.eval_every + (cfg.rounds * len(opt.plan) if cfg.eval_layers else 0)
+            # whole rounds: the nearest number of them (parallel=layer's round is 3/4 of Algorithm 1's)
+            tolerance = max(0.05 * b, planned / cfg.rounds / 2)
+        else:
+            per_step = 2 * cfg.pairs if method == "nes" else 2
+            planned, tests, tolerance = cfg.rounds * cfg.steps_per_round * per_step, cfg.rounds, 0.05 * b
+        assert abs(planned - b) <= tolerance, (method, planned, b)
+        assert tests >= 10 and stop_at is None
+        assert gf.planned_evaluations(opt, scale) == planned
+
+
+@pytest.mark.parametrize("options", [{}, {"evaluator": "prefix"}, {"block": "unit"}, {"block": "network"},
+                                     {"parallel": "layer"}, {"parallel": "unit"}])
+def test_evaluations_per_round_are_what_the_optimizer_counts(fake_mnist, options):
+    splits = gf.load_splits(None, SCALE)
+    data = gf.UnitData(splits, "small", "tune")
+    opt = gf.RSO(gf.make_net("small", 0), data, rounds=1, batch_size=20, stats_images=20, progress=False, **options)
+    opt.run()
+    per_round = gf.rso_evals_per_round({k: v for k, v in options.items() if k != "evaluator"}, opt.model, 200 // 20)
+    if options:
+        assert opt.counters["candidate_evaluations"] == per_round
+    else:  # the incremental evaluator remembers the current weight's loss after a rejection: at most 3d
+        assert 0.5 * per_round < opt.counters["candidate_evaluations"] <= per_round == 3 * 1068
+
+
+def test_docs_keep_the_first_edition_and_every_table_number_comes_from_the_units(fake_mnist, tmp_path, monkeypatch):
+    scale = dataclasses.replace(SCALE, final_seeds=(0, 1), peak_per_unit=True)
+    peaks = iter([40.0, 90.0, 60.0] * 100)  # sgemm peaks as if measured around each unit
+    monkeypatch.setattr(gf.common, "sgemm_peak", lambda: (next(peaks), 0.1))
+    units = str(tmp_path / "units")
+    results = gf.run_all(gf.tuning_units(["small"], ["random", "sgd"], scale), None, units, scale, 1,
+                         log=lambda *_: None)
+    finals = [gf.Unit("final", "small", m, gf.choose(results, "small", m, scale)[0], s)
+              for m in ("random", "sgd") for s in scale.final_seeds]
+    results.update(gf.run_all(finals, None, units, scale, 1, log=lambda *_: None))
+    text, summary = gf.report(results, ["small"], ["random", "sgd"], scale, "test machine", [1.0, 1.0])
+    accs = summary["sizes"]["small"]["methods"]["random"]["test_accuracy"]
+    assert accs == [results[u]["curve"][-1][5] for u in finals if u.method == "random"]
+    m, h, _ = gf.t_interval(accs)
+    assert f"| random search | {finals[0].value:g}" in text and f"{100 * m:.2f} ± {100 * h:.2f}" in text
+    assert "each unit: 40.0 to 90.0 GMAC/s (median 60.0, 16 measurements)" in text  # 8 units, before and after
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "gradient_free_results.md").write_text("# Gradient-free methods compared\n\nthe old table\n")
+    for _ in range(2):  # rendering again keeps one copy of the first edition
+        gf.write_docs(text, summary, str(docs))
+    md = (docs / "gradient_free_results.md").read_text()
+    assert md.index("## Second edition") < md.index("## First edition") and md.count("the old table") == 1
+    assert md.count("## First edition") == 1 and (docs / "gradient_free_v2.png").stat().st_size > 10000
+    assert json.loads((docs / "gradient_free_results_v2.json").read_text())["sizes"]["small"]["budget"] == gf.budget(
+        "small", scale)
+
+
+def test_a_unit_stopped_inside_a_round_saves_its_exact_state(fake_mnist, tmp_path):
+    """Ctrl-C (request_stop, as the optimizers' SIGINT handler does) in the middle of a round."""
+    splits = gf.load_splits(None, SCALE)
+    unit = gf.Unit("tune", "small", "spsa", gf.grid_values("spsa", SCALE)[1], 100)
+    straight = gf.run_unit(unit, splits, str(tmp_path / "a"), SCALE)
+
+    def stop_at_step_5(opt):
+        original = opt.step
+
+        def step(f):
+            if opt.counters["steps"] == 5:
+                opt.request_stop()
+            return original(f)
+        opt.step = step
+    assert gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE, hooks={"optimizer": stop_at_step_5}) is None
+    model, _, state, _, _ = gf.load_checkpoint(gf.unit_path(str(tmp_path / "b"), unit)[:-5] + ".ckpt.npz")
+    assert state["counters"]["steps"] == 6 and state["step_in_round"] == 6  # saved where it stopped
+    resumed = gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE)
+    assert [p[:4] + p[5:] for p in resumed["curve"]] == [p[:4] + p[5:] for p in straight["curve"]]
