@@ -199,7 +199,7 @@ assert 100 / 3 < run.condition < 300, "C should approach the inverse Hessian's s
 # Everything but x₀ and sigma₀ has a default (the tutorial's Table 1), a function of n and lambda
 # alone. `cma_parameters(n)` computes them; pycma computes the same from the same formulas (its
 # `es.sp`), which we check for the weights, mu_eff, c_c, c₁ and c_mu. (pycma 4 uses a newer c_sigma,
-# (mu_eff + 2) / (n + mu_eff + 3) instead of the tutorial's (mu_eff + 2) / (n + mu_eff + 5), and a
+# min(1/2, (mu_eff + 2) / (n + mu_eff + 3)) instead of the tutorial's (mu_eff + 2) / (n + mu_eff + 5), and a
 # d_sigma built on it: we keep the tutorial's.)
 
 # %%
@@ -210,11 +210,15 @@ for n_ in (2, 10, 100, 10_000):
     print(f"{n_:6d} {p['popsize']:6d} {p['mu']:4d} {p['mueff']:7.3f} {p['cs']:8.4f} {p['ds']:8.4f} {p['cc']:7.4f} "
           f"{p['c1']:9.2e} {p['cmu']:9.2e} {sep['c1']:8.2e} {sep['cmu']:8.2e}")
     if n_ <= 100:
-        sp = cma.CMAEvolutionStrategy(np.ones(n_), 0.5, {"verbose": -9, "CMA_active": False}).sp
+        reference = cma.CMAEvolutionStrategy(np.ones(n_), 0.5, {"verbose": -9, "CMA_active": False})
+        sp = reference.sp
+        pycma_cs = min(0.5, (p["mueff"] + 2) / (n_ + p["mueff"] + 3))  # pycma's c_sigma
+        assert math.isclose(reference.adapt_sigma.cs, pycma_cs, rel_tol=1e-12)
         assert p["popsize"] == sp.popsize and np.allclose(p["weights"], np.array(sp.weights)[:sp.weights.mu], rtol=1e-13)
         assert all(math.isclose(p[k], v, rel_tol=1e-13) for k, v in
                    (("mueff", sp.weights.mueff), ("cc", sp.cc), ("c1", sp.c1), ("cmu", sp.cmu)))
-print("pycma's weights, mu_eff, c_c, c_1 and c_mu are the same for n = 2, 10, 100")
+print("pycma's weights, mu_eff, c_c, c_1 and c_mu are the same for n = 2, 10, 100; its c_sigma for n = 10:",
+      f"{cma.CMAEvolutionStrategy(np.ones(10), 0.5, {'verbose': -9}).adapt_sigma.cs:.4f}")
 
 # %% [markdown]
 # c₁ and c_mu fall as 1 / n²: C has n (n + 1) / 2 entries to learn, and each generation brings a few
@@ -441,7 +445,7 @@ for name, h in histories.items():
         assert h[-1]["candidate_evaluations"] == ROUNDS * STEPS * opt.es.popsize
 print(f"sep-CMA's sigma after {ROUNDS * STEPS} generations: {opt.es.sigma:.4f} (from 0.4); "
       f"its C's condition number: {opt.es.condition:.3f}; learning rates c_sigma = {opt.es.cs:.2e} "
-      f"(1 / n = {1 / opt.dimension:.2e}), c_1 + c_mu = {opt.es.c1 + opt.es.cmu:.2e}")
+      f"((mu_eff + 2) / n = {(opt.es.mueff + 2) / opt.dimension:.2e}), c_1 + c_mu = {opt.es.c1 + opt.es.cmu:.2e}")
 assert 0.5 < opt.es.sigma / 0.4 < 1.5 and opt.es.condition < 1.5
 assert histories["sep-CMA, sigma 0.4"][-1]["test_accuracy"] > histories["sep-CMA, sigma 0.1"][-1]["test_accuracy"]
 
@@ -455,8 +459,9 @@ fig
 
 # %% [markdown]
 # With a budget of a few dozen generations, sep-CMA's sigma and C hardly move from where they
-# started (the printed sigma and condition number): its learning rates, about 1 / n for sigma and
-# (n + 2) / (3 n²) for C, need many more generations than a network's budget allows. What remains is
+# started (the printed sigma and condition number): its learning rates, about (mu_eff + 2) / n for
+# sigma and a few times (n + 2) / (3 n²) for C (printed), need many more generations than a
+# network's budget allows. What remains is
 # a (mu/mu_w, lambda)-ES with a nearly fixed step: the initial sigma decides (compare the two sigmas
 # above), much as RSO's schedule does. The training command runs it with the quick preset,
 # `python -m minirso.train --optimizer sep-cma`, at about as many evaluations as NES's quick run:
