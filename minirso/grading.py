@@ -324,3 +324,76 @@ GRADERS.update({
     "perturb_arrays": check_perturb_arrays,
     "replay_run": check_replay_run,
 })
+
+
+# -- notebook 12: CMA-ES (tests in tests/test_exercises_12.py) -------------------------------------
+def _expected_norm(n):
+    """E|N(0, I_n)| = sqrt(2) Gamma((n + 1) / 2) / Gamma(n / 2), exactly."""
+    from math import exp, lgamma, sqrt
+    return sqrt(2) * exp(lgamma((n + 1) / 2) - lgamma(n / 2))
+
+
+def check_recombination_weights(recombination_weights):
+    """``recombination_weights(popsize)``: the mu = popsize // 2 positive log-weights (summing to 1) and mu_eff."""
+    for lam in (5, 8, 13, 31, 100):
+        mu = lam // 2
+        raw = np.log((lam + 1) / 2) - np.log(np.arange(1, mu + 1))
+        expected = raw / raw.sum()
+        weights, mueff = recombination_weights(lam)
+        w = np.asarray(weights, dtype=float)
+        assert w.shape == (mu,), f"popsize {lam}: the best mu = popsize // 2 = {mu} points get a weight; got {w.shape[0] if w.ndim else w} weights"
+        assert abs(w.sum() - 1) < 1e-12, f"popsize {lam}: the weights must sum to 1 (the new mean is a weighted mean), got {w.sum():.6g}"
+        assert np.all(np.diff(w) < 0), f"popsize {lam}: the best point gets the largest weight and they decrease: got {np.round(w, 4)}"
+        assert np.allclose(w, expected, rtol=1e-10), \
+            f"popsize {lam}: w_i is proportional to ln((popsize + 1) / 2) - ln i: expected {np.round(expected, 4)}, got {np.round(w, 4)}"
+        right = 1 / np.sum(expected**2)
+        assert abs(float(mueff) - right) < 1e-9 * right, \
+            f"popsize {lam}: mu_eff = (sum w_i)^2 / sum w_i^2 = {right:.6g} (between 1 and mu = {mu}), got {float(mueff):.6g}"
+
+
+def check_path_update(path_update):
+    """``path_update(ps, step, cs, mueff)``: (1 - cs) ps + sqrt(cs (2 - cs) mueff) step, step = C^(-1/2) y_w."""
+    rng = np.random.default_rng(601)
+    for n, cs, mueff in ((3, 0.4, 2.0), (10, 0.28, 3.17), (50, 0.08, 6.5)):
+        ps, step = rng.standard_normal(n), rng.standard_normal(n) / np.sqrt(mueff)
+        before = (ps.copy(), step.copy())
+        new = np.asarray(path_update(ps, step, cs, mueff), dtype=float)
+        assert np.array_equal(ps, before[0]) and np.array_equal(step, before[1]), "path_update changed its inputs: return a new array"
+        expected = (1 - cs) * ps + np.sqrt(cs * (2 - cs) * mueff) * step
+        assert new.shape == (n,) and np.allclose(new, expected, rtol=1e-12, atol=1e-14), \
+            f"n = {n}, cs = {cs}, mueff = {mueff}: expected (1 - cs) ps + sqrt(cs (2 - cs) mueff) step, " \
+            f"off by {np.abs(new - expected).max():.3g}"
+    # why these factors: under random selection (step ~ N(0, I) / sqrt(mueff)) the path stays N(0, I)
+    n, cs, mueff = 20, 0.3, 4.0
+    ps, lengths = rng.standard_normal(n), []
+    for _ in range(4000):
+        ps = np.asarray(path_update(ps, rng.standard_normal(n) / np.sqrt(mueff), cs, mueff), dtype=float)
+        lengths.append(ps @ ps)
+    assert abs(np.mean(lengths) / n - 1) < 0.1, f"under random selection E|ps|^2 should stay n = {n}: got {np.mean(lengths):.3g}"
+
+
+def check_sigma_update(sigma_update):
+    """``sigma_update(sigma, ps, cs, ds)``: sigma exp(cs / ds (|ps| / E|N(0, I)| - 1)), n = len(ps)."""
+    rng = np.random.default_rng(701)
+    for n, length, cs, ds in ((2, 3.0, 0.44, 1.44), (2, 0.3, 0.44, 1.44), (3, 1.6, 0.4, 1.4), (10, 5.0, 0.28, 1.28),
+                              (100, 7.0, 0.05, 1.05), (100, 13.0, 0.05, 2.0)):
+        ps = rng.standard_normal(n)
+        ps *= length / np.linalg.norm(ps)
+        ps_before = ps.copy()
+        sigma = 0.37
+        chi = _expected_norm(n)
+        new = float(sigma_update(sigma, ps, cs, ds))
+        assert np.array_equal(ps, ps_before), "sigma_update changed ps"
+        expected = cs / ds * (length / chi - 1)
+        got = np.log(new / sigma) if new > 0 else -np.inf
+        # the tutorial's approximation of E|N(0, I)| is within 1e-3 (relative) of the exact value
+        assert abs(got - expected) <= 2e-3 * cs / ds * length / chi + 1e-12, \
+            f"n = {n}, |ps| = {length}, cs = {cs}, ds = {ds}: log(new sigma / sigma) should be cs / ds (|ps| / E|N(0,I)| - 1) " \
+            f"= {expected:.5g} with E|N(0,I)| = {chi:.5g}; yours is {got:.5g}"
+
+
+GRADERS.update({
+    "recombination_weights": check_recombination_weights,
+    "path_update": check_path_update,
+    "sigma_update": check_sigma_update,
+})

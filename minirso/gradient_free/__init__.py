@@ -1,22 +1,24 @@
-"""Gradient-free baselines on the same network, data and accounting as RSO: (1+1)-ES, SPSA, NES, MeZO
-and greedy random search.
+"""Gradient-free baselines on the same network, data and accounting as RSO: (1+1)-ES, SPSA, NES,
+sep-CMA-ES, MeZO and greedy random search.
 
 ES, SPSA and NES subclass :class:`GradientFreeOptimizer` (``base.py``): one vector of the scalars RSO searches,
 in units of their layer's sigma_d, a fresh mini-batch per step, RSO's test protocol, history
-records and exact checkpoints. ``python -m minirso.train --optimizer es|spsa|nes|random|mezo``.
+records and exact checkpoints. ``python -m minirso.train --optimizer es|spsa|nes|sep-cma|random|mezo``.
 MeZO (``mezo.py``, in-place SPSA with perturbations regenerated from seeds) subclasses the round loop
 they share, :class:`RoundsOfSteps`: the same rounds,
 records and checkpoints but works on the model's own arrays instead of one stored vector.
 """
 from .base import GradientFreeConfig, GradientFreeOptimizer, RoundsOfSteps
+from .cmaes import CMAES, CMAResult, SepCMA, SepCMAConfig, cma_minimize, cma_parameters
 from .es import ESConfig, OnePlusOneES, one_plus_one_step
 from .mezo import MeZO, MeZOConfig, replay
 from .nes import NES, NESConfig, centred_ranks, nes_gradient
 from .random_search import RandomSearch, RandomSearchConfig, random_search_step
 from .spsa import SPSA, SPSAConfig, spsa_gradient
 
-OPTIMIZERS = {"es": OnePlusOneES, "spsa": SPSA, "nes": NES, "random": RandomSearch, "mezo": MeZO}
+OPTIMIZERS = {"es": OnePlusOneES, "spsa": SPSA, "nes": NES, "sep-cma": SepCMA, "random": RandomSearch, "mezo": MeZO}
 
 __all__ = ["GradientFreeConfig", "GradientFreeOptimizer", "RoundsOfSteps", "ESConfig", "OnePlusOneES", "one_plus_one_step",
            "NES", "NESConfig", "centred_ranks", "nes_gradient", "RandomSearch", "RandomSearchConfig",
-           "random_search_step", "SPSA", "SPSAConfig", "spsa_gradient", "MeZO", "MeZOConfig", "replay", "OPTIMIZERS"]
+           "random_search_step", "SPSA", "SPSAConfig", "spsa_gradient", "MeZO", "MeZOConfig", "replay",
+           "CMAES", "CMAResult", "SepCMA", "SepCMAConfig", "cma_minimize", "cma_parameters", "OPTIMIZERS"]
