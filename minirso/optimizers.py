@@ -1,15 +1,16 @@
 """Every optimizer by the name the training command knows it by (``--optimizer NAME``)."""
-from .gradient_free import NES, SPSA, OnePlusOneES
+from .gradient_free import NES, PGPE, SNES, SPSA, OnePlusOneES
 from .rso import RSO
 from .sgd import SGD
 
-OPTIMIZERS = {"rso": RSO, "sgd": SGD, "es": OnePlusOneES, "spsa": SPSA, "nes": NES}
+OPTIMIZERS = {"rso": RSO, "sgd": SGD, "es": OnePlusOneES, "spsa": SPSA, "nes": NES, "pgpe": PGPE, "snes": SNES}
 
 HELP = ("training algorithm (default: rso): rso = random search, one weight per trial (the paper); "
         "sgd = mini-batch SGD with backprop (the gradient reference); es = (1+1)-ES, all weights perturbed "
         "at once, 1/5th success rule; spsa = simultaneous perturbation gradient estimates from two losses, "
         "Spall's gains; nes = antithetic natural-evolution-strategies search gradients with rank shaping "
-        "and Adam")
+        "and Adam; pgpe = PGPE, antithetic samples with a sigma per weight, rank shaping and ClipUp; "
+        "snes = separable NES, a sigma per weight, natural-gradient steps with Schaul's learning rates")
 
 
 def optimizer_class(name):

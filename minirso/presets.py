@@ -5,6 +5,9 @@ GRADIENT_FREE_QUICK = {
     "es": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {}},
     "spsa": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {"A": 100.0}},
     "nes": {"rounds": 10, "steps_per_round": 20, "batch_size": 500, "train_subset": 30000, "options": {}},
+    # 20 and 31 evaluations a step (10 pairs; Schaul's population for 10,352 scalars)
+    "pgpe": {"rounds": 10, "steps_per_round": 10, "batch_size": 500, "train_subset": 30000, "options": {}},
+    "snes": {"rounds": 10, "steps_per_round": 7, "batch_size": 500, "train_subset": 30000, "options": {}},
 }
 
 PRESETS = {
@@ -29,6 +32,8 @@ PRESETS = {
         "es": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
         "spsa": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {"A": 9000.0}},
         "nes": {"rounds": 50, "steps_per_round": 360, "batch_size": 5000, "options": {}},
+        "pgpe": {"rounds": 50, "steps_per_round": 180, "batch_size": 5000, "options": {}},
+        "snes": {"rounds": 50, "steps_per_round": 113, "batch_size": 5000, "options": {}},
     },
     # The paper setting as the authors' train.py runs it (docs/fidelity.md): their network's global
     # max pool (MXNet's default pool type), their preprocessing, MXNet's batch-norm epsilon, per-visit weight decay, inputs cached on the statistics of the first
@@ -46,6 +51,8 @@ PRESETS = {
         "es": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
         "spsa": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {"A": 9000.0}},
         "nes": {"rounds": 50, "steps_per_round": 360, "batch_size": 5000, "options": {}},
+        "pgpe": {"rounds": 50, "steps_per_round": 180, "batch_size": 5000, "options": {}},
+        "snes": {"rounds": 50, "steps_per_round": 113, "batch_size": 5000, "options": {}},
     },
 }
 
