@@ -101,9 +101,9 @@ def peek_normal(rng, shape):
 
 
 @pytest.mark.parametrize("options", [{"update": "clipup", "lr": 0.3, "sigma_lr": 0.2},
-                                     {"update": "clipup", "lr": 0.3, "max_speed": 0.4, "momentum": 0.5},
+                                     {"update": "clipup", "lr": 0.3, "max_speed": 0.35, "sigma_lr": 5.0},
                                      {"update": "adam", "lr": 0.05, "sigma_lr": 0.3, "sigma_max_change": 0.1}],
-                         ids=["clipup", "clipup-speed", "adam"])
+                         ids=["clipup", "clipup-bounds", "adam"])
 def test_pgpe_steps_equal_a_literal_twin_of_the_papers_equations(options):
     opt = PGPE(tiny(), synthetic(), seed=3, progress=False, batch_size=16, pairs=4, sigma=0.3, **options)
     f = quadratic(opt.dimension)
@@ -111,13 +111,19 @@ def test_pgpe_steps_equal_a_literal_twin_of_the_papers_equations(options):
     cfg["max_speed"] = opt.max_speed
     mu, sigma = opt.u.copy(), opt.arrays["sigma"].copy()
     state = {"v": [0.0] * opt.dimension, "m": [0.0] * opt.dimension, "s": [0.0] * opt.dimension, "t": 0}
-    for _ in range(3):  # the velocity / Adam moments carry over
+    previous = sigma.copy()
+    for step in range(3):  # the velocity / Adam moments carry over
         z = peek_normal(opt.rng, (4, opt.dimension))
         mu, sigma = pgpe_twin(f, mu, sigma, z, state, cfg)
         opt.step(f)
         opt.counters["steps"] += 1
         np.testing.assert_allclose(opt.u, mu, rtol=0, atol=1e-12)
         np.testing.assert_allclose(opt.arrays["sigma"], sigma, rtol=0, atol=1e-12)
+        if options.get("sigma_lr") == 5.0:  # both bounds act: the speed limit and sigma's largest change
+            assert np.linalg.norm(opt.arrays["velocity"]) == pytest.approx(0.3 if step == 0 else 0.35, rel=1e-12)
+            ratio = opt.arrays["sigma"] / previous
+            assert ratio.min() == pytest.approx(0.8) and ratio.max() == pytest.approx(1.2)
+        previous = opt.arrays["sigma"].copy()
     assert np.ptp(opt.arrays["sigma"]) > 0  # sigma did adapt per scalar
 
 
