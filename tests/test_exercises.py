@@ -54,7 +54,9 @@ def crn_difference(loss, x1, x2, n_data, batch_size, rng):
     return loss(x1, batch) - loss(x2, batch)
 
 
-RIGHT = {name: globals()[name] for name in GRADERS}
+TUTORIALS_10_11 = ("spsa_estimate", "coordinate_estimate", "gaussian_second_moment", "compass_poll", "log_sigma_drift",
+                   "crn_difference")
+RIGHT = {name: globals()[name] for name in TUTORIALS_10_11}
 
 
 # --- plausible wrong answers ---------------------------------------------------------------------
@@ -199,13 +201,13 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("name", list(GRADERS))
+@pytest.mark.parametrize("name", list(RIGHT))  # later tutorials' graders: tests/test_exercises_NN.py
 def test_right_answer_passes(name, capsys):
     assert grade(name, RIGHT[name]) is True
     assert "passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", list(GRADERS))
+@pytest.mark.parametrize("name", list(RIGHT))
 def test_stub_is_not_attempted(name, capsys):
     def stub(*args, **kwargs):
         raise NotImplementedError
@@ -220,7 +222,7 @@ def test_wrong_answer_is_rejected(name, answer, message):
 
 
 def test_every_exercise_has_a_wrong_answer():
-    assert {w[0] for w in WRONG} == set(GRADERS)
+    assert {w[0] for w in WRONG} == set(RIGHT) <= set(GRADERS)
 
 
 ANSWERS = os.environ.get("MINIRSO_ANSWERS")
