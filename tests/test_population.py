@@ -111,7 +111,7 @@ def test_pgpe_steps_equal_a_literal_twin_of_the_papers_equations(options):
     cfg["max_speed"] = opt.max_speed
     mu, sigma = opt.u.copy(), opt.arrays["sigma"].copy()
     state = {"v": [0.0] * opt.dimension, "m": [0.0] * opt.dimension, "s": [0.0] * opt.dimension, "t": 0}
-    previous = sigma.copy()
+    previous, bounded = sigma.copy(), []
     for step in range(3):  # the velocity / Adam moments carry over
         z = peek_normal(opt.rng, (4, opt.dimension))
         mu, sigma = pgpe_twin(f, mu, sigma, z, state, cfg)
@@ -122,9 +122,11 @@ def test_pgpe_steps_equal_a_literal_twin_of_the_papers_equations(options):
         if options.get("sigma_lr") == 5.0:  # both bounds act: the speed limit and sigma's largest change
             assert np.linalg.norm(opt.arrays["velocity"]) == pytest.approx(0.3 if step == 0 else 0.35, rel=1e-12)
             ratio = opt.arrays["sigma"] / previous
-            assert ratio.min() == pytest.approx(0.8) and ratio.max() == pytest.approx(1.2)
+            bounded.append(ratio.min() == pytest.approx(0.8) and ratio.max() == pytest.approx(1.2))
         previous = opt.arrays["sigma"].copy()
     assert np.ptp(opt.arrays["sigma"]) > 0  # sigma did adapt per scalar
+    if options.get("sigma_lr") == 5.0:  # (in step 3 the pairs' mean ranks all tie at 0: no sigma signal)
+        assert bounded[:2] == [True, True]
 
 
 def snes_twin(f, mu, sigma, s):
