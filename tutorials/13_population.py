@@ -216,9 +216,9 @@ assert sigmas[-1, 0] > sigmas[-1, 1]  # the steep coordinate gets the smaller si
 # %% [markdown]
 # ClipUp moves the mean a fixed distance per step whatever the size of g_mu, so it crosses the flat
 # part of the valley at full speed and does not blow up where the valley is steep; near the minimum
-# it keeps moving about lr per step (the momentum and the clipping keep the orbit small), which is
-# why a long run lowers lr on a schedule (EvoJAX keeps it fixed for MNIST). sigma shrinks more along
-# y, the steep direction: there, samples far from the mean are much worse.
+# it keeps moving about lr per step, so it orbits the minimum instead of settling (a long run would
+# lower lr on a schedule; minirso's PGPE keeps it fixed). sigma shrinks more along y, the steep
+# direction: there, samples far from the mean are much worse.
 #
 # ## 4. SNES
 #
@@ -268,9 +268,9 @@ print(f"slope of log sigma_i against log a_i at the end: {slope:.2f} (level sets
 assert values[-1] < 1e-6 * values[0] and -0.7 < slope < -0.3
 
 # %% [markdown]
-# First the sigmas fan out (a_i spans four decades, so 1 / sqrt(a_i) spans two); once they have the
-# shape of the level sets, all of them and f fall together at a steady rate (the straight part of the
-# left plot). PGPE's sigma rule is the same idea with an additive, clipped step.
+# The sigmas fan out within the first few dozen generations (a_i spans four decades, so 1 / sqrt(a_i)
+# spans two); from then on all of them and f fall together at a steady rate (log f is a straight line
+# in the left plot). PGPE's sigma rule is the same idea with an additive, clipped step.
 #
 # ## 5. PGPE, SNES and NES on MNIST at equal evaluations
 #
@@ -278,8 +278,8 @@ assert values[-1] < 1e-6 * values[0] and -0.7 < slope < -0.3
 # searched scalars), every method given the same number of loss evaluations on mini-batches of 100.
 # PGPE: 10 pairs, ClipUp lr 0.5 (ClipUp's lr is a Euclidean length, so it grows with the square root
 # of the dimension: the quick preset's network of 10,352 scalars uses 2.0), sigma 0.1 (units of each
-# layer's sigma_d); SNES: Schaul's defaults, sigma 0.3; NES: 10 pairs, one fixed sigma 0.05, Adam lr 0.1
-# (its defaults).
+# layer's sigma_d); SNES: Schaul's defaults, sigma 0.3; NES: 10 pairs, its default sigma 0.05 (one for
+# every scalar, fixed) and Adam lr 0.1.
 
 # %%
 N_TRAIN, N_TEST = (1000, 500) if SMALL else (5000, 2000)
