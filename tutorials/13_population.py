@@ -265,6 +265,9 @@ ax2.set(xlabel="generation", ylabel="sigma_i", title="the ten sigmas")
 plt.show()
 print(f"f after {GENERATIONS} generations ({GENERATIONS * lam:,} evaluations): {values[-1]:.2e} (from {values[0]:.2e})")
 print(f"slope of log sigma_i against log a_i at the end: {slope:.2f} (level sets: -0.5)")
+spread = np.log10(sig.max(axis=1) / sig.min(axis=1))
+print(f"decades between the largest and the smallest sigma: {spread[49]:.1f} after 50 generations, "
+      f"{spread[-1]:.1f} at the end")
 assert values[-1] < 1e-6 * values[0] and -0.7 < slope < -0.3
 
 # %% [markdown]
