@@ -397,3 +397,77 @@ GRADERS.update({
     "path_update": check_path_update,
     "sigma_update": check_sigma_update,
 })
+# -- tutorial 13: population strategies (PGPE, SNES) -------------------------------------------------
+def check_centred_ranks(centred_ranks):
+    """``centred_ranks(values)``: the rank of each value (0 for the lowest) scaled to [-0.5, 0.5]."""
+    rng = np.random.default_rng(1301)
+    for n in (2, 5, 12):
+        values = rng.standard_normal(n) * 10 ** rng.uniform(-3, 3)
+        r = np.asarray(centred_ranks(values.copy()), dtype=float)
+        assert r.shape == (n,), f"one centred rank per value: expected shape {(n,)}, got {r.shape}"
+        counted = np.array([np.sum(values < v) for v in values])  # each value's rank, counted
+        expected = counted / (n - 1) - 0.5
+        if np.allclose(r, expected, atol=1e-12):
+            pass
+        elif np.allclose(r, -expected):
+            raise AssertionError("the lowest value (the best loss) must get -0.5 and the highest +0.5: yours are reversed")
+        elif np.allclose(r, counted / (n - 1)) or np.allclose(r, counted - (n - 1) / 2):
+            raise AssertionError("centre and scale the ranks: rank / (n - 1) - 0.5, so that they lie in [-0.5, 0.5] "
+                                 "and sum to zero")
+        assert np.allclose(r, expected, atol=1e-12), \
+            f"values {np.round(values, 4)}: expected centred ranks {np.round(expected, 4)}, got {np.round(r, 4)}" \
+            + (" (ranks, not standardised values: the result must not depend on how far apart the values are)"
+               if np.allclose(r.mean(), 0) and not np.allclose(np.sort(r), np.sort(expected)) else "")
+        shifted = np.asarray(centred_ranks(np.exp(values / np.abs(values).max())), dtype=float)
+        assert np.allclose(shifted, r), "ranks must not change under an increasing transform of the values"
+
+
+def check_pgpe_sigma_gradient(pgpe_sigma_gradient):
+    """``pgpe_sigma_gradient(loss_plus, loss_minus, eps, sigma, baseline)``: one antithetic pair's term of
+    PGPE's sigma gradient, ((loss_plus + loss_minus) / 2 - baseline) (eps^2 - sigma^2) / sigma."""
+    rng = np.random.default_rng(1302)
+    for _ in range(3):
+        sigma = rng.uniform(0.1, 2.0, 6)
+        eps = sigma * rng.standard_normal(6)
+        lp, lm, b = rng.normal(size=3)
+        g = np.asarray(pgpe_sigma_gradient(lp, lm, eps.copy(), sigma.copy(), b), dtype=float)
+        assert g.shape == (6,), f"one entry per scalar: expected shape (6,), got {g.shape}"
+        # the score of sigma, d/dsigma log N(x; mu, sigma^2) = ((x - mu)^2 - sigma^2) / sigma^3, times sigma^2
+        # (PGPE's natural scaling), averaged over x = mu + eps and x = mu - eps
+        score = ((eps ** 2) - sigma ** 2) / sigma ** 3
+        expected = 0.5 * ((lp - b) * score + (lm - b) * score) * sigma ** 2
+        if np.allclose(g, expected, rtol=1e-10, atol=1e-12):
+            continue
+        if np.allclose(g / expected, 1 / sigma ** 2):
+            raise AssertionError("that is the plain likelihood-ratio gradient ((eps^2 - sigma^2) / sigma^3); PGPE "
+                                 "divides by sigma once: (eps^2 - sigma^2) / sigma")
+        if np.allclose(g, 0.5 * (lp + lm) * score * sigma ** 2):
+            raise AssertionError("subtract the baseline from the pair's mean loss")
+        if np.allclose(g, 0.5 * (lp - lm) * score * sigma ** 2) or np.allclose(g, (lp - lm) * score * sigma ** 2):
+            raise AssertionError("sigma's gradient uses the pair's mean loss (l+ + l-) / 2, not its difference "
+                                 "(that is the mean's gradient)")
+        assert np.allclose(g, expected, rtol=1e-10, atol=1e-12), \
+            f"expected {np.round(expected, 5)}, got {np.round(g, 5)}"
+
+
+def check_snes_utilities(snes_utilities):
+    """``snes_utilities(population)``: SNES's utility of the k-th best of ``population`` samples, k = 1 first:
+    max(0, ln(lambda/2 + 1) - ln k) / sum_j max(0, ln(lambda/2 + 1) - ln j) - 1/lambda."""
+    for lam in (4, 7, 10, 31):
+        w = np.asarray(snes_utilities(lam), dtype=float)
+        assert w.shape == (lam,), f"one utility per sample: expected shape {(lam,)}, got {w.shape}"
+        raw = np.array([max(0.0, np.log(lam / 2 + 1) - np.log(k)) for k in range(1, lam + 1)])
+        expected = raw / raw.sum() - 1 / lam
+        if np.allclose(w, expected, atol=1e-12):
+            continue
+        if np.allclose(w, expected[::-1]):
+            raise AssertionError("the best sample (k = 1) gets the largest utility: yours are reversed")
+        if np.allclose(w, expected + 1 / lam):
+            raise AssertionError("subtract 1 / lambda so that the utilities sum to zero (the worse half then "
+                                 "pushes the mean away a little)")
+        assert abs(w.sum()) < 1e-12, f"the utilities must sum to zero: got {w.sum():.3g}"
+        assert np.allclose(w, expected, atol=1e-12), f"lambda = {lam}: expected {np.round(expected, 4)}, got {np.round(w, 4)}"
+
+
+GRADERS.update({"centred_ranks": check_centred_ranks, "pgpe_sigma_gradient": check_pgpe_sigma_gradient,
+                "snes_utilities": check_snes_utilities})

@@ -10,6 +10,9 @@ GRADIENT_FREE_QUICK = {
     "sep-cma": {"rounds": 10, "steps_per_round": 6, "batch_size": 500, "train_subset": 30000, "options": {}},
     "mezo": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {}},
     "random": {"rounds": 10, "steps_per_round": 100, "batch_size": 500, "train_subset": 30000, "options": {}},
+    # 20 and 31 evaluations a step (10 pairs; Schaul's population for 10,352 scalars)
+    "pgpe": {"rounds": 10, "steps_per_round": 10, "batch_size": 500, "train_subset": 30000, "options": {}},
+    "snes": {"rounds": 10, "steps_per_round": 7, "batch_size": 500, "train_subset": 30000, "options": {}},
 }
 
 PRESETS = {
@@ -38,6 +41,8 @@ PRESETS = {
         "sep-cma": {"rounds": 50, "steps_per_round": 112, "batch_size": 5000, "options": {}},
         "mezo": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
         "random": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
+        "pgpe": {"rounds": 50, "steps_per_round": 180, "batch_size": 5000, "options": {}},
+        "snes": {"rounds": 50, "steps_per_round": 113, "batch_size": 5000, "options": {}},
     },
     # The paper setting as the authors' train.py runs it (docs/fidelity.md): their network's global
     # max pool (MXNet's default pool type), their preprocessing, MXNet's batch-norm epsilon, per-visit weight decay, inputs cached on the statistics of the first
@@ -59,6 +64,8 @@ PRESETS = {
         "sep-cma": {"rounds": 50, "steps_per_round": 112, "batch_size": 5000, "options": {}},
         "mezo": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
         "random": {"rounds": 50, "steps_per_round": 1800, "batch_size": 5000, "options": {}},
+        "pgpe": {"rounds": 50, "steps_per_round": 180, "batch_size": 5000, "options": {}},
+        "snes": {"rounds": 50, "steps_per_round": 113, "batch_size": 5000, "options": {}},
     },
 }
 
