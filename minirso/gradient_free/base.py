@@ -84,7 +84,7 @@ class GradientFreeOptimizer(Optimizer):
         self.scale = np.concatenate([np.full(n, p.sigma_d) for n, p in zip(self.sizes, plan)])
         self.u = self.get_vector() / self.scale
         self.round, self.step_in_round = 0, 0
-        self.perm = None
+        self.perm, self.batch_number = None, 0
         self.round_totals = {"loss": 0.0}
         self.macs_per_evaluation = config.batch_size * forward_macs(model)
         self.counters = {"steps": 0, "candidate_evaluations": 0, "images": 0, "forward_macs": 0, **self.counters}
@@ -111,11 +111,15 @@ class GradientFreeOptimizer(Optimizer):
         """Mean cross-entropy of the mini-batch (x, y) at point u (counted as one candidate evaluation)."""
         self.set_vector(u * self.scale)
         loss = float(to_numpy(softmax_cross_entropy(self.model.forward(x), y))) / len(y)
-        c = self.counters
-        c["candidate_evaluations"] += 1
-        c["images"] += len(y)
-        c["forward_macs"] += self.macs_per_evaluation
+        self.count_evaluations(1, len(y))
         return loss
+
+    def count_evaluations(self, candidates, images):
+        """Count ``candidates`` evaluations of ``images`` images each (here or on a worker)."""
+        c = self.counters
+        c["candidate_evaluations"] += candidates
+        c["images"] += candidates * images
+        c["forward_macs"] += candidates * self.macs_per_evaluation
 
     # -- the loop ---------------------------------------------------------------------------------
     def make_bar(self):
@@ -128,13 +132,14 @@ class GradientFreeOptimizer(Optimizer):
         cfg, xp, bar = self.config, self.model.xp, self.bar
         n, bsz = len(self.x_train), cfg.batch_size
         if self.step_in_round == 0:
-            self.perm = self.rng.permutation(n)
+            self.perm = self.draw_permutation(n)
             self.round_totals = {"loss": 0.0}
         n_batches = n // bsz
         batches = xp.asarray(self.perm[:n_batches * bsz].reshape(n_batches, bsz))
         t0 = time.perf_counter()
         while self.step_in_round < cfg.steps_per_round and not self.stop_requested:
-            idx = batches[self.step_in_round % n_batches]
+            self.batch_number = self.step_in_round % n_batches
+            idx = batches[self.batch_number]
             x, y = self.x_train[idx], self.y_train[idx]
             loss = self.step(lambda u: self.batch_loss(u, x, y))
             if not math.isfinite(loss):
@@ -160,6 +165,10 @@ class GradientFreeOptimizer(Optimizer):
             record.update(self.evaluate())
         record["eval_time"] = c["eval_time"]
         self.emit(record)
+
+    def draw_permutation(self, n):
+        """The order of the n training images for a new round."""
+        return self.rng.permutation(n)
 
     def describe(self):
         """Method-specific fields of a round's record (step size, accept rate...)."""
