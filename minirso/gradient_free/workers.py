@@ -92,7 +92,8 @@ class Workers:
     """The driver's side: ``losses`` sends a step to the actors, ``applied`` queues its update for them.
 
     Counts the pickled bytes of every per-step message: ``sent`` (driver to actors) and
-    ``received`` (actors to driver) over ``steps`` steps; ``setup_bytes``: what each actor got once.
+    ``received`` (actors to driver) over ``steps`` steps; ``setup_bytes``: what each actor got once
+    (the model, the optimizer's state), ``data_bytes``: the training images, put once.
     """
 
     def __init__(self, ray, opt, n):
@@ -105,8 +106,8 @@ class Workers:
         data = SimpleNamespace(x_train=to_numpy(opt.x_train), y_train=to_numpy(opt.y_train),
                                x_test=to_numpy(opt.x_test[:1]), y_test=to_numpy(opt.y_test[:1]))
         state, arrays = opt.state_dict()
-        setup = (type(opt), opt.model, data, opt.config, opt.seed, state, arrays)
-        self.setup_bytes = message_bytes(setup)
+        self.setup_bytes = message_bytes((type(opt), opt.model, opt.config, opt.seed, state, arrays))
+        self.data_bytes = message_bytes(data)  # put in the object store once, read by every actor of a node
         actor = ray.remote(num_cpus=1, max_restarts=0)(Replica)
         data_ref, model_ref = ray.put(data), ray.put(opt.model)
         self.actors = [actor.remote(type(opt), model_ref, data_ref, opt.config, opt.seed, state, arrays)
@@ -169,7 +170,8 @@ class Workers:
             return f"{self.n} Ray workers, no step made"
         return (f"{self.n} Ray workers, {self.steps} steps: per step {self.sent / self.steps:,.0f} bytes sent and "
                 f"{self.received / self.steps:,.0f} received in all (pickled messages), where sending u would be "
-                f"{8 * self.dimension:,} bytes to each worker; {self.setup_bytes:,} bytes to each at the start")
+                f"{8 * self.dimension:,} bytes to each worker; at the start {self.setup_bytes:,} bytes to each and "
+                f"{self.data_bytes:,} of images put once")
 
     def close(self):
         for a in self.actors:
