@@ -247,8 +247,9 @@ def test_workers_flags_that_cannot_work_are_one_line(flags, words, tmp_path, cap
 def test_without_ray_workers_is_one_line_naming_the_install_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as without the extra
     assert train.main([*NES_CLI, "--noise", "seeded", "--workers", "2", "--out", str(tmp_path / "run")]) == 2
-    one_line_error(capsys.readouterr().err, '--workers runs on Ray, which is not installed: pip install -e ".[distributed]"')
-    assert not (tmp_path / "run").exists()
+    out, err = capsys.readouterr()
+    one_line_error(err, '--workers runs on Ray, which is not installed: pip install -e ".[distributed]"')
+    assert out == "" and not (tmp_path / "run").exists()  # said before any folder or data is touched
 
 
 # -- on a local Ray cluster -------------------------------------------------------------------------------
