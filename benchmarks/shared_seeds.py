@@ -1,5 +1,5 @@
 """Shared seeds: the bytes a step of NES / SPSA sends to its Ray workers, and seconds per step with
-0 (one process), 1 and 2 workers (docs/scaling.md, "Shared seeds").
+0 (one process), 1 and 2 workers, each configuration repeated in turn (docs/scaling.md, "Shared seeds").
 
 The quick preset's network (10,352 searched scalars), MNIST (--train-subset images, batch
 --batch-size), noise="seeded", a few steps of each; every configuration must end at the same
@@ -7,7 +7,7 @@ point as the one-process run (asserted). Bytes: the pickled per-step messages bo
 sending u (8 bytes a scalar) to every worker, as a parameter server would. Needs Ray
 (pip install -e ".[distributed]"); starts one local Ray cluster of 2 CPUs. About a minute.
 
-    python benchmarks/shared_seeds.py [--steps 6] [--train-subset 5000] [--batch-size 500]
+    python benchmarks/shared_seeds.py [--steps 8] [--repeats 2] [--train-subset 5000] [--batch-size 500]
 """
 import argparse
 import os
@@ -61,7 +61,8 @@ def run(name, data, args, ray=None, workers=0):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--train-subset", type=int, default=5000)
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--data-dir", default=os.environ.get("MINIRSO_DATA"))
@@ -76,31 +77,35 @@ def main():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=True,
              logging_level="warning")
     print(f"a local Ray cluster of 2 CPUs started in {time.perf_counter() - t0:.1f} s", flush=True)
-    rows = []
+    rows = {}  # (method, workers): [(seconds per step, Workers or None) for each repeat]
     try:
         for name in METHODS:
-            one, one_s, _ = run(name, data, args)
-            rows.append((name, 0, one_s, None))
-            for workers in (1, 2):
-                opt, s, pool = run(name, data, args, ray, workers)
-                assert np.array_equal(opt.u, one.u), f"{name} with {workers} workers left the one-process run"
-                rows.append((name, workers, s, pool))
+            for _ in range(args.repeats):  # A B C A B C: a drift of the shared machine hits each alike
+                one, one_s, _ = run(name, data, args)
+                rows.setdefault((name, 0), []).append((one_s, None))
+                for workers in (1, 2):
+                    opt, s, pool = run(name, data, args, ray, workers)
+                    assert np.array_equal(opt.u, one.u), f"{name} with {workers} workers left the one-process run"
+                    rows.setdefault((name, workers), []).append((s, pool))
             print(f"{name} done, {common.loadavg()}", flush=True)
     finally:
         ray.shutdown()
     candidates = {n: 2 * next(iter(METHODS[n][1].values())) for n in METHODS}
     print(f"\nsmall network, {dims['small']:,} searched scalars: sending u costs 8 x {dims['small']:,} = "
           f"{8 * dims['small']:,} bytes per worker per step (the paper network: {8 * dims['paper']:,}); batch "
-          f"{args.batch_size}, {args.steps} steps each (median of the last {args.steps - 1})")
+          f"{args.batch_size}, {args.steps} steps a run, seconds per step: the median of the last {args.steps - 1}, "
+          f"for each of {args.repeats} repeats")
     print("| method | candidates/step | workers | s/step | bytes sent/step/worker | bytes received/step/worker "
           "| setup bytes/worker | images put once |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, workers, s, pool in rows:
+    for (name, workers), repeats in rows.items():
+        seconds = " / ".join(f"{s:.3f}" for s, _ in repeats)
+        pool = repeats[-1][1]
         if pool is None:
-            print(f"| {name} | {candidates[name]} | one process | {s:.3f} | - | - | - | - |")
+            print(f"| {name} | {candidates[name]} | one process | {seconds} | - | - | - | - |")
         else:
             per = pool.steps * workers
-            print(f"| {name} | {candidates[name]} | {workers} | {s:.3f} | {pool.sent / per:.0f} | "
+            print(f"| {name} | {candidates[name]} | {workers} | {seconds} | {pool.sent / per:.0f} | "
                   f"{pool.received / per:.0f} | {pool.setup_bytes:,} | {pool.data_bytes:,} |")
     print(f"\nend {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {common.loadavg()} (the machine is shared: the seconds "
           "are only as good as it)")

@@ -15,9 +15,11 @@ m and v), sent once when the actors start. Then a step costs a few integers each
 
 A run with workers is the run of one process with ``noise="seeded"``, bit for bit, as long as
 every actor computes a loss to the same bits as the driver would (the same NumPy build and BLAS
-threads, which a local cluster has); :meth:`Workers.verify` checks the actors' u against the
-driver's (a digest) when they start and when the run ends. The driver keeps the counters, the
-records, the tests and the checkpoints; --resume continues with or without workers.
+threads, which a local cluster has; otherwise the run stays consistent, every copy applying the
+same losses, but may differ from the one-process run). :meth:`Workers.verify` checks the actors'
+state against the driver's (a digest) when they start and when the sitting ends. The driver keeps
+the counters, the records, the tests and the checkpoints; --resume continues with or without
+workers.
 """
 import contextlib
 import copy
@@ -161,8 +163,8 @@ class Workers:
         wrong = [i + 1 for i, d in enumerate(digests) if d != want]
         if wrong:
             raise WorkerError(f"Ray worker(s) {', '.join(map(str, wrong))} of --workers {self.n} hold another point "
-                              "than the driver (a different NumPy build or BLAS threads?): their losses are not "
-                              "this run's; run without --workers")
+                              "than the driver (an update lost, or a NumPy that rounds the update otherwise): "
+                              "run without --workers")
 
     def summary(self):
         """One line: the bytes per step, against sending u (8 bytes a scalar) to every actor."""
