@@ -252,6 +252,15 @@ def test_without_ray_workers_is_one_line_naming_the_install_command(tmp_path, ca
     assert out == "" and not (tmp_path / "run").exists()  # said before any folder or data is touched
 
 
+def test_resume_keeps_the_runs_noise(mnist_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train.main([*data_args(mnist_dir), *NES_CLI, "--rounds", "1", "--noise", "seeded", "--out", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["noise"] == "seeded"
+    capsys.readouterr()
+    assert train.main(["--resume", str(run), "--noise", "standard", "--rounds", "2", "--no-progress"]) == 2
+    one_line_error(capsys.readouterr().err, "--noise standard (the run's: seeded)")
+
+
 # -- on a local Ray cluster -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray():
