@@ -141,8 +141,9 @@ def test_seeded_noise_is_another_stream_and_the_default_is_unchanged(name):
     assert np.array_equal(standard.u, default.u) and not np.array_equal(standard.u, seeded.u)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_a_seeded_run_stopped_and_resumed_is_bit_identical(name):
+@pytest.mark.parametrize("name, workers", [(name, 0) for name in sorted(CASES)] + [("nes", 2), ("spsa-q2", 3)])
+def test_a_seeded_run_stopped_and_resumed_is_bit_identical(name, workers):
+    """Resumed in the middle of a round, in one process or on workers (in this process, below)."""
     straight = make(name)
     straight.run()
     part = make(name)
@@ -157,6 +158,8 @@ def test_a_seeded_run_stopped_and_resumed_is_bit_identical(name):
     state, arrays = part.state_dict()
     resumed = make(name)
     resumed.load_state_dict(json.loads(json.dumps(state)), arrays)
+    if workers:
+        resumed.workers = ray_workers.Workers(InProcessRay(), resumed, workers)
     resumed.run()
     assert_same_run(straight, resumed)
 
