@@ -233,8 +233,8 @@ def _check_workers(args, settings):
     """--workers / --address that this run cannot use, and a missing Ray: one line, before anything is written."""
     if args.workers is None and args.address is None:
         return
-    ray_workers.check(OPTIMIZERS[settings["optimizer"]], _check_options(settings), args.workers, args.address,
-          args.backend or settings.get("backend") or "numpy")
+    backend = args.backend or settings.get("backend") or "numpy"
+    ray_workers.check(OPTIMIZERS[settings["optimizer"]], _check_options(settings), args.workers, args.address, backend)
     require_ray("--workers")
 
 

@@ -237,6 +237,7 @@ NES_CLI = ["--optimizer", "nes", "--model", "tiny", "--train-subset", "400", "--
     (["--workers", "2"], "--workers needs --noise seeded"),
     (["--noise", "seeded", "--workers", "0"], "--workers must be a positive integer, got 0"),
     (["--noise", "seeded", "--address", "auto"], "--address joins a Ray cluster for the --workers N actors"),
+    (["--noise", "seeded", "--workers", "2", "--backend", "cupy"], "--workers runs NumPy actors: drop --backend cupy"),
 ])
 def test_workers_flags_that_cannot_work_are_one_line(flags, words, tmp_path, capsys):
     assert train.main([*NES_CLI, *flags, "--out", str(tmp_path / "run")]) == 2
