@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -312,7 +313,14 @@ def test_cli_with_workers_survives_a_killed_actor_and_resumes_bit_exactly(ray, m
 
     def kill_after_first(self, opt, record):
         original(self, opt, record)
-        ray.kill(opt.workers.actors[1])
+        actor = opt.workers.actors[1]
+        ray.kill(actor)
+        for _ in range(600):  # until it is gone: a call sent before the kill lands could still be answered
+            try:
+                ray.get(actor.__ray_ready__.remote(), timeout=10)
+            except ray.exceptions.RayActorError:
+                break
+            time.sleep(0.05)
     monkeypatch.setattr(train.Run, "callback", kill_after_first)
     capsys.readouterr()
     assert train.main([*common, "--out", str(run), "--workers", "2"]) == 2
