@@ -31,3 +31,7 @@ class RunDirError(MinirsoError):
 
 class MissingExtraError(MinirsoError):
     """A feature needs an optional dependency (an extra of pyproject.toml) that is not installed."""
+
+
+class WorkerError(MinirsoError):
+    """A Ray worker of a distributed run (``--workers``) died or failed: the run stops."""

@@ -14,7 +14,7 @@ from .errors import ConfigError
 
 #: Options the training command sets through a flag of the same name (``--batch-size``...).
 CLI_OPTIONS = ("rounds", "epochs", "steps_per_round", "batch_size", "eval_every", "evaluator", "block",
-               "parallel", "weight_decay", "stats_images", "prefix_statistics", "sigma_from", "eval_layers", "seed")
+               "parallel", "weight_decay", "stats_images", "prefix_statistics", "sigma_from", "eval_layers", "noise", "seed")
 
 
 def flag(option):

@@ -23,7 +23,9 @@ from .backend import get_backend
 from .checkpoint import load_checkpoint
 from .cli import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, command, refuse_empty_paths, with_threads
 from .data import load_mnist
-from .errors import ConfigError, DataError, MinirsoError, NonFiniteError
+from .distributed import require_ray
+from .errors import ConfigError, DataError, MinirsoError, NonFiniteError, WorkerError
+from .gradient_free import workers as ray_workers
 from .nets import MODELS
 from .optimizers import HELP as OPTIMIZER_HELP
 from .optimizers import OPTIMIZERS, option_names
@@ -66,6 +68,15 @@ def build_parser():
                    help="RSO searched in parallel from an older state: every weight of a layer against the state "
                         "before its sweep (layer), or the units of a layer side by side (unit); default none")
     p.add_argument("--seed", type=int, help="seed of every random draw: initial weights, data order, dw (default: 0)")
+    p.add_argument("--noise", choices=["standard", "seeded"], help="spsa/nes: draw each step's perturbations from "
+                   "the run's generator (standard, default) or rebuild them from one seed per step (seeded: "
+                   "Salimans et al.'s shared seeds, which --workers needs; another, equally valid run)")
+    p.add_argument("--workers", type=int, help="spsa/nes with --noise seeded: evaluate each step's perturbations on "
+                   "this many Ray actors that are sent seeds and return losses only (a local Ray cluster of that many "
+                   "CPUs, or the one at --address); the same run as in one process. Needs pip install -e "
+                   "\".[distributed]\" (docs/scaling.md)")
+    p.add_argument("--address", help="with --workers: start the actors on the running Ray cluster at this address "
+                   "(`ray start --head` prints it) instead of a local one")
     g = p.add_argument_group("fidelity to the authors' train.py (the paper-authors preset sets them all; docs/fidelity.md)")
     g.add_argument("--preprocess", choices=["standardize", "center_fp16"],
                    help="pixels: standardize (Algorithm 1: minus the training mean, over the training std; default) "
@@ -190,7 +201,7 @@ def _resume_settings(args, settings):
                  if getattr(args, k) is not None and getattr(args, k) != settings.get(k)]
     name = settings["optimizer"]
     defaults = OPTIMIZERS[name].make_config()
-    for key in ("block", "parallel"):  # options a run's settings leave out at their default
+    for key in ("block", "parallel", "noise"):  # options a run's settings leave out at their default
         run = settings.get(key, getattr(defaults, key, None))
         if getattr(args, key) is not None and getattr(args, key) != run:
             conflicts.append(f"{flag(key)} {getattr(args, key)} (the run's: "
@@ -216,6 +227,15 @@ def _resume_settings(args, settings):
         settings["download"] = False
     _check_options(settings)
     return settings
+
+
+def _check_workers(args, settings):
+    """--workers / --address that this run cannot use, and a missing Ray: one line, before anything is written."""
+    if args.workers is None and args.address is None:
+        return
+    backend = args.backend or settings.get("backend") or "numpy"
+    ray_workers.check(OPTIMIZERS[settings["optimizer"]], _check_options(settings), args.workers, args.address, backend)
+    require_ray("--workers")
 
 
 def _load_data(s, verify=True):
@@ -324,8 +344,10 @@ def _main(args, session):
             raise DataError(f"{ckpt} holds damaged run settings ({type(err).__name__}: {err}): --resume cannot "
                             "continue it") from None
         records = state.get("history", [])
+        _check_workers(args, settings)
     else:
         settings = _settings_from_args(args)
+        _check_workers(args, settings)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = args.out or os.path.join("runs", f"{settings['optimizer']}-{settings['preset']}-{stamp}")
         run_dir = session["run"] = RunDir.create(out)
@@ -355,9 +377,20 @@ def _main(args, session):
     run.record_sitting(sitting)
     session["phase"] = "training"
     try:
-        interrupted = _train(opt, settings)
+        if args.workers is None:
+            interrupted = _train(opt, settings)
+        else:
+            with ray_workers.spread(opt, args.workers, args.address) as pool:
+                print(f"candidates evaluated by {args.workers} Ray workers "
+                      f"({'the cluster at ' + args.address if args.address else 'a local cluster'})", flush=True)
+                interrupted = _train(opt, settings)
+            print(pool.summary(), flush=True)
     except NonFiniteError as err:
         raise NonFiniteError(f"{err}; in {run.dir}, {run.kept()}") from None
+    except WorkerError as err:
+        then = (f"; continue with: python -m minirso.train --resume {run.dir} (with or without --workers)"
+                if run.run_dir.committed else "")
+        raise WorkerError(f"{err}; in {run.dir}, {run.kept()}{then}") from None
     if interrupted:
         code = _stopped(opt, run, settings)
         with signals_held(deliver=False):

@@ -85,22 +85,22 @@ class RoundsOfSteps(Optimizer):
         self.plan = search_plan(model, config.search_bn, config.bn_sigma)  # RSO's arrays, and their sigma_d
         self.refs = [p.ref for p in self.plan]
         self.round, self.step_in_round = 0, 0
-        self.perm = None
+        self.perm, self.batch_number = None, 0
         self.round_totals = {"loss": 0.0}
         self.macs_per_evaluation = config.batch_size * forward_macs(model)
         self.counters = {"steps": 0, "candidate_evaluations": 0, "images": 0, "forward_macs": 0, **self.counters}
 
-    def count_evaluation(self, images):
-        """Count one candidate evaluation: a forward pass over ``images`` images."""
+    def count_evaluations(self, candidates, images):
+        """Count ``candidates`` evaluations (forward passes) of ``images`` images each (here or on a worker)."""
         c = self.counters
-        c["candidate_evaluations"] += 1
-        c["images"] += images
-        c["forward_macs"] += self.macs_per_evaluation
+        c["candidate_evaluations"] += candidates
+        c["images"] += candidates * images
+        c["forward_macs"] += candidates * self.macs_per_evaluation
 
     def model_loss(self, x, y):
         """Mean cross-entropy of the mini-batch (x, y) at the model's current weights (counted)."""
         loss = float(to_numpy(softmax_cross_entropy(self.model.forward(x), y))) / len(y)
-        self.count_evaluation(len(y))
+        self.count_evaluations(1, len(y))
         return loss
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -114,13 +114,14 @@ class RoundsOfSteps(Optimizer):
         cfg, xp, bar = self.config, self.model.xp, self.bar
         n, bsz = len(self.x_train), cfg.batch_size
         if self.step_in_round == 0:
-            self.perm = self.rng.permutation(n)
+            self.perm = self.draw_permutation(n)
             self.round_totals = {"loss": 0.0}
         n_batches = n // bsz
         batches = xp.asarray(self.perm[:n_batches * bsz].reshape(n_batches, bsz))
         t0 = time.perf_counter()
         while self.step_in_round < cfg.steps_per_round and not self.stop_requested:
-            idx = batches[self.step_in_round % n_batches]
+            self.batch_number = self.step_in_round % n_batches
+            idx = batches[self.batch_number]
             loss = self.batch_step(self.x_train[idx], self.y_train[idx])
             if not math.isfinite(loss):
                 raise MinirsoError(f"{self.name} diverged: the loss became {loss} in round {self.round + 1}; "
@@ -149,6 +150,10 @@ class RoundsOfSteps(Optimizer):
     def batch_step(self, x, y):
         """One step on the mini-batch (x, y); returns the loss of the point it keeps."""
         raise NotImplementedError
+
+    def draw_permutation(self, n):
+        """The order of the n training images for a new round."""
+        return self.rng.permutation(n)
 
     def after_steps(self):
         """Called after a round's steps end or a stop interrupts them (the model must then hold the kept point)."""

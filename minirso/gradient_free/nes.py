@@ -7,6 +7,9 @@ outliers. The search-gradient estimate is ``g = sum_i (r_i+ - r_i-) eps_i / (2 n
 the raw losses instead of ranks, it estimates the gradient of the Gaussian-smoothed loss. Then a
 plain step ``u -= lr g`` or an Adam step (Salimans et al. use Adam).
 
+With ``noise="seeded"`` direction i of a step is rebuilt from the step's seed (``seeded.py``), so
+the pairs can be evaluated by Ray workers that are sent seeds and return losses (``workers.py``).
+
 Compare RSO: RSO also evaluates an antithetic pair around the current point, but along one
 coordinate, and keeps the best of three instead of averaging many directions.
 """
@@ -14,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import GradientFreeConfig, GradientFreeOptimizer
+from .base import GradientFreeConfig
+from .seeded import NOISES, SharedSeedOptimizer, seeded_generator
 
 UPDATES = ("adam", "plain")
 SHAPINGS = ("rank", "none")
@@ -24,7 +28,8 @@ SHAPINGS = ("rank", "none")
 class NESConfig(GradientFreeConfig):
     """pairs: antithetic pairs per step (2 x pairs evaluations); sigma: their spread, in units of
     sigma_d; shaping: "rank" (centred ranks) or "none" (raw losses); update: "adam" or "plain";
-    lr: step size; beta1, beta2, eps: Adam's. lr 0.1 beat 0.03 (and 0.3) on benchmarks/gradient_free.py's
+    lr: step size; beta1, beta2, eps: Adam's; noise: "standard" (the directions drawn from the
+    optimizer's generator) or "seeded" (rebuilt from a seed per step: seeded.py). lr 0.1 beat 0.03 (and 0.3) on benchmarks/gradient_free.py's
     network (5 pairs, 3,200 evaluations, batch 100)."""
 
     pairs: int = 5
@@ -35,6 +40,7 @@ class NESConfig(GradientFreeConfig):
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    noise: str = "standard"
 
     def validate(self):
         super().validate()
@@ -42,6 +48,7 @@ class NESConfig(GradientFreeConfig):
             self.number(option, "positive", lambda v: v > 0)
         self.choice("shaping", SHAPINGS)
         self.choice("update", UPDATES)
+        self.choice("noise", NOISES)
         return self
 
 
@@ -59,13 +66,19 @@ def nes_gradient(f, u, sigma, pairs, rng, shaping="rank"):
     plus = np.array([f(u + sigma * e) for e in eps])
     minus = np.array([f(u - sigma * e) for e in eps])
     seen = float(np.concatenate([plus, minus]).mean())
+    return nes_estimate(plus, minus, eps, sigma, shaping), seen
+
+
+def nes_estimate(plus, minus, eps, sigma, shaping="rank"):
+    """The search gradient from the losses at u + sigma eps_i (plus) and u - sigma eps_i (minus)."""
+    pairs = len(eps)
     if shaping == "rank":
         r = centred_ranks(np.concatenate([plus, minus]))
         plus, minus = r[:pairs], r[pairs:]
-    return (plus - minus) @ eps / (2.0 * pairs * sigma), seen
+    return (plus - minus) @ eps / (2.0 * pairs * sigma)
 
 
-class NES(GradientFreeOptimizer):
+class NES(SharedSeedOptimizer):
     """Antithetic NES with fitness shaping over every scalar RSO searches; 2 x pairs evaluations per step."""
 
     name = "nes"
@@ -78,16 +91,38 @@ class NES(GradientFreeOptimizer):
 
     def step(self, f):
         cfg = self.config
+        if self.seeded:
+            return self.seeded_step(f)
         g, loss = nes_gradient(f, self.u, cfg.sigma, cfg.pairs, self.rng, cfg.shaping)
+        self.move(g, self.counters["steps"])
+        return loss
+
+    # -- noise="seeded" (seeded.py) ---------------------------------------------------------------
+    def pair_count(self):
+        return self.config.pairs
+
+    def spread(self, k):
+        return self.config.sigma
+
+    def direction(self, step_seed, i):
+        return seeded_generator(step_seed, i).standard_normal(self.dimension)
+
+    def apply_losses(self, step_seed, losses, k):
+        cfg = self.config
+        eps = np.stack([self.direction(step_seed, i) for i in range(cfg.pairs)])
+        self.move(nes_estimate(losses[:cfg.pairs], losses[cfg.pairs:], eps, cfg.sigma, cfg.shaping), k)
+
+    def move(self, g, k):
+        """u -= lr g (plain), or step k + 1 of Adam."""
+        cfg = self.config
         if cfg.update == "plain":
             self.u = self.u - cfg.lr * g
-            return loss
+            return
         m, v = self.arrays["m"], self.arrays["v"]
         m *= cfg.beta1
         m += (1 - cfg.beta1) * g
         v *= cfg.beta2
         v += (1 - cfg.beta2) * g * g
-        t = self.counters["steps"] + 1
+        t = k + 1
         m_hat, v_hat = m / (1 - cfg.beta1 ** t), v / (1 - cfg.beta2 ** t)
         self.u = self.u - cfg.lr * m_hat / (np.sqrt(v_hat) + cfg.eps)
-        return loss
