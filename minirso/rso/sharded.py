@@ -312,14 +312,18 @@ def message_table(model, plan, batch_size, shards, train_images=60000):
         trips, stats, setup = trips + n * m["round_trips"], stats + n * m["stats_bytes"], setup + s
         lines.append(f"{p.label:<10} {n:>7} {m['round_trips']:>18} {m['stats_bytes']:>18} {s:>18}")
     trials = sum(model.param(p.ref).size for p in plan)
+    itemsize = np.dtype(model.dtype).itemsize
+    cache = max(math.prod(model.shapes[p.ref.layer]) for p in plan) * itemsize * n_batches * max(sizes)
     macs = round_macs(model, plan, "prefix", batch_size)
     lines += [f"one round: {trials} trials, {trips} trial round trips ({trips / trials:.2f} per trial) and {setup} "
               f"setup round trips; {stats / 2**20:.1f} MiB of batch-norm statistics in all "
               f"({stats / trips:.0f} bytes per round trip on average)",
               f"its arithmetic: {macs:.2e} multiply-adds, {macs / (trips + setup):.2e} per round trip "
               f"({macs / (trips + setup) / shards:.2e} per shard)",
+              f"each millisecond a round trip costs beyond the arithmetic adds {(trips + setup) / 1000:.0f} s per round",
               f"for comparison, one mini-batch of images, which never travels: "
-              f"{batch_size * math.prod(model.input_shape) * np.dtype(model.dtype).itemsize / 2**20:.1f} MiB"]
+              f"{batch_size * math.prod(model.input_shape) * itemsize / 2**20:.1f} MiB; the largest prefix cache "
+              f"(a sweep's searched-layer inputs) per shard: {cache / 2**20:.0f} MiB"]
     return lines
 
 
