@@ -21,11 +21,11 @@ scalars, (3, channels) float64 arrays, NumPy on the host), so that a later versi
 shard in its own process (a Ray actor) unchanged: the driver calls a method of every shard and waits
 for their replies (:meth:`ShardedEvaluator.call`, one *round trip*). One trial is:
 
-    replies = call("forward_to_next_bn", b, index, values)   # BNStats at the first batch-norm
-    while replies are BNStats:                                #   (one round trip per training
-        mean, var = combine_stats(replies)                    #   batch-norm after the searched
-        replies = call("continue_with", mean, var)            #   layer)
-    losses = sum of the replies in shard order                # the last reply: loss sums (one more)
+    replies = call("forward_to_next_bn", b, index, (plus, minus))  # BNStats at the first batch-norm
+    while replies are BNStats:                                      #   (one round trip per training
+        mean, var = combine_stats(replies)                          #   batch-norm after the searched
+        replies = call("continue_with", mean, var)                  #   layer)
+    losses = sum of the replies in shard order                      # the last replies: loss sums
 
 The three candidates of a trial travel together, stacked along the batch axis (``groups=3``, as
 the incremental evaluator stacks them): one round trip per batch-norm for all three. The searched
@@ -146,21 +146,22 @@ class Shard:
         self.inputs = [None] * len(rows)    # the searched layer's input, per mini-batch
         self.own_stats = [None] * len(rows)  # a searched training batch-norm's statistics, per mini-batch
 
-    def forward_to_next_bn(self, b, index=None, values=None):
+    def forward_to_next_bn(self, b, index=None, candidates=None):
         """Start a pass over mini-batch b and run it to the next batch-norm that needs the batch's
         statistics: returns this shard's :class:`BNStats` there, else what the finished pass returns.
 
-        Without ``values``: the sweep's prefix pass, images to the searched layer's input (cached;
-        returns None). With ``values`` (the candidates of w[index]): a trial, from the cached input
-        to the logits (returns :meth:`loss_sum`).
+        Without ``candidates``: the sweep's prefix pass, images to the searched layer's input (cached;
+        returns None). With ``candidates`` (new values of w[index]): a trial of the current value and
+        those, from the cached input to the logits (returns :meth:`loss_sum`).
         """
         self.b = b
         i, layers = self.ref.layer, self.model.layers
-        if values is None:
+        if candidates is None:
             self.h, self.groups, self.at, self.stop = self.x[self.rows[b]], 1, 0, i
             return self._advance()
         searched, h = layers[i], self.inputs[b]
         current = self.param[index].copy()
+        values = (current,) + tuple(candidates)
         outs = []
         for value in values:
             self.param[index] = value
@@ -258,9 +259,8 @@ class ShardedEvaluator(Evaluator):
         return replies
 
     def losses(self, index, plus, minus, b):
-        values = (self.param[index].copy(), plus, minus)
         total = np.zeros(CANDIDATES)
-        for part in self._exchange(self.call("forward_to_next_bn", b, index, values)):
+        for part in self._exchange(self.call("forward_to_next_bn", b, index, (plus, minus))):
             total = total + part  # in shard order: the same sum on every run
         return self.xp.asarray(total)
 
