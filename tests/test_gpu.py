@@ -52,16 +52,18 @@ def test_forward_on_gpu_equals_cpu(cupy):
     np.testing.assert_allclose(cupy.asnumpy(gpu), cpu, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("evaluator", ["literal", "prefix", "incremental"])
+@pytest.mark.parametrize("evaluator", ["literal", "prefix", "incremental", "sharded"])
 def test_evaluators_make_the_same_decisions_on_gpu(cupy, evaluator):
     data = _data()
     logs = {}
+    options = {"shards": 3} if evaluator == "sharded" else {}
     for backend in ("numpy", "cupy"):
         model = _net().to(backend)
         d = copy.copy(data)
         if backend == "cupy":
             d.x_train, d.y_train = cupy.asarray(data.x_train), cupy.asarray(data.y_train)
-        rso = RSO(model, d, seed=5, batch_size=32, rounds=1, evaluator=evaluator, progress=False, record_trials=True)
+        rso = RSO(model, d, seed=5, batch_size=32, rounds=1, evaluator=evaluator, progress=False, record_trials=True,
+                  **options)
         rso.run()
         logs[backend] = ([t["choice"] for t in rso.trial_log], model.to("numpy").state_arrays())
     assert logs["numpy"][0] == logs["cupy"][0]

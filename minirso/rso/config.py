@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from ..options import Options
 
 ORDERS = ("output_first", "input_first")
-EVALUATORS = ("incremental", "prefix", "literal")
+EVALUATORS = ("incremental", "prefix", "literal", "sharded")
 BLOCKS = ("weight", "unit", "layer", "network")   # the paper's update strategies (strategies.py)
 PARALLEL = ("none", "layer", "unit")               # the paper's parallel variants (strategies.py)
 PREFIX_STATISTICS = ("batch", "running")           # batch-norm before the searched layer (see RSOConfig)
@@ -26,7 +26,10 @@ class RSOConfig(Options):
     order: inside a conv layer, "output_first" (output channel, input channel, row, column:
         the paper) or "input_first" (input channel outermost: the authors' inverted order).
     evaluator: how candidate losses are computed: "incremental" (exact shortcuts, fast),
-        "prefix" (the authors' cache) or "literal" (a full forward pass per candidate).
+        "prefix" (the authors' cache), "literal" (a full forward pass per candidate) or "sharded"
+        (the prefix cache with each mini-batch cut into ``shards`` parts, batch-norm statistics and
+        losses combined across them: the arithmetic of data-parallel RSO, sharded.py).
+    shards: the parts of each mini-batch with evaluator="sharded" (1); at most batch_size.
     eval_every: test accuracy every this many rounds (0: only at the end).
     eval_layers: also evaluate after every searched layer (costly; not counted as training).
     stats_images: the first this many training images (in the data's own order) give the
@@ -66,6 +69,7 @@ class RSOConfig(Options):
     prefix_statistics: str = "batch"
     sigma_from: str = "weights"
     sigma_scale: float = 1.0
+    shards: int = 1
 
     def validate(self):
         self.integer("rounds")
@@ -82,6 +86,13 @@ class RSOConfig(Options):
         self.choice("prefix_statistics", PREFIX_STATISTICS)
         self.choice("sigma_from", SIGMA_FROM)
         self.number("sigma_scale", "positive", lambda v: v > 0)
+        self.integer("shards")
+        self.need(self.shards == 1 or self.evaluator == "sharded", "shards",
+                  f"1 unless evaluator='sharded' (evaluator={self.evaluator!r})")
+        self.need(self.shards <= self.batch_size, "shards", f"at most batch_size={self.batch_size}")
+        self.need(self.evaluator != "sharded" or (self.block == "weight" and self.parallel == "none"), "evaluator",
+                  f"incremental, prefix or literal with block={self.block!r}, parallel={self.parallel!r} (the sharded "
+                  f"evaluator runs Algorithm 1's sweep only: block='weight', parallel='none')")
         self.need(self.parallel == "none" or (self.block == "weight" and not self.weight_decay), "parallel",
                   f"'none' unless block='weight' and weight_decay=0 (a parallel sweep searches single weights without "
                   f"weight decay; block={self.block!r}, weight_decay={self.weight_decay!r})")

@@ -65,7 +65,7 @@ def _channel_elements(model, j):
 def trial_macs(model, evaluator, layer, batch_size, base_cached=False):
     """Multiply-adds of one trial (three candidates) when searching an array of ``layer``.
 
-    literal: three full forward passes. prefix: three passes from the searched layer.
+    literal: three full forward passes. prefix (and sharded): three passes from the searched layer.
     incremental: the effect of the weight on one channel, that channel through the
     channel-local layers for each candidate, the one-channel update of the next conv/dense
     (folded with its average pool) for two candidates, and the rest of the network (folded,
@@ -74,7 +74,7 @@ def trial_macs(model, evaluator, layer, batch_size, base_cached=False):
     """
     if evaluator == "literal":
         return 3 * batch_size * forward_macs(model, 0)
-    if evaluator == "prefix":
+    if evaluator in ("prefix", "sharded"):  # sharded: the prefix cache's arithmetic, split over the shards
         return 3 * batch_size * forward_macs(model, layer)
     if evaluator != "incremental":
         raise ValueError(f"unknown evaluator {evaluator!r}")

@@ -46,7 +46,11 @@ class RSO(Optimizer):
         self.plan = search_plan(model, config.search_bn, config.bn_sigma, config.sigma_from)
         if config.sigma_scale != 1.0:
             self.plan = [dataclasses.replace(p, sigma_d=p.sigma_d * config.sigma_scale) for p in self.plan]
-        self.evaluator = EVALUATOR_CLASSES[config.evaluator](model, self.x_train, self.y_train)
+        if config.evaluator == "sharded":
+            from .sharded import ShardedEvaluator  # not at the top: python -m minirso.rso.sharded runs that file
+            self.evaluator = ShardedEvaluator(model, self.x_train, self.y_train, shards=config.shards)
+        else:
+            self.evaluator = EVALUATOR_CLASSES[config.evaluator](model, self.x_train, self.y_train)
         self.record_trials = record_trials
         self.trial_log = []
         # where the run stands: round c, position in the plan, trial in the sweep
