@@ -373,6 +373,36 @@ def test_bad_options_are_config_errors(cls, bad):
         cls.from_dict(bad)
 
 
+@pytest.mark.parametrize("bad, message", [({"beta1": 1.0}, "beta1 must be in [0, 1), got 1.0"),
+                                          ({"beta1": -0.1}, "beta1 must be in [0, 1), got -0.1"),
+                                          ({"beta2": 1.5}, "beta2 must be in [0, 1), got 1.5"),
+                                          ({"eps": 0.0}, "eps must be positive, got 0.0"),
+                                          ({"eps": -1e-8}, "eps must be positive, got -1e-08")])
+def test_pgpe_rejects_bad_adam_options_naming_the_option(bad, message):
+    with pytest.raises(ConfigError) as err:
+        PGPEConfig(update="adam", **bad)
+    assert str(err.value) == message and "\n" not in str(err.value)
+
+
+def test_adam_step_equals_kingma_and_ba_written_out():
+    """base.adam_step against Adam's update written per scalar in plain floats (three steps, moments carried)."""
+    from minirso.gradient_free.base import adam_step
+    rng = np.random.default_rng(1)
+    u, m, v = rng.normal(size=4), np.zeros(4), np.zeros(4)
+    hu, hm, hv = list(u), [0.0] * 4, [0.0] * 4
+    b1, b2, eps, lr = 0.8, 0.99, 1e-3, 0.1
+    for t in (1, 2, 3):
+        g = rng.normal(size=4)
+        u = adam_step(u, g, m, v, t, b1, b2, eps, lr)
+        for j in range(4):
+            hm[j] = b1 * hm[j] + (1 - b1) * g[j]
+            hv[j] = b2 * hv[j] + (1 - b2) * g[j] ** 2
+            hu[j] -= lr * (hm[j] / (1 - b1 ** t)) / (math.sqrt(hv[j] / (1 - b2 ** t)) + eps)
+        np.testing.assert_allclose(u, hu, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(m, hm, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(v, hv, rtol=0, atol=1e-13)
+
+
 CLI = ["--model", "tiny", "--train-subset", "400", "--test-subset", "100", "--batch-size", "50",
        "--steps-per-round", "2", "--no-progress", "--no-plots", "--no-download"]
 

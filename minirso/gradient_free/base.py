@@ -62,6 +62,27 @@ class GradientFreeConfig(Options):
         return self
 
 
+def check_adam_options(config):
+    """Validate Adam's options of ``config``: beta1 and beta2 in [0, 1), eps > 0 (one-line errors)."""
+    for option in ("beta1", "beta2"):
+        config.number(option, "in [0, 1)", lambda v: 0 <= v < 1)
+    config.number("eps", "positive", lambda v: v > 0)
+
+
+def adam_step(u, g, m, v, t, beta1, beta2, eps, lr):
+    """One Adam step (Kingma & Ba 2015) of u along the descent direction g: returns the new u.
+
+    m and v (the first and second moment estimates) are updated in place; t is the step's number,
+    counted from 1, for the bias corrections.
+    """
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+    return u - lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
 class RoundsOfSteps(Optimizer):
     """The round loop every baseline shares: rounds of mini-batch steps over the arrays RSO searches.
 

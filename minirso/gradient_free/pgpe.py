@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import GradientFreeConfig, GradientFreeOptimizer
+from .base import GradientFreeConfig, GradientFreeOptimizer, adam_step, check_adam_options
 from .nes import centred_ranks
 
 UPDATES = ("clipup", "adam")
@@ -70,6 +70,7 @@ class PGPEConfig(GradientFreeConfig):
         self.number("sigma_max_change", "in (0, 1)", lambda v: 0 < v < 1)
         self.choice("update", UPDATES)
         self.choice("shaping", SHAPINGS)
+        check_adam_options(self)
         return self
 
 
@@ -132,14 +133,8 @@ class PGPE(GradientFreeOptimizer):
             a["velocity"] = clipup_step(a["velocity"], g_mu, cfg.lr, self.max_speed, cfg.momentum)
             self.u = self.u - a["velocity"]
         else:
-            m, v = a["m"], a["v"]
-            m *= cfg.beta1
-            m += (1 - cfg.beta1) * g_mu
-            v *= cfg.beta2
-            v += (1 - cfg.beta2) * g_mu * g_mu
-            t = self.counters["steps"] + 1
-            m_hat, v_hat = m / (1 - cfg.beta1 ** t), v / (1 - cfg.beta2 ** t)
-            self.u = self.u - cfg.lr * m_hat / (np.sqrt(v_hat) + cfg.eps)
+            self.u = adam_step(self.u, g_mu, a["m"], a["v"], self.counters["steps"] + 1,
+                               cfg.beta1, cfg.beta2, cfg.eps, cfg.lr)
         a["sigma"] = bounded_sigma(sigma, g_sigma, cfg.sigma_lr, cfg.sigma_max_change)
         return float(np.concatenate([plus, minus]).mean())
 
