@@ -88,7 +88,7 @@ class RoundsOfSteps(Optimizer):
 
     A round draws one permutation of the training set and runs ``steps_per_round`` steps, step t on
     batch ``t % n_batches``; its record (and a test, see eval_every) comes at its end. A subclass
-    writes :meth:`batch_step` (one step on the images x, labels y: returns the loss of what it keeps),
+    writes :meth:`batch_step` (one step on the images x, labels y: returns the step's reported loss),
     may write :meth:`after_steps` (called when a round ends or a stop is requested) and
     :meth:`describe`, and adds its state to :meth:`own_state` / :meth:`load_own_state` through super().
     """
@@ -168,7 +168,9 @@ class RoundsOfSteps(Optimizer):
         self.emit(record)
 
     def batch_step(self, x, y):
-        """One step on the mini-batch (x, y); returns the loss of the point it keeps."""
+        """One step on the mini-batch (x, y); returns the step's reported loss: the kept point's, or the
+        candidates' mean for population methods; each optimizer's docstring says which (the round's
+        train loss is their mean over the round's steps)."""
         raise NotImplementedError
 
     def after_steps(self):
@@ -195,8 +197,9 @@ class GradientFreeOptimizer(RoundsOfSteps):
     """The searched vector u; a subclass writes :meth:`step` (and its state).
 
     ``step(f)`` gets ``f(u) -> float`` (the current step's mini-batch loss at point u, counted)
-    and must set ``self.u``; it returns the loss of the point it keeps (the round's train loss is
-    their mean). Its state: scalars in ``self.scalars`` (JSON), arrays in ``self.arrays``.
+    and must set ``self.u``; it returns the step's reported loss: the kept point's, or the
+    candidates' mean for population methods; each optimizer's docstring says which (the round's
+    train loss is their mean). Its state: scalars in ``self.scalars`` (JSON), arrays in ``self.arrays``.
     """
 
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, **options):

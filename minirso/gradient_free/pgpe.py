@@ -104,7 +104,9 @@ def bounded_sigma(sigma, g_sigma, sigma_lr, max_change):
 
 
 class PGPE(GradientFreeOptimizer):
-    """PGPE with symmetric sampling, a sigma per scalar, centred ranks and ClipUp (or Adam); 2 x pairs evaluations per step."""
+    """PGPE with symmetric sampling, a sigma per scalar, centred ranks and ClipUp (or Adam); 2 x pairs
+    evaluations per step. A step reports the mean of its 2 x pairs candidates' losses (the mean
+    itself is not evaluated)."""
 
     name = "pgpe"
     config_class = PGPEConfig

@@ -83,7 +83,8 @@ def snes_update(u, sigma, s, losses, lr_mu, lr_sigma):
 
 
 class SNES(GradientFreeOptimizer):
-    """Separable NES over every scalar RSO searches; ``population`` evaluations per step."""
+    """Separable NES over every scalar RSO searches; ``population`` evaluations per step. A step
+    reports the mean of its candidates' losses (the mean itself is not evaluated)."""
 
     name = "snes"
     config_class = SNESConfig
