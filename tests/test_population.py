@@ -384,6 +384,19 @@ def test_pgpe_rejects_bad_adam_options_naming_the_option(bad, message):
     assert str(err.value) == message and "\n" not in str(err.value)
 
 
+def test_pgpe_rejects_one_pair():
+    """With one pair the pair's mean value is the baseline (the mean of both values), ranked (-0.5 and
+    0.5) or raw, so g_sigma is 0 whatever the losses: sigma would never adapt."""
+    z, sigma = np.array([[0.3, -1.2, 2.0]]), np.full(3, 0.5)
+    for shaping in ("rank", "none"):
+        assert not pgpe_gradients([1.0], [2.0], z, sigma, shaping)[1].any()  # the reason, computed
+        with pytest.raises(ConfigError) as err:
+            PGPEConfig(pairs=1, shaping=shaping)
+        assert str(err.value) == "pairs must be an integer >= 2, got 1"
+    assert pgpe_gradients([1.0, 3.0], [2.0, 0.5], np.vstack([z, z[:, ::-1]]), sigma, "rank")[1].any()  # two pairs adapt
+    PGPEConfig(pairs=2)
+
+
 def test_adam_step_equals_kingma_and_ba_written_out():
     """base.adam_step against Adam's update written per scalar in plain floats (three steps, moments carried)."""
     from minirso.gradient_free.base import adam_step

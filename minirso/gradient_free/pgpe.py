@@ -34,7 +34,8 @@ SHAPINGS = ("rank", "none")
 
 @dataclass
 class PGPEConfig(GradientFreeConfig):
-    """pairs: antithetic pairs per step (2 x pairs evaluations); sigma: the initial standard deviation
+    """pairs: antithetic pairs per step (2 x pairs evaluations; at least 2: one pair's mean loss is
+    the baseline, so sigma would never move); sigma: the initial standard deviation
     of every scalar, in units of sigma_d; update: "clipup" or "adam" for the mean; lr: ClipUp's
     step length (the Euclidean length of one normalised step of u) or Adam's step size; max_speed:
     ClipUp's bound on the velocity's length (0: 2 x lr, evotorch's default); momentum: ClipUp's;
@@ -70,6 +71,8 @@ class PGPEConfig(GradientFreeConfig):
         self.number("sigma_max_change", "in (0, 1)", lambda v: 0 < v < 1)
         self.choice("update", UPDATES)
         self.choice("shaping", SHAPINGS)
+        # one pair's mean is the baseline (the mean of all 2 x pairs values), ranked or raw: g_sigma is 0
+        self.integer("pairs", lowest=2)
         check_adam_options(self)
         return self
 
