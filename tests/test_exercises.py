@@ -60,6 +60,9 @@ def crn_difference(loss, x1, x2, n_data, batch_size, rng):
 NAMES = ("spsa_estimate", "coordinate_estimate", "gaussian_second_moment", "compass_poll", "log_sigma_drift",
          "crn_difference")
 RIGHT = {name: globals()[name] for name in NAMES}
+#: The graders this file exercises with right, stub and wrong answers (tests/test_exercises.py checks
+#: that the files together cover every grader in minirso.grading.GRADERS).
+COVERED = tuple(RIGHT)
 
 
 # --- plausible wrong answers ---------------------------------------------------------------------
@@ -226,6 +229,20 @@ def test_wrong_answer_is_rejected(name, answer, message):
 
 def test_every_exercise_has_a_wrong_answer():
     assert {w[0] for w in WRONG} == set(NAMES) and set(NAMES) <= set(GRADERS)
+
+
+def test_the_exercise_files_together_cover_every_grader():
+    """Each tests/test_exercises*.py names the graders it tests (COVERED, the keys of its RIGHT answers,
+    each of which also has wrong answers there); together they are exactly GRADERS."""
+    import test_exercises_12
+    import test_exercises_13
+    import test_exercises_14
+    files = [COVERED, test_exercises_12.COVERED, test_exercises_13.COVERED, test_exercises_14.COVERED]
+    for covered, module in zip(files[1:], (test_exercises_12, test_exercises_13, test_exercises_14)):
+        assert set(covered) == set(module.WRONG if isinstance(module.WRONG, dict) else [w[0] for w in module.WRONG])
+    union = set().union(*files)
+    assert sum(len(c) for c in files) == len(union)  # no grader is claimed by two files
+    assert union == set(GRADERS)
 
 
 ANSWERS = os.environ.get("MINIRSO_ANSWERS")
