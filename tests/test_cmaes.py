@@ -1,7 +1,8 @@
 """CMA-ES and sep-CMA-ES (minirso.gradient_free.cmaes) against pycma and the tutorial's equations.
 
 - The strategy parameters equal pycma's own (``es.sp``: the log-weights, mu_eff, c_1, c_mu, c_c,
-  c_m; sep-CMA's c_1, c_mu: pycma's full-C values times Ros & Hansen's (n + 2) / 3), c_sigma and
+  c_m; sep-CMA's c_1, c_mu: the tutorial's (= pycma's full-C) values multiplied by Ros & Hansen's
+  (n + 2) / 3, this module's choice, not pycma's own sep values), c_sigma and
   d_sigma equal the tutorial's Table 1 (pycma 4.x uses its own newer c_sigma: a documented
   difference, not compared).
 - A literal twin: one generation computed by hand from the tutorial's equations on a fixed sample
@@ -99,7 +100,10 @@ def test_large_population_damps_the_step_size():
 
 
 @pytest.mark.parametrize("n", [10, 30, 1000])
-def test_sep_learning_rates_are_ros_and_hansens(cma, n):
+def test_sep_learning_rates_are_the_tutorials_times_ros_and_hansens_factor(cma, n):
+    """sep-CMA's c_1 and c_mu are the tutorial's (pycma's full-C values) multiplied by Ros & Hansen's
+    (n + 2) / 3. Ros & Hansen scaled an older single c_cov, and pycma's own sep-CMA rates differ, so this
+    checks our formula only; that it works as well as pycma's sep-CMA is test_evaluations_to_target_match_pycma."""
     sp = pycma_strategy(cma, np.ones(n), 0.5).sp
     p = cma_parameters(n, diagonal=True)
     assert math.isclose(p["c1"], sp.c1 * (n + 2) / 3, rel_tol=1e-13)
