@@ -287,8 +287,8 @@ for name, r in memory.items():
 # %% [markdown]
 # MeZO's step fits in inference's own peak: z is one array at a time, freed before the forward pass.
 # Backprop's memory is the activations it keeps for the backward pass (and a gradient the size of the
-# weights): here about three times inference's (printed above), and for a language model with
-# long sequences many times the weights. Inference-only memory is how MeZO reaches models too big to
+# weights): here the multiple of inference's peak printed above for each network, and for a language
+# model with long sequences many times the weights. Inference-only memory is how MeZO reaches models too big to
 # fine-tune with backprop: the paper fine-tunes a 30-billion-parameter model on one 80 GB GPU, where
 # backprop fits a 2.7-billion one. The price is the dimension (notebook 10): a random direction
 # carries about 1/d of the gradient, so from scratch, as here, it needs many more steps than SGD;
