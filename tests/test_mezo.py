@@ -20,7 +20,7 @@ from minirso import train
 from minirso.checkpoint import load_checkpoint, save_checkpoint
 from minirso.errors import ConfigError
 from minirso.gradient_free import SPSA, MeZO, MeZOConfig, replay
-from minirso.gradient_free.mezo import BYTES_PER_ESTIMATE, drift_bound, traced_peak
+from minirso.gradient_free.mezo import BYTES_PER_ESTIMATE, drift_bound, step_memory, traced_peak
 from minirso.losses import softmax_cross_entropy, softmax_cross_entropy_grad
 from minirso.model import Sequential
 from minirso.nets import conv_bn_net, he_normal_
@@ -189,6 +189,29 @@ def test_in_place_step_needs_inference_memory_stored_spsa_a_vector():
     spsa.step(lambda u: spsa.batch_loss(u, x, y))
     _, stored = traced_peak(lambda: spsa.step(lambda u: spsa.batch_loss(u, x, y)))
     assert stored - inference >= 8 * d
+
+
+def test_step_memory_measures_what_the_steps_allocate():
+    """step_memory (tutorial 14's and benchmarks/mezo_memory.py's helper) on the net above: the same
+    relations as measured by hand, and its warm-up keeps first-call allocations out of traced_peak."""
+    def net(seed=0):
+        return he_normal_(conv_bn_net([64] * 4, {1}, input_shape=(1, 4, 4), dtype="float32"), np.random.default_rng(seed))
+    data = template_data(4, 2, 4, dtype="float32")
+    r = step_memory(net, data, data.x_train[:1], data.y_train[:1])
+    assert r["d"] == MeZO(net(), data, batch_size=1, progress=False).dimension and r["largest"] == 64 * 64 * 9 * 4
+    assert r["MeZO"] <= max(r["inference"], r["largest"]) + 8192 < 0.5 * 4 * r["d"]
+    assert r["SPSA"] - r["inference"] >= 8 * r["d"] and r["backprop"] > r["inference"]
+    cache = []
+
+    def first_call_caches():  # 1 MB kept on the first call only, 80 KB temporary on every call
+        if not cache:
+            cache.append(np.ones(2**17))
+        return np.ones(10**4).sum()
+
+    assert traced_peak(first_call_caches)[1] >= 2**20
+    assert 8 * 10**4 <= traced_peak(first_call_caches, warmup=1)[1] < 2 * 10**5
+    cache.clear()
+    assert traced_peak(first_call_caches, warmup=1)[1] < 2 * 10**5
 
 
 # -- the seed trick ---------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from minirso import train
 from minirso.checkpoint import load_checkpoint, save_checkpoint
 from minirso.errors import ConfigError
 from minirso.gradient_free import PGPE, SNES, PGPEConfig, SNESConfig, pgpe_gradients, snes_update
-from minirso.gradient_free.snes import default_lr_sigma, default_population
+from minirso.gradient_free.cmaes import default_popsize
+from minirso.gradient_free.snes import default_lr_sigma
 from minirso.model import Sequential
 
 
@@ -165,7 +166,7 @@ def test_snes_steps_equal_a_literal_twin_of_the_papers_equations():
 
 
 def test_snes_default_constants_are_schauls():
-    assert default_population(10) == 10 and default_population(10352) == 31  # 4 + floor(3 ln d)
+    assert default_popsize(10) == 10 and default_popsize(10352) == 31  # 4 + floor(3 ln d)
     assert default_lr_sigma(100) == pytest.approx((3 + 4.605170186) / 50)
 
 
@@ -204,7 +205,7 @@ def test_pgpe_expected_search_gradients_are_sigma_squared_times_the_smoothed_gra
 def snes_on_sphere(d=10, generations=600, lr_sigma=None, seed=0):
     rng = np.random.default_rng(seed)
     mu, sigma = np.ones(d), np.ones(d)
-    lam, eta_sigma = default_population(d), lr_sigma or default_lr_sigma(d)
+    lam, eta_sigma = default_popsize(d), lr_sigma or default_lr_sigma(d)
     values = []
     for _ in range(generations):
         s = rng.standard_normal((lam, d))

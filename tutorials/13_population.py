@@ -49,7 +49,8 @@ import matplotlib.pyplot as plt
 from minirso.data import load_mnist
 from minirso.gradient_free import (NES, PGPE, SNES, bounded_sigma, centred_ranks, clipup_step, pgpe_gradients,
                                    snes_update, snes_utilities)
-from minirso.gradient_free.snes import default_lr_sigma, default_population
+from minirso.gradient_free.cmaes import default_popsize
+from minirso.gradient_free.snes import default_lr_sigma
 from minirso.grading import grade
 from minirso.nets import conv_bn_net, he_normal_
 
@@ -227,7 +228,7 @@ assert sigmas[-1, 0] > sigmas[-1, 1]  # the steep coordinate gets the smaller si
 # better half pulls, the rest pushes a little; they sum to zero):
 
 # %%
-lam = default_population(10)
+lam = default_popsize(10)
 print(f"lambda = 4 + floor(3 ln 10) = {lam}; utilities best to worst:", np.round(snes_utilities(lam), 3))
 
 # %% [markdown]
@@ -332,7 +333,7 @@ def net(seed=0):
 
 ROUNDS = 4
 runs = {"PGPE": (PGPE, {"pairs": 10, "lr": 0.5, "sigma": 0.1}, 20),
-        "SNES": (SNES, {"sigma": 0.3}, default_population(1068)),
+        "SNES": (SNES, {"sigma": 0.3}, default_popsize(1068)),
         "NES": (NES, {"pairs": 10}, 20)}
 results = {}
 for name, (cls, options, per_step) in runs.items():

@@ -83,6 +83,11 @@ def adam_step(u, g, m, v, t, beta1, beta2, eps, lr):
     return u - lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
+def sigma_summary(sigma):
+    """A round record's fields for a vector of per-scalar standard deviations: their mean, min and max."""
+    return {"sigma_mean": float(sigma.mean()), "sigma_min": float(sigma.min()), "sigma_max": float(sigma.max())}
+
+
 class RoundsOfSteps(Optimizer):
     """The round loop every baseline shares: rounds of mini-batch steps over the arrays RSO searches.
 

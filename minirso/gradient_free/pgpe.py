@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import GradientFreeConfig, GradientFreeOptimizer, adam_step, check_adam_options
+from .base import GradientFreeConfig, GradientFreeOptimizer, adam_step, check_adam_options, sigma_summary
 from .nes import centred_ranks
 
 UPDATES = ("clipup", "adam")
@@ -145,5 +145,4 @@ class PGPE(GradientFreeOptimizer):
         return float(np.concatenate([plus, minus]).mean())
 
     def describe(self):
-        sigma = self.arrays["sigma"]
-        return {"sigma_mean": float(sigma.mean()), "sigma_min": float(sigma.min()), "sigma_max": float(sigma.max())}
+        return sigma_summary(self.arrays["sigma"])

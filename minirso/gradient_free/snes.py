@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..options import is_integer
-from .base import GradientFreeConfig, GradientFreeOptimizer
+from .base import GradientFreeConfig, GradientFreeOptimizer, sigma_summary
+from .cmaes import default_popsize  # Schaul et al.'s population, 4 + floor(3 ln n), is CMA-ES's default
 
 
 @dataclass
@@ -53,11 +54,6 @@ class SNESConfig(GradientFreeConfig):
         if self.lr_sigma is not None:
             self.number("lr_sigma", "positive or None", lambda v: v > 0)
         return self
-
-
-def default_population(n):
-    """Schaul et al.'s population size for n scalars: 4 + floor(3 ln n)."""
-    return 4 + int(math.floor(3 * math.log(n)))
 
 
 def default_lr_sigma(n):
@@ -92,7 +88,7 @@ class SNES(GradientFreeOptimizer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         n, cfg = self.dimension, self.config
-        self.population = cfg.population or default_population(n)
+        self.population = cfg.population or default_popsize(n)
         self.lr_sigma = cfg.lr_sigma or default_lr_sigma(n)
         self.arrays = {"sigma": np.full(n, float(cfg.sigma))}
 
@@ -104,5 +100,4 @@ class SNES(GradientFreeOptimizer):
         return float(losses.mean())
 
     def describe(self):
-        sigma = self.arrays["sigma"]
-        return {"sigma_mean": float(sigma.mean()), "sigma_min": float(sigma.min()), "sigma_max": float(sigma.max())}
+        return sigma_summary(self.arrays["sigma"])

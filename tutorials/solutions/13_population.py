@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from minirso.gradient_free import bounded_sigma, clipup_step, pgpe_gradients, snes_update
-from minirso.gradient_free.snes import default_lr_sigma, default_population
+from minirso.gradient_free.cmaes import default_popsize
+from minirso.gradient_free.snes import default_lr_sigma
 from minirso.grading import grade
 from minirso.tutorial import setup
 
@@ -98,7 +99,7 @@ for lr, sigma_lr in ((0.1, 0.2), (0.1, 0.0), (0.3, 0.2)):
 def generations_to(target, eta_sigma, d=10, seed=3):
     a = 10.0 ** np.linspace(0, 4, d)
     f = lambda x: (a * x ** 2).sum(axis=-1)  # noqa: E731
-    rng, lam = np.random.default_rng(seed), default_population(d)
+    rng, lam = np.random.default_rng(seed), default_popsize(d)
     mu, sigma = np.ones(d), np.ones(d)
     start = f(mu)
     for gen in range(1, 5001):
