@@ -27,7 +27,7 @@ from minirso.checkpoint import load_checkpoint, save_checkpoint
 from minirso.errors import ConfigError
 from minirso.gradient_free import PGPE, SNES, PGPEConfig, SNESConfig, pgpe_gradients, snes_update
 from minirso.gradient_free.cmaes import default_popsize
-from minirso.gradient_free.snes import default_lr_sigma
+from minirso.gradient_free.snes import default_sigma_lr
 from minirso.model import Sequential
 
 
@@ -167,7 +167,7 @@ def test_snes_steps_equal_a_literal_twin_of_the_papers_equations():
 
 def test_snes_default_constants_are_schauls():
     assert default_popsize(10) == 10 and default_popsize(10352) == 31  # 4 + floor(3 ln d)
-    assert default_lr_sigma(100) == pytest.approx((3 + 4.605170186) / 50)
+    assert default_sigma_lr(100) == pytest.approx((3 + 4.605170186) / 50)
 
 
 # -- PGPE's search gradients are those of the Gaussian-smoothed objective --------------------------
@@ -202,10 +202,10 @@ def test_pgpe_expected_search_gradients_are_sigma_squared_times_the_smoothed_gra
 
 
 # -- SNES on the sphere ---------------------------------------------------------------------------
-def snes_on_sphere(d=10, generations=600, lr_sigma=None, seed=0):
+def snes_on_sphere(d=10, generations=600, sigma_lr=None, seed=0):
     rng = np.random.default_rng(seed)
     mu, sigma = np.ones(d), np.ones(d)
-    lam, eta_sigma = default_popsize(d), lr_sigma or default_lr_sigma(d)
+    lam, eta_sigma = default_popsize(d), sigma_lr or default_sigma_lr(d)
     values = []
     for _ in range(generations):
         s = rng.standard_normal((lam, d))
@@ -226,7 +226,7 @@ def test_snes_with_schauls_rates_solves_the_sphere_at_a_steady_rate():
         first, second = (logs[0] - logs[299]) / 300, (logs[299] - logs[599]) / 300
         assert first > 0.02 and 1 / 1.5 < second / first < 1.5
         assert np.all(sigma < 1e-3)
-    slow, _ = snes_on_sphere(lr_sigma=default_lr_sigma(10) / 10)
+    slow, _ = snes_on_sphere(sigma_lr=default_sigma_lr(10) / 10)
     assert slow[-1] > 1e-4  # sigma's learning rate sets the pace: a tenth of it, far slower
 
 
@@ -367,7 +367,7 @@ def test_pgpe_adam_resumes_bit_identically(tmp_path):
 @pytest.mark.parametrize("cls, bad", [(PGPEConfig, {"update": "sgd"}), (PGPEConfig, {"pairs": 0}),
                                       (PGPEConfig, {"sigma": 0.0}), (PGPEConfig, {"sigma_max_change": 1.0}),
                                       (PGPEConfig, {"momentum": 1.0}), (PGPEConfig, {"shaping": "z"}),
-                                      (SNESConfig, {"population": 1}), (SNESConfig, {"lr_sigma": -1.0}),
+                                      (SNESConfig, {"population": 1}), (SNESConfig, {"sigma_lr": -1.0}),
                                       (SNESConfig, {"sigma": float("nan")}), (SNESConfig, {"zzz": 1})])
 def test_bad_options_are_config_errors(cls, bad):
     with pytest.raises(ConfigError):

@@ -90,3 +90,14 @@ def test_stopped_and_resumed_scaled_run_equals_the_straight_run():
     assert all(np.array_equal(a[k], b[k]) for k in a)
     sig = lambda h: [(r["layer"], r["sigma"]) for r in h if r["type"] == "layer"]  # noqa: E731
     assert sig(resumed.history) == sig(straight.history)[-len(sig(resumed.history)):]
+
+
+@pytest.mark.parametrize("value, requirement", [("a", "a finite number"), (float("nan"), "a finite number"),
+                                                (float("inf"), "a finite number"), (True, "a finite number"),
+                                                (-1.0, "positive"), (0.0, "positive")])
+def test_bad_scale_says_what_is_wrong(value, requirement):
+    """Options.number: a value that is no finite number is told so, before the option's own requirement."""
+    from minirso.rso import RSOConfig
+    with pytest.raises(ConfigError) as err:
+        RSOConfig(sigma_scale=value)
+    assert str(err.value) == f"sigma_scale must be {requirement}, got {value!r}"

@@ -50,7 +50,7 @@ from minirso.data import load_mnist
 from minirso.gradient_free import (NES, PGPE, SNES, bounded_sigma, centred_ranks, clipup_step, pgpe_gradients,
                                    snes_update, snes_utilities)
 from minirso.gradient_free.cmaes import default_popsize
-from minirso.gradient_free.snes import default_lr_sigma
+from minirso.gradient_free.snes import default_sigma_lr
 from minirso.grading import grade
 from minirso.nets import conv_bn_net, he_normal_
 
@@ -251,7 +251,7 @@ for method in ("SNES", "PGPE"):
     for gen in range(300):
         if method == "SNES":
             s = rng.standard_normal((lam, 10))
-            mu, sigma = snes_update(mu, sigma, s, sphere(mu + sigma * s), 1.0, default_lr_sigma(10))
+            mu, sigma = snes_update(mu, sigma, s, sphere(mu + sigma * s), 1.0, default_sigma_lr(10))
         else:
             z = rng.standard_normal((lam // 2, 10))
             g_mu, g_sigma = pgpe_gradients(sphere(mu + sigma * z), sphere(mu - sigma * z), z, sigma)
@@ -274,7 +274,7 @@ a10 = 10.0 ** np.linspace(0, 4, d)
 ellipsoid = lambda x: (a10 * x ** 2).sum(axis=-1)  # noqa: E731
 rng = np.random.default_rng(3)
 mu10, sigma10 = np.ones(d), np.ones(d)
-eta_sigma = default_lr_sigma(d)
+eta_sigma = default_sigma_lr(d)
 history = []
 GENERATIONS = 600
 for gen in range(GENERATIONS):

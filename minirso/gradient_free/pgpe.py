@@ -64,7 +64,7 @@ class PGPEConfig(GradientFreeConfig):
 
     def validate(self):
         super().validate()
-        for option in ("sigma", "lr", "sigma_max_change"):
+        for option in ("sigma", "lr"):
             self.number(option, "positive", lambda v: v > 0)
         for option in ("max_speed", "sigma_lr"):
             self.number(option, "non-negative", lambda v: v >= 0)

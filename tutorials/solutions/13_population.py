@@ -13,7 +13,7 @@ import numpy as np
 
 from minirso.gradient_free import bounded_sigma, clipup_step, pgpe_gradients, snes_update
 from minirso.gradient_free.cmaes import default_popsize
-from minirso.gradient_free.snes import default_lr_sigma
+from minirso.gradient_free.snes import default_sigma_lr
 from minirso.grading import grade
 from minirso.tutorial import setup
 
@@ -110,6 +110,6 @@ def generations_to(target, eta_sigma, d=10, seed=3):
     return None
 
 
-full, half = generations_to(1e-6, default_lr_sigma(10)), generations_to(1e-6, default_lr_sigma(10) / 2)
-print(f"generations to f < 1e-6 f(start): eta_sigma {default_lr_sigma(10):.3f}: {full}; half of it: {half}")
+full, half = generations_to(1e-6, default_sigma_lr(10)), generations_to(1e-6, default_sigma_lr(10) / 2)
+print(f"generations to f < 1e-6 f(start): eta_sigma {default_sigma_lr(10):.3f}: {full}; half of it: {half}")
 assert full is not None and half is not None and half > full
