@@ -1,8 +1,8 @@
 """Peak memory of one optimizer step: MeZO in place against SPSA on a stored vector (tracemalloc).
 
 For each network and batch size, the peak of memory allocated during one call beyond what was
-allocated when it started (minirso.gradient_free.mezo.traced_peak; NumPy's arrays are traced),
-after one warm-up call:
+allocated when it started (minirso.gradient_free.mezo.step_memory, which tutorial 14 uses too:
+traced_peak after one warm-up call; NumPy's arrays are traced):
 
 - inference: one forward pass of the batch (what any step needs at least);
 - backprop: a forward pass that keeps its activations, then the backward pass (an SGD step's memory);
@@ -27,9 +27,8 @@ THREADS = common.apply_threads()
 
 import numpy as np  # noqa: E402
 
-from minirso.gradient_free import SPSA, MeZO  # noqa: E402
-from minirso.gradient_free.mezo import BYTES_PER_ESTIMATE, traced_peak  # noqa: E402
-from minirso.losses import softmax_cross_entropy_grad  # noqa: E402
+from minirso.gradient_free import MeZO  # noqa: E402
+from minirso.gradient_free.mezo import BYTES_PER_ESTIMATE, step_memory  # noqa: E402
 from minirso.nets import conv_bn_net, he_normal_, paper_mnist_net, small_mnist_net  # noqa: E402
 
 
@@ -48,26 +47,10 @@ class Data:
         self.x_test, self.y_test = self.x_train[:10], self.y_train[:10]
 
 
-def peak(fn):
-    fn()  # warm-up: first-call allocations are not the step's
-    return traced_peak(fn)[1]
-
-
 def measure(make_net, batch):
     data = Data(batch)
-    x, y = data.x_train, data.y_train
-    mezo = MeZO(make_net(0), data, batch_size=batch, progress=False)
-    spsa = SPSA(make_net(0), data, batch_size=batch, progress=False)
-    model = mezo.model
-
-    def backprop():
-        logits = model.forward(x, cache=True)
-        model.backward(softmax_cross_entropy_grad(logits, y, reduction="mean"))
-
-    d = mezo.dimension
-    return {"d": d, "weights": 4 * d, "largest": max(a.nbytes for a in mezo.arrays),
-            "inference": peak(lambda: model.forward(x)), "backprop": peak(backprop),
-            "mezo": peak(lambda: mezo.step(x, y)), "spsa": peak(lambda: spsa.step(lambda u: spsa.batch_loss(u, x, y)))}
+    r = step_memory(make_net, data, data.x_train, data.y_train)
+    return {**r, "weights": 4 * r["d"]}
 
 
 def kib(n):
@@ -88,8 +71,8 @@ def main():
         for batch in batches:
             r = measure(make_net, batch)
             print(f"| {name} | {r['d']:,} | {kib(r['weights'])} | {kib(r['largest'])} | {batch} | {kib(r['inference'])} "
-                  f"| {kib(r['backprop'])} | {kib(r['mezo'])} | {kib(r['spsa'])} | {kib(r['mezo'] - r['inference'])} "
-                  f"| {kib(r['spsa'] - r['inference'])} |", flush=True)
+                  f"| {kib(r['backprop'])} | {kib(r['MeZO'])} | {kib(r['SPSA'])} | {kib(r['MeZO'] - r['inference'])} "
+                  f"| {kib(r['SPSA'] - r['inference'])} |", flush=True)
     print(f"\na run as the seed trick stores it: the initial weights (or their seed) plus {BYTES_PER_ESTIMATE} bytes per "
           "estimate (a uint64 seed, a float64 g); one float32 copy of the weights is 4 d bytes:")
     for name, make_net in NETS.items():

@@ -7,12 +7,15 @@ right answer must satisfy on inputs the notebook does not show (the points where
 evaluated, the exact gradient of a quadratic, a Monte Carlo estimate), so that a plausible wrong
 answer (Gaussian instead of +-1 SPSA, a missing 1/(2c), a coordinate left moved) fails.
 
-``tests/test_exercises.py`` holds a right and several wrong answers to each exercise and checks
-that the graders tell them apart; ``MINIRSO_ANSWERS=answers.py python -m pytest
-tests/test_exercises.py`` grades the functions of a student's file.
+``tests/test_exercises.py`` (tutorials 10 and 11) and ``tests/test_exercises_NN.py`` (tutorial NN)
+hold a right and several wrong answers to each exercise and check that the graders tell them apart;
+``MINIRSO_ANSWERS=answers.py python -m pytest tests/test_exercises.py -k answers`` grades the
+functions of a student's file (``name`` or ``name + "_answer"``).
 """
 import numpy as np
 
+
+# --- Tutorials 10 and 11: gradient estimates, direct search (tests in tests/test_exercises.py) ----
 
 def _quadratic(d, seed):
     """A held-out non-separable quadratic f(y) = y^T A y / 2 - b^T y: (f, its gradient)."""
@@ -192,7 +195,7 @@ def grade(name, function):
     return True
 
 
-# --- Tutorial 14: the seed trick (in-place SPSA, MeZO) ------------------------------------------
+# --- Tutorial 14: the seed trick (in-place SPSA, MeZO; tests in tests/test_exercises_14.py) -------
 
 class _SeededVector:
     """A vector theta changed in place through ``perturb(seed, c)``: theta += c z(seed), with z drawn
@@ -326,7 +329,8 @@ GRADERS.update({
 })
 
 
-# -- notebook 12: CMA-ES (tests in tests/test_exercises_12.py) -------------------------------------
+# --- Tutorial 12: CMA-ES (tests in tests/test_exercises_12.py) ------------------------------------
+
 def _expected_norm(n):
     """E|N(0, I_n)| = sqrt(2) Gamma((n + 1) / 2) / Gamma(n / 2), exactly."""
     from math import exp, lgamma, sqrt
@@ -397,7 +401,10 @@ GRADERS.update({
     "path_update": check_path_update,
     "sigma_update": check_sigma_update,
 })
-# -- tutorial 13: population strategies (PGPE, SNES) -------------------------------------------------
+
+
+# --- Tutorial 13: population strategies (PGPE, SNES; tests in tests/test_exercises_13.py) ---------
+
 def check_centred_ranks(centred_ranks):
     """``centred_ranks(values)``: the rank of each value (0 for the lowest) scaled to [-0.5, 0.5]."""
     rng = np.random.default_rng(1301)

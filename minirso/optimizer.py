@@ -1,4 +1,4 @@
-"""The contract every optimizer honours (RSO, SGD, (1+1)-ES, SPSA, NES), and what they share.
+"""The contract every optimizer honours (RSO, SGD and the gradient-free optimizers), and what they share.
 
 An optimizer is built as ``Optimizer(model, data, config=None, seed=0, callbacks=(), progress=True,
 **options)``. This base class validates the options (one dataclass per optimizer, see

@@ -74,8 +74,10 @@ class Options:
         self.need(is_integer(v) and v >= lowest, option, what)
 
     def number(self, option, requirement="a finite number", ok=lambda v: True):
+        """``option`` must be a finite real number (else that is the message), and then ``ok`` of it (``requirement``)."""
         v = getattr(self, option)
-        self.need(is_number(v) and ok(v), option, requirement)
+        self.need(is_number(v), option, "a finite number")
+        self.need(ok(v), option, requirement)
 
     def choice(self, option, choices):
         self.need(getattr(self, option) in choices, option, f"one of {', '.join(choices)}")

@@ -27,7 +27,8 @@ DPI = 120
 
 X_AXES = {
     "round": ("round / epoch", "Rounds (RSO) and epochs (SGD)"),
-    "evaluations": ("candidate evaluations (RSO), loss evaluations (ES, SPSA, NES) / weight updates (SGD)", "Against the number of evaluations / updates"),
+    "evaluations": ("candidate evaluations (RSO), loss evaluations (gradient-free optimizers) / weight updates (SGD)",
+                    "Against the number of evaluations / updates"),
     "macs": ("forward multiply-adds (minirso.rso.cost model)", "Against compute"),
     "time": ("training wall time (s, evaluation excluded)", "Against wall time"),
 }

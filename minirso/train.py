@@ -43,7 +43,7 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m minirso.train",
         description="Train a CNN on MNIST with RSO (random search optimization, Tripathi & Singh 2020), "
-                    "with the SGD baseline, or with the gradient-free baselines (1+1)-ES, SPSA, NES and sep-CMA-ES.",
+                    "with the SGD baseline, or with one of the gradient-free optimizers (see --optimizer).",
         epilog="Presets: " + "; ".join(f"{k}: {v['description']}" for k, v in PRESETS.items())
                + ". Examples: `python -m minirso.train` (quick RSO run on the CPU); "
                  "`python -m minirso.train --preset paper --backend cupy` (the paper's experiment on a GPU); "
@@ -53,12 +53,12 @@ def build_parser():
                    "paper (the authors' 6-conv network, batch 5000, 50 rounds) or paper-authors (the same as their "
                    "train.py runs it: docs/fidelity.md)")
     p.add_argument("--model", choices=sorted(MODELS), help="network: " + ", ".join(sorted(MODELS)) + " (default: the preset's)")
-    p.add_argument("--rounds", type=int, help="RSO rounds C: sweeps over every weight; for es/spsa/nes/sep-cma: rounds of "
+    p.add_argument("--rounds", type=int, help="RSO rounds C: sweeps over every weight; for the gradient-free optimizers: rounds of "
                    "--steps-per-round steps, each ending with a record and a checkpoint (default: the preset's)")
-    p.add_argument("--steps-per-round", type=int, help="es/spsa/nes/sep-cma steps per round (default: the preset's)")
+    p.add_argument("--steps-per-round", type=int, help="the gradient-free optimizers' steps per round (default: the preset's)")
     p.add_argument("--epochs", type=int, help="SGD epochs (default: the preset's)")
     p.add_argument("--batch-size", type=int,
-                   help="images per RSO weight trial / per SGD, ES, SPSA, NES or sep-CMA step (default: the preset's)")
+                   help="images per RSO weight trial / per SGD step / per step of a gradient-free optimizer (default: the preset's)")
     p.add_argument("--evaluator", choices=list(EVALUATORS),
                    help="how RSO computes candidate losses; all make the same decisions (default: incremental, the fastest)")
     p.add_argument("--block", choices=list(BLOCKS),

@@ -161,3 +161,8 @@ def template_data(n_train, n_test, size, noise=1.0, seed=0, dtype=None, standard
     if dtype is not None:
         x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
     return SimpleNamespace(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def weights(model):
+    """Copies of the model's arrays (weights and batch-norm statistics), by name."""
+    return {k: v.copy() for k, v in model.state_arrays().items()}

@@ -2,7 +2,8 @@
 attempted", and each plausible wrong answer below is rejected with an AssertionError.
 
 Grading a student's own file: ``MINIRSO_ANSWERS=answers.py python -m pytest tests/test_exercises.py -k answers``
-runs every grader whose function the file defines (the functions are written in the notebooks).
+runs every grader whose function the file defines (the functions are written in the notebooks; a
+function is looked up as ``name + "_answer"``, then ``name``).
 """
 import importlib.util
 import os
@@ -59,6 +60,9 @@ def crn_difference(loss, x1, x2, n_data, batch_size, rng):
 NAMES = ("spsa_estimate", "coordinate_estimate", "gaussian_second_moment", "compass_poll", "log_sigma_drift",
          "crn_difference")
 RIGHT = {name: globals()[name] for name in NAMES}
+#: The graders this file exercises with right, stub and wrong answers (tests/test_exercises.py checks
+#: that the files together cover every grader in minirso.grading.GRADERS).
+COVERED = tuple(RIGHT)
 
 
 # --- plausible wrong answers ---------------------------------------------------------------------
@@ -227,6 +231,20 @@ def test_every_exercise_has_a_wrong_answer():
     assert {w[0] for w in WRONG} == set(NAMES) and set(NAMES) <= set(GRADERS)
 
 
+def test_the_exercise_files_together_cover_every_grader():
+    """Each tests/test_exercises*.py names the graders it tests (COVERED, the keys of its RIGHT answers,
+    each of which also has wrong answers there); together they are exactly GRADERS."""
+    import test_exercises_12
+    import test_exercises_13
+    import test_exercises_14
+    files = [COVERED, test_exercises_12.COVERED, test_exercises_13.COVERED, test_exercises_14.COVERED]
+    for covered, module in zip(files[1:], (test_exercises_12, test_exercises_13, test_exercises_14)):
+        assert set(covered) == set(module.WRONG if isinstance(module.WRONG, dict) else [w[0] for w in module.WRONG])
+    union = set().union(*files)
+    assert sum(len(c) for c in files) == len(union)  # no grader is claimed by two files
+    assert union == set(GRADERS)
+
+
 ANSWERS = os.environ.get("MINIRSO_ANSWERS")
 
 
@@ -236,6 +254,38 @@ def test_answers(name):
     spec = importlib.util.spec_from_file_location("answers", ANSWERS)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if not hasattr(module, name):
-        pytest.skip(f"{ANSWERS} defines no {name}")
-    assert grade(name, getattr(module, name)), f"{name} is still a stub"
+    answer = answer_function(module, name)
+    if answer is None:
+        pytest.skip(f"{ANSWERS} defines neither {name} nor {name}_answer")
+    assert grade(name, answer), f"{name} is still a stub"
+
+
+def answer_function(module, name):
+    """The student's function for grader ``name``: ``name + "_answer"`` where the notebook names it so
+    (tutorial 13's ``centred_ranks_answer``, whose plain name is the library's function it imports),
+    else ``name``; None if the file defines neither."""
+    return getattr(module, name + "_answer", None) or getattr(module, name, None)
+
+
+def test_answer_lookup_prefers_the_answer_suffix():
+    """An exported notebook 13 imports the library's centred_ranks and defines centred_ranks_answer: the
+    student's function is graded, not the library's; a file with only the plain name is found too."""
+    import types
+    library, student = object(), object()
+    assert answer_function(types.SimpleNamespace(centred_ranks=library, centred_ranks_answer=student),
+                           "centred_ranks") is student
+    assert answer_function(types.SimpleNamespace(compass_poll=student), "compass_poll") is student
+    assert answer_function(types.SimpleNamespace(), "compass_poll") is None
+
+
+def test_every_notebook_answer_is_found_by_the_grader_lookup():
+    """Every function a notebook (or its solution) passes to grade(...) is found under its grader's name."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "tutorials"
+    calls = [(p.name, m.group(1), m.group(2)) for p in sorted(root.glob("*.py")) + sorted((root / "solutions").glob("*.py"))
+             for m in re.finditer(r'^(?:assert )?grade\("(\w+)", (\w+)\)', p.read_text(), re.M)]
+    assert len(calls) >= 10
+    for path, name, function in calls:
+        assert name in GRADERS, (path, name)
+        assert function in (name, name + "_answer"), (path, name, function)

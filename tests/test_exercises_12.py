@@ -37,6 +37,9 @@ def sigma_update_exact_chi(sigma, ps, cs, ds):
 
 RIGHT = {"recombination_weights": [recombination_weights], "path_update": [path_update],
          "sigma_update": [sigma_update, sigma_update_exact_chi]}
+#: The graders this file exercises with right, stub and wrong answers (tests/test_exercises.py checks
+#: that the files together cover every grader in minirso.grading.GRADERS).
+COVERED = tuple(RIGHT)
 
 
 # --- plausible wrong answers ---------------------------------------------------------------------

@@ -26,6 +26,9 @@ def snes_utilities(population):
 
 
 RIGHT = {"centred_ranks": centred_ranks, "pgpe_sigma_gradient": pgpe_sigma_gradient, "snes_utilities": snes_utilities}
+#: The graders this file exercises with right, stub and wrong answers (tests/test_exercises.py checks
+#: that the files together cover every grader in minirso.grading.GRADERS).
+COVERED = tuple(RIGHT)
 
 
 # --- plausible wrong answers ---------------------------------------------------------------------

@@ -36,6 +36,9 @@ def replay_run(perturb, trajectory, eps, lr):
 
 
 RIGHT = {"mezo_step": mezo_step, "perturb_arrays": perturb_arrays, "replay_run": replay_run}
+#: The graders this file exercises with right, stub and wrong answers (tests/test_exercises.py checks
+#: that the files together cover every grader in minirso.grading.GRADERS).
+COVERED = tuple(RIGHT)
 
 
 # --- plausible wrong answers ---------------------------------------------------------------------

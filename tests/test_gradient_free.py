@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import template_data, template_net
+from conftest import template_data, template_net, weights
 
 from minirso import train
 from minirso.errors import ConfigError
@@ -111,8 +111,11 @@ def test_spsa_gains_are_spalls():
     assert opt.gains(15) == pytest.approx((0.2 / 25 ** 0.602, 0.1 / 16 ** 0.101))
 
 
-CASES = {"es": {}, "spsa": {"perturbations": 2}, "nes": {"pairs": 3}}
-EVALS_PER_STEP = {"es": 2, "spsa": 4, "nes": 6}
+#: Every gradient-free optimizer, with options that keep a step small; the tests below (accounting,
+#: same seed, stop-and-resume, the CLI's resume) run over all of them.
+CASES = {"es": {}, "spsa": {"perturbations": 2}, "nes": {"pairs": 3}, "sep-cma": {"popsize": 4},
+         "pgpe": {"pairs": 3}, "snes": {"population": 5}, "random": {}, "mezo": {"samples": 2, "lr": 0.4}}
+EVALS_PER_STEP = {"es": 2, "spsa": 4, "nes": 6, "sep-cma": 4, "pgpe": 6, "snes": 5, "random": 2, "mezo": 4}
 
 
 def make(name, model, data, **extra):
@@ -120,10 +123,6 @@ def make(name, model, data, **extra):
     kw.update(CASES[name])
     kw.update(extra)
     return OPTIMIZERS[name](model, data, **kw)
-
-
-def weights(model):
-    return {k: v.copy() for k, v in model.state_arrays().items()}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -144,21 +143,33 @@ def test_accounting_records_and_same_seed(name):
     assert 0.0 <= last["test_accuracy"] <= 1.0 and last["wall_time"] > 0
 
 
+def comparable_state(opt):
+    """The optimizer's whole state_dict, JSON-normalised, without the timings (wall and eval time)."""
+    state, arrays = opt.state_dict()
+    timeless = lambda d: {k: v for k, v in d.items() if not k.endswith("time")}  # noqa: E731
+    state = {**state, "counters": timeless(state["counters"]), "history": [timeless(r) for r in state["history"]]}
+    return json.loads(json.dumps(state)), arrays
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_interrupted_run_resumed_from_its_state_is_bit_identical(name, tmp_path):
+    """Stopped in round 2 (a Ctrl-C), saved to a checkpoint, resumed: the weights and the optimizer's whole
+    state (its arrays: sigma, velocity, C and paths, a trajectory; its scalars, generator, records) equal
+    the straight run's, bit for bit."""
     data = synthetic()
     full = tiny()
-    make(name, full, data).run()
+    straight = make(name, full, data)
+    straight.run()
     part = tiny()
     opt = make(name, part, data)
-    original = opt.step
+    original = opt.batch_step
 
-    def stop_mid_round(f):
+    def stop_mid_round(x, y):
         if opt.counters["steps"] == 8:  # round 2, step 3
             opt.request_stop()
-        return original(f)
+        return original(x, y)
 
-    opt.step = stop_mid_round
+    opt.batch_step = stop_mid_round
     opt.run()
     assert opt.interrupted and opt.round == 1 and opt.step_in_round == 3
     from minirso.checkpoint import load_checkpoint, save_checkpoint
@@ -167,10 +178,18 @@ def test_interrupted_run_resumed_from_its_state_is_bit_identical(name, tmp_path)
     model, _, state, arrays, _ = load_checkpoint(tmp_path / "c.npz")
     resumed = make(name, model, data)
     resumed.load_state_dict(state, arrays)
+    if name == "sep-cma":  # the strategy's own state is back before the run goes on
+        assert resumed.es.generation == 9 and resumed.es.sigma == opt.es.sigma  # steps 0-8 ran
+        assert np.array_equal(resumed.es.C, opt.es.C) and np.array_equal(resumed.es.ps, opt.es.ps)
     resumed.run()
     wf, wr = weights(full), weights(model)
     assert all(np.array_equal(wf[k], wr[k]) for k in wf)
     assert resumed.counters["candidate_evaluations"] == 18 * EVALS_PER_STEP[name]
+    (s_state, s_arrays), (r_state, r_arrays) = comparable_state(straight), comparable_state(resumed)
+    assert s_state == r_state
+    assert sorted(s_arrays) == sorted(r_arrays) and all(np.array_equal(s_arrays[k], r_arrays[k]) for k in s_arrays)
+    if name == "sep-cma":
+        assert {"C", "ps", "pc"} <= {k[len("state."):] for k in s_arrays}
 
 
 @pytest.mark.parametrize("name, options", [("es", {"sigma": 0.05}), ("spsa", {"a": 2.0, "c": 0.05, "A": 10.0}),
@@ -205,7 +224,7 @@ CLI = ["--model", "tiny", "--train-subset", "400", "--test-subset", "100", "--ba
        "--steps-per-round", "3", "--no-progress", "--no-plots", "--no-download"]
 
 
-@pytest.mark.parametrize("name", ["es", "spsa", "nes"])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_cli_runs_and_resumes_exactly(name, mnist_dir, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     common = ["--optimizer", name, "--data-dir", str(mnist_dir), *CLI]

@@ -7,22 +7,18 @@
 - Memory (tracemalloc): the in-place step needs no more than inference or one array, stored SPSA
   at least a vector of all scalars.
 - The seed trick: the run replayed from its (seed, g) pairs and the initial weights, bit for bit.
-- Stop and resume (API and CLI) equal the straight run bit for bit.
+- Stop and resume (API and CLI) equal the straight run bit for bit: tests/test_gradient_free.py (its CASES).
 """
-import json
 
 import numpy as np
 import pytest
 
 from conftest import template_data, template_net
 
-from minirso import train
-from minirso.checkpoint import load_checkpoint, save_checkpoint
 from minirso.errors import ConfigError
 from minirso.gradient_free import SPSA, MeZO, MeZOConfig, replay
-from minirso.gradient_free.mezo import BYTES_PER_ESTIMATE, drift_bound, traced_peak
+from minirso.gradient_free.mezo import BYTES_PER_ESTIMATE, drift_bound, step_memory, traced_peak
 from minirso.losses import softmax_cross_entropy, softmax_cross_entropy_grad
-from minirso.model import Sequential
 from minirso.nets import conv_bn_net, he_normal_
 from minirso.optimizers import OPTIMIZERS
 from minirso.rso.plan import search_plan
@@ -191,6 +187,29 @@ def test_in_place_step_needs_inference_memory_stored_spsa_a_vector():
     assert stored - inference >= 8 * d
 
 
+def test_step_memory_measures_what_the_steps_allocate():
+    """step_memory (tutorial 14's and benchmarks/mezo_memory.py's helper) on the net above: the same
+    relations as measured by hand, and its warm-up keeps first-call allocations out of traced_peak."""
+    def net(seed=0):
+        return he_normal_(conv_bn_net([64] * 4, {1}, input_shape=(1, 4, 4), dtype="float32"), np.random.default_rng(seed))
+    data = template_data(4, 2, 4, dtype="float32")
+    r = step_memory(net, data, data.x_train[:1], data.y_train[:1])
+    assert r["d"] == MeZO(net(), data, batch_size=1, progress=False).dimension and r["largest"] == 64 * 64 * 9 * 4
+    assert r["MeZO"] <= max(r["inference"], r["largest"]) + 8192 < 0.5 * 4 * r["d"]
+    assert r["SPSA"] - r["inference"] >= 8 * r["d"] and r["backprop"] > r["inference"]
+    cache = []
+
+    def first_call_caches():  # 1 MB kept on the first call only, 80 KB temporary on every call
+        if not cache:
+            cache.append(np.ones(2**17))
+        return np.ones(10**4).sum()
+
+    assert traced_peak(first_call_caches)[1] >= 2**20
+    assert 8 * 10**4 <= traced_peak(first_call_caches, warmup=1)[1] < 2 * 10**5
+    cache.clear()
+    assert traced_peak(first_call_caches, warmup=1)[1] < 2 * 10**5
+
+
 # -- the seed trick ---------------------------------------------------------------------------------
 def test_replay_from_seeds_and_scalars_is_the_run_bit_for_bit():
     data = synthetic()
@@ -219,36 +238,6 @@ def make(model, data, **extra):
     return MeZO(model, data, **kw)
 
 
-def test_interrupted_run_resumed_from_its_checkpoint_is_bit_identical(tmp_path):
-    data = synthetic()
-    full = tiny()
-    straight = make(full, data)
-    history = straight.run()
-    part = tiny()
-    opt = make(part, data)
-    original = opt.step
-
-    def stop_mid_round(x, y):
-        if opt.counters["steps"] == 8:  # round 2, step 3
-            opt.request_stop()
-        return original(x, y)
-
-    opt.step = stop_mid_round
-    opt.run()
-    assert opt.interrupted and opt.round == 1 and opt.step_in_round == 3
-    state, arrays = opt.state_dict()
-    save_checkpoint(tmp_path / "c.npz", part, "mezo", json.loads(json.dumps(state)), arrays)
-    model, _, state, arrays, _ = load_checkpoint(tmp_path / "c.npz")
-    resumed = make(model, data)
-    resumed.load_state_dict(state, arrays)
-    resumed.run()
-    wf, wr = full.state_arrays(), model.state_arrays()
-    assert all(np.array_equal(wf[k], wr[k]) for k in wf)
-    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in history]
-    assert resumed.counters["candidate_evaluations"] == 18 * 2 * 2
-    assert resumed.trajectory == straight.trajectory and len(straight.trajectory) == 36
-
-
 def test_records_accounting_and_learning():
     data = synthetic(n_train=128)
     opt = make(tiny(head="flatten"), data, rounds=4, steps_per_round=40, batch_size=64, samples=1, lr=0.3)
@@ -274,20 +263,3 @@ def test_float16_weights_are_refused():
 
 def test_registered_for_the_cli():
     assert OPTIMIZERS["mezo"] is MeZO
-
-
-CLI = ["--model", "tiny", "--train-subset", "400", "--test-subset", "100", "--batch-size", "50",
-       "--steps-per-round", "3", "--no-progress", "--no-plots", "--no-download"]
-
-
-def test_cli_runs_and_resumes_exactly(mnist_dir, tmp_path):
-    full, part = tmp_path / "full", tmp_path / "part"
-    common = ["--optimizer", "mezo", "--data-dir", str(mnist_dir), *CLI]
-    assert train.main([*common, "--out", str(full), "--rounds", "2"]) == 0
-    assert train.main([*common, "--out", str(part), "--rounds", "1"]) == 0
-    assert train.main(["--resume", str(part), "--rounds", "2", "--no-progress", "--no-plots"]) == 0
-    a, b = Sequential.load(full / "model.npz")[0].state_arrays(), Sequential.load(part / "model.npz")[0].state_arrays()
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    records = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
-    assert [r["round"] for r in records] == [1, 2] and records[-1]["optimizer"] == "mezo"
-    assert records[-1]["candidate_evaluations"] == 2 * 3 * 2

@@ -3,21 +3,18 @@
 The twin draws from its own generator what the docstring says the optimizer draws (a permutation
 of the training set per round, then one Gaussian direction per step), evaluates the current point
 and the child on the step's mini-batch and keeps the child only if its loss is lower; the
-optimizer must follow it step for step. Plus: the rule by hand on a quadratic, exact resume, the CLI.
+optimizer must follow it step for step. Plus: the rule by hand on a quadratic (exact resume and the
+CLI: tests/test_gradient_free.py).
 """
-import json
 
 import numpy as np
 import pytest
 
 from conftest import template_data, template_net
 
-from minirso import train
-from minirso.checkpoint import load_checkpoint, save_checkpoint
 from minirso.errors import ConfigError
 from minirso.gradient_free import OPTIMIZERS, RandomSearch, RandomSearchConfig, random_search_step
 from minirso.losses import softmax_cross_entropy
-from minirso.model import Sequential
 
 SIZE = 6
 
@@ -82,49 +79,7 @@ def test_follows_a_literal_twin_step_for_step():
     assert [r["round"] for r in opt.history] == [1, 2, 3] and opt.history[-1]["sigma"] == sigma
 
 
-def test_interrupted_run_resumed_from_its_state_is_bit_identical(tmp_path):
-    data = template_data(64, 16, SIZE, seed=1)
-    full = tiny()
-    make(full, data).run()
-    part = tiny()
-    opt = make(part, data)
-    original = opt.step
-
-    def stop_mid_round(f):
-        if opt.counters["steps"] == 7:  # round 2, step 3
-            opt.request_stop()
-        return original(f)
-
-    opt.step = stop_mid_round
-    opt.run()
-    assert opt.interrupted and opt.round == 1 and opt.step_in_round == 3
-    state, arrays = opt.state_dict()
-    save_checkpoint(tmp_path / "c.npz", part, "random", json.loads(json.dumps(state)), arrays)
-    model, _, state, arrays, _ = load_checkpoint(tmp_path / "c.npz")
-    resumed = make(model, data)
-    resumed.load_state_dict(state, arrays)
-    resumed.run()
-    a, b = full.state_arrays(), model.state_arrays()
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert resumed.counters["candidate_evaluations"] == 2 * 15
-
-
 @pytest.mark.parametrize("bad", [{"sigma": 0.0}, {"sigma": float("nan")}, {"steps_per_round": 0}])
 def test_bad_options_are_config_errors(bad):
     with pytest.raises(ConfigError):
         RandomSearchConfig.from_dict(bad)
-
-
-def test_cli_runs_and_resumes_exactly(mnist_dir, tmp_path):
-    common = ["--optimizer", "random", "--data-dir", str(mnist_dir), "--model", "tiny", "--train-subset", "400",
-              "--test-subset", "100", "--batch-size", "50", "--steps-per-round", "3", "--no-progress",
-              "--no-plots", "--no-download"]
-    full, part = tmp_path / "full", tmp_path / "part"
-    assert train.main([*common, "--out", str(full), "--rounds", "2"]) == 0
-    assert train.main([*common, "--out", str(part), "--rounds", "1"]) == 0
-    assert train.main(["--resume", str(part), "--rounds", "2", "--no-progress", "--no-plots"]) == 0
-    a = Sequential.load(full / "model.npz")[0].state_arrays()
-    b = Sequential.load(part / "model.npz")[0].state_arrays()
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    records = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
-    assert [r["round"] for r in records] == [1, 2] and records[-1]["candidate_evaluations"] == 12

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from conftest import weights
+
 from minirso import ConfigError, MinirsoError, Sequential, load_mnist, paper_mnist_net, small_mnist_net
 from minirso.layers import Dense
 from minirso.rso.cost import forward_macs
@@ -29,10 +31,6 @@ def synthetic_data(n_train=192, n_test=64, seed=0):
     x_train, y_train = make(n_train)
     x_test, y_test = make(n_test)
     return SimpleNamespace(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-
-
-def weights(model):
-    return model.state_arrays()
 
 
 def assert_same_weights(a, b):

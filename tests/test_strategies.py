@@ -10,7 +10,7 @@ networks, so decisions cannot flip on rounding.
 import numpy as np
 import pytest
 
-from conftest import template_data, template_net
+from conftest import template_data, template_net, weights
 
 from minirso.errors import ConfigError
 from minirso.layers import BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, ReLU
@@ -35,10 +35,6 @@ def rso(model, data, **options):
     kw = dict(seed=5, progress=False, batch_size=BATCH, eval_every=0, stats_images=48, rounds=2)
     kw.update(options)
     return RSO(model, data, **kw)
-
-
-def weights(model):
-    return {k: v.copy() for k, v in model.state_arrays().items()}
 
 
 def assert_same(a, b):

@@ -47,10 +47,10 @@ SMALL, DATA_DIR = setup()
 import matplotlib.pyplot as plt
 
 from minirso import load_mnist
-from minirso.gradient_free import SPSA, MeZO, replay
-from minirso.gradient_free.mezo import BYTES_PER_ESTIMATE, drift_bound, perturb, traced_peak
+from minirso.gradient_free import MeZO, replay
+from minirso.gradient_free.mezo import BYTES_PER_ESTIMATE, drift_bound, perturb, step_memory, traced_peak
 from minirso.grading import grade
-from minirso.losses import softmax_cross_entropy, softmax_cross_entropy_grad
+from minirso.losses import softmax_cross_entropy
 from minirso.nets import conv_bn_net, he_normal_, small_mnist_net
 from minirso.rso.plan import search_plan
 
@@ -236,10 +236,12 @@ assert np.sqrt(np.mean(update**2)) > 100 * np.sqrt(np.mean(drift**2))
 # %% [markdown]
 # ## 4. Memory, measured
 #
-# `traced_peak(fn)` runs fn under `tracemalloc` (NumPy reports its arrays to it) and returns the
-# peak allocated beyond what was allocated when fn started. For each network: one inference
-# (a forward pass), backprop (a forward pass keeping its activations, then the backward pass), one
-# MeZO step, one step of the stored-vector twin, and one step of minirso's `SPSA` (float64 vectors).
+# `traced_peak(fn, warmup=1)` calls fn once (first-call allocations are not the step's), then runs it
+# under `tracemalloc` (NumPy reports its arrays to it) and returns the peak allocated beyond what was
+# allocated when fn started. For each network, `step_memory` (the helper `benchmarks/mezo_memory.py`
+# uses too) measures one inference (a forward pass), backprop (a forward pass keeping its activations,
+# then the backward pass), one MeZO step and one step of minirso's `SPSA` (float64 vectors); then one
+# step of the stored-vector twin.
 # Two networks: the quick preset's at batch 200, and a wide one (six 3×3 convs of 128 channels,
 # three quarters of a million weights) at batch 1, where the parameters outweigh the activations.
 
@@ -248,27 +250,12 @@ def wide(seed=0):
     return he_normal_(conv_bn_net([128] * 6, pool_after={1, 3}), np.random.default_rng(seed))
 
 
-def peak(fn):
-    fn()  # warm-up
-    return traced_peak(fn)[1]
-
-
 memory = {}
 for name, make, batch in (("quick net", small_mnist_net, BATCH), ("wide net", wide, 1)):
     bx, by = mnist.x_train[:batch], mnist.y_train[:batch]
-    mz = MeZO(make(0), mnist, batch_size=batch, lr=LR, eps=EPS, progress=False)
-    sp = SPSA(make(0), mnist, batch_size=batch, progress=False)
-    m = mz.model
-
-    def backprop():
-        m.backward(softmax_cross_entropy_grad(m.forward(bx, cache=True), by, reduction="mean"))
-
     tm = make(0).train(True)
-    memory[name] = {"d": mz.dimension, "largest": max(a.nbytes for a in mz.arrays), "batch": batch,
-                    "inference": peak(lambda: m.forward(bx)), "backprop": peak(backprop),
-                    "MeZO": peak(lambda: mz.step(bx, by)),
-                    "stored twin": peak(lambda: stored_vector_steps(tm, [(bx, by)], 0, LR, EPS)),
-                    "SPSA": peak(lambda: sp.step(lambda u: sp.batch_loss(u, bx, by)))}
+    memory[name] = {"batch": batch, **step_memory(make, mnist, bx, by, lr=LR, eps=EPS),
+                    "stored twin": traced_peak(lambda: stored_vector_steps(tm, [(bx, by)], 0, LR, EPS), warmup=1)[1]}
 cols = ["inference", "backprop", "MeZO", "stored twin", "SPSA"]
 print(f"{'':10s} {'d':>8s} {'4d KiB':>8s} {'batch':>6s} " + " ".join(f"{c:>12s}" for c in cols) + "   (KiB)")
 for name, r in memory.items():
@@ -287,8 +274,8 @@ for name, r in memory.items():
 # %% [markdown]
 # MeZO's step fits in inference's own peak: z is one array at a time, freed before the forward pass.
 # Backprop's memory is the activations it keeps for the backward pass (and a gradient the size of the
-# weights): here about three times inference's (printed above), and for a language model with
-# long sequences many times the weights. Inference-only memory is how MeZO reaches models too big to
+# weights): here the multiple of inference's peak printed above for each network, and for a language
+# model with long sequences many times the weights. Inference-only memory is how MeZO reaches models too big to
 # fine-tune with backprop: the paper fine-tunes a 30-billion-parameter model on one 80 GB GPU, where
 # backprop fits a 2.7-billion one. The price is the dimension (notebook 10): a random direction
 # carries about 1/d of the gradient, so from scratch, as here, it needs many more steps than SGD;

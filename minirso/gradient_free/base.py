@@ -62,12 +62,38 @@ class GradientFreeConfig(Options):
         return self
 
 
+def check_adam_options(config):
+    """Validate Adam's options of ``config``: beta1 and beta2 in [0, 1), eps > 0 (one-line errors)."""
+    for option in ("beta1", "beta2"):
+        config.number(option, "in [0, 1)", lambda v: 0 <= v < 1)
+    config.number("eps", "positive", lambda v: v > 0)
+
+
+def adam_step(u, g, m, v, t, beta1, beta2, eps, lr):
+    """One Adam step (Kingma & Ba 2015) of u along the descent direction g: returns the new u.
+
+    m and v (the first and second moment estimates) are updated in place; t is the step's number,
+    counted from 1, for the bias corrections.
+    """
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+    return u - lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def sigma_summary(sigma):
+    """A round record's fields for a vector of per-scalar standard deviations: their mean, min and max."""
+    return {"sigma_mean": float(sigma.mean()), "sigma_min": float(sigma.min()), "sigma_max": float(sigma.max())}
+
+
 class RoundsOfSteps(Optimizer):
     """The round loop every baseline shares: rounds of mini-batch steps over the arrays RSO searches.
 
     A round draws one permutation of the training set and runs ``steps_per_round`` steps, step t on
     batch ``t % n_batches``; its record (and a test, see eval_every) comes at its end. A subclass
-    writes :meth:`batch_step` (one step on the images x, labels y: returns the loss of what it keeps),
+    writes :meth:`batch_step` (one step on the images x, labels y: returns the step's reported loss),
     may write :meth:`after_steps` (called when a round ends or a stop is requested) and
     :meth:`describe`, and adds its state to :meth:`own_state` / :meth:`load_own_state` through super().
     """
@@ -148,7 +174,9 @@ class RoundsOfSteps(Optimizer):
         self.emit(record)
 
     def batch_step(self, x, y):
-        """One step on the mini-batch (x, y); returns the loss of the point it keeps."""
+        """One step on the mini-batch (x, y); returns the step's reported loss: the kept point's, or the
+        candidates' mean for population methods; each optimizer's docstring says which (the round's
+        train loss is their mean over the round's steps)."""
         raise NotImplementedError
 
     def draw_permutation(self, n):
@@ -179,8 +207,9 @@ class GradientFreeOptimizer(RoundsOfSteps):
     """The searched vector u; a subclass writes :meth:`step` (and its state).
 
     ``step(f)`` gets ``f(u) -> float`` (the current step's mini-batch loss at point u, counted)
-    and must set ``self.u``; it returns the loss of the point it keeps (the round's train loss is
-    their mean). Its state: scalars in ``self.scalars`` (JSON), arrays in ``self.arrays``.
+    and must set ``self.u``; it returns the step's reported loss: the kept point's, or the
+    candidates' mean for population methods; each optimizer's docstring says which (the round's
+    train loss is their mean). Its state: scalars in ``self.scalars`` (JSON), arrays in ``self.arrays``.
     """
 
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, **options):

@@ -16,9 +16,11 @@ One generation, in the tutorial's notation (its Table 1 gives the default parame
   (every ``1 / (10 n (c_1 + c_mu))`` generations) where it is small, as the tutorial's code does.
 
 Only positive recombination weights (no active CMA): pycma's ``CMA_active=False``. sep-CMA-ES
-(``diagonal=True``) keeps C diagonal: the same equations on the diagonal alone, with c_1 and c_mu
-multiplied by (n + 2) / 3 (Ros & Hansen 2008), so a sample costs O(n) and a generation
-O(lambda n): usable on a network's ten thousand weights, where a full C would not be.
+(``diagonal=True``) keeps C diagonal: the same equations on the diagonal alone, with the tutorial's
+c_1 and c_mu multiplied by Ros & Hansen's (n + 2) / 3 (Ros & Hansen 2008 scaled an older single
+c_cov by that factor; pycma's own sep-CMA learning rates differ, so tests/test_cmaes.py checks this
+choice against pycma's evaluations to a target, not its parameters), so a sample costs O(n) and a
+generation O(lambda n): usable on a network's ten thousand weights, where a full C would not be.
 """
 import math
 from dataclasses import dataclass, field
@@ -52,7 +54,7 @@ def expected_norm(n):
 
 
 def cma_parameters(n, popsize=None, diagonal=False):
-    """The default strategy parameters (tutorial, Table 1; sep-CMA: c_1, c_mu times (n + 2) / 3).
+    """The default strategy parameters (tutorial, Table 1; sep-CMA: the tutorial's c_1, c_mu times Ros & Hansen's (n + 2) / 3).
 
     Returns a dict with popsize, mu, weights, mueff, cm, cs, ds (d_sigma), cc, c1, cmu, chi_n.
     """
@@ -66,7 +68,7 @@ def cma_parameters(n, popsize=None, diagonal=False):
     alpha_cov = 2.0
     c1 = alpha_cov / ((n + 1.3) ** 2 + mueff)
     cmu = min(1 - c1, alpha_cov * (0.25 + mueff + 1 / mueff - 2) / ((n + 2) ** 2 + alpha_cov * mueff / 2))
-    if diagonal:  # Ros & Hansen 2008: a diagonal C has n, not n^2 / 2, free parameters to learn
+    if diagonal:  # Ros & Hansen's factor (they scaled an older c_cov): a diagonal C has n, not n^2 / 2, parameters
         c1 = c1 * (n + 2) / 3
         cmu = min(1 - c1, cmu * (n + 2) / 3)
     return {"popsize": lam, "mu": len(w), "weights": w, "mueff": mueff, "cm": 1.0, "cs": cs, "ds": ds,

@@ -43,7 +43,8 @@ def one_plus_one_step(f, u, sigma, rng, success=1.0 / 3.0, failure=1.0 / 12.0):
 
 
 class OnePlusOneES(GradientFreeOptimizer):
-    """(1+1)-ES over every scalar RSO searches; two candidate evaluations per step."""
+    """(1+1)-ES over every scalar RSO searches; two candidate evaluations per step. A step reports
+    the loss of the point it keeps (the parent's or the child's)."""
 
     name = "es"
     config_class = ESConfig

@@ -113,9 +113,12 @@ def drift_bound(theta, step):
     return 3.1 * unit * (np.abs(theta.astype(np.float64)) + np.abs(step.astype(np.float64)))
 
 
-def traced_peak(fn):
+def traced_peak(fn, warmup=0):
     """(fn(), bytes): the peak of memory allocated while fn runs beyond what was allocated when it
-    started, as tracemalloc sees it (NumPy arrays included)."""
+    started, as tracemalloc sees it (NumPy arrays included). ``warmup``: calls of fn first, untraced,
+    so that first-call allocations (caches, workspaces) are not counted as the call's."""
+    for _ in range(warmup):
+        fn()
     started = tracemalloc.is_tracing()
     if not started:
         tracemalloc.start()
@@ -128,6 +131,29 @@ def traced_peak(fn):
         if not started:
             tracemalloc.stop()
     return result, peak - before
+
+
+def step_memory(make_net, data, x, y, **options):
+    """Peak bytes (traced_peak after one warm-up call) of one inference, one backprop step (a forward
+    pass keeping its activations, then the backward pass), one MeZO step and one step of minirso's
+    SPSA (a stored float64 vector) on the batch (x, y), the optimizers built on fresh ``make_net(0)``
+    over ``data``; ``options``: MeZO's. Returns a dict: d (searched scalars), largest (bytes of the
+    largest searched array), inference, backprop, MeZO, SPSA."""
+    from ..losses import softmax_cross_entropy_grad
+    from .spsa import SPSA
+    mezo = MeZO(make_net(0), data, batch_size=len(y), progress=False, **options)
+    spsa = SPSA(make_net(0), data, batch_size=len(y), progress=False)
+    model = mezo.model
+
+    def backprop():
+        model.backward(softmax_cross_entropy_grad(model.forward(x, cache=True), y, reduction="mean"))
+
+    def peak(fn):
+        return traced_peak(fn, warmup=1)[1]
+
+    return {"d": mezo.dimension, "largest": max(a.nbytes for a in mezo.arrays),
+            "inference": peak(lambda: model.forward(x)), "backprop": peak(backprop),
+            "MeZO": peak(lambda: mezo.step(x, y)), "SPSA": peak(lambda: spsa.step(lambda u: spsa.batch_loss(u, x, y)))}
 
 
 class MeZO(RoundsOfSteps):
@@ -167,10 +193,6 @@ class MeZO(RoundsOfSteps):
         """theta += coefficient z(seed), in units of sigma_d, in place."""
         perturb(self.arrays, self.scale, seed, coefficient, self.config.perturbation)
 
-    def batch_loss(self, x, y):
-        """Mean cross-entropy of the mini-batch at the model's current weights (one counted evaluation)."""
-        return self.model_loss(x, y)
-
     def estimate(self, x, y):
         """``samples`` projected gradients on the batch (x, y), the weights restored after each (up
         to the drift): ([(seed, g)], mean of the losses seen). g = (L+ - L-) / (2 eps) is the
@@ -179,9 +201,9 @@ class MeZO(RoundsOfSteps):
         for _ in range(self.config.samples):
             seed = int(self.rng.integers(2**64, dtype=np.uint64))
             self.perturb(seed, eps)
-            plus = self.batch_loss(x, y)
+            plus = self.model_loss(x, y)
             self.perturb(seed, -2.0 * eps)
-            minus = self.batch_loss(x, y)
+            minus = self.model_loss(x, y)
             self.perturb(seed, eps)
             pairs.append((seed, (plus - minus) / (2.0 * eps)))
             seen += plus + minus

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import GradientFreeConfig
+from .base import GradientFreeConfig, adam_step, check_adam_options
 from .seeded import NOISES, SharedSeedOptimizer, seeded_generator
 
 UPDATES = ("adam", "plain")
@@ -49,6 +49,7 @@ class NESConfig(GradientFreeConfig):
         self.choice("shaping", SHAPINGS)
         self.choice("update", UPDATES)
         self.choice("noise", NOISES)
+        check_adam_options(self)
         return self
 
 
@@ -118,11 +119,4 @@ class NES(SharedSeedOptimizer):
         if cfg.update == "plain":
             self.u = self.u - cfg.lr * g
             return
-        m, v = self.arrays["m"], self.arrays["v"]
-        m *= cfg.beta1
-        m += (1 - cfg.beta1) * g
-        v *= cfg.beta2
-        v += (1 - cfg.beta2) * g * g
-        t = k + 1
-        m_hat, v_hat = m / (1 - cfg.beta1 ** t), v / (1 - cfg.beta2 ** t)
-        self.u = self.u - cfg.lr * m_hat / (np.sqrt(v_hat) + cfg.eps)
+        self.u = adam_step(self.u, g, self.arrays["m"], self.arrays["v"], k + 1, cfg.beta1, cfg.beta2, cfg.eps, cfg.lr)

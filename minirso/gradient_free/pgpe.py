@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import GradientFreeConfig, GradientFreeOptimizer
+from .base import GradientFreeConfig, GradientFreeOptimizer, adam_step, check_adam_options, sigma_summary
 from .nes import centred_ranks
 
 UPDATES = ("clipup", "adam")
@@ -34,7 +34,8 @@ SHAPINGS = ("rank", "none")
 
 @dataclass
 class PGPEConfig(GradientFreeConfig):
-    """pairs: antithetic pairs per step (2 x pairs evaluations); sigma: the initial standard deviation
+    """pairs: antithetic pairs per step (2 x pairs evaluations; at least 2: one pair's mean loss is
+    the baseline, so sigma would never move); sigma: the initial standard deviation
     of every scalar, in units of sigma_d; update: "clipup" or "adam" for the mean; lr: ClipUp's
     step length (the Euclidean length of one normalised step of u) or Adam's step size; max_speed:
     ClipUp's bound on the velocity's length (0: 2 x lr, evotorch's default); momentum: ClipUp's;
@@ -43,9 +44,10 @@ class PGPEConfig(GradientFreeConfig):
 
     The defaults (lr 2.0, sigma 0.3) were the best of lr 0.5 / 2.0 and sigma 0.1 / 0.3 on the quick
     preset's network (10,352 scalars, batch 500, 2,000 evaluations, seed 0: 57.7%, 72.5%, 75.9% test
-    accuracy for lr 0.5, lr 2.0, lr 2.0 with sigma 0.3). ClipUp's lr is a Euclidean length in u, so
-    it grows with the square root of the dimension: on tutorial 09's 1,068-scalar network lr 0.5 with
-    sigma 0.1 did better (tests/test_population.py)."""
+    accuracy for lr 0.5, lr 2.0, lr 2.0 with sigma 0.3; the calibration table in docs/gradient_free.md).
+    ClipUp's lr is a Euclidean length in u, so a good value should grow like the square root of the
+    dimension; on tutorial 09's 1,068-scalar network tests/test_population.py uses lr 0.5 with sigma
+    0.1 (57-66% test accuracy, seeds 0-2, measured there), not compared there with lr 2.0."""
 
     pairs: int = 10
     sigma: float = 0.3
@@ -62,7 +64,7 @@ class PGPEConfig(GradientFreeConfig):
 
     def validate(self):
         super().validate()
-        for option in ("sigma", "lr", "sigma_max_change"):
+        for option in ("sigma", "lr"):
             self.number(option, "positive", lambda v: v > 0)
         for option in ("max_speed", "sigma_lr"):
             self.number(option, "non-negative", lambda v: v >= 0)
@@ -70,6 +72,9 @@ class PGPEConfig(GradientFreeConfig):
         self.number("sigma_max_change", "in (0, 1)", lambda v: 0 < v < 1)
         self.choice("update", UPDATES)
         self.choice("shaping", SHAPINGS)
+        # one pair's mean is the baseline (the mean of all 2 x pairs values), ranked or raw: g_sigma is 0
+        self.integer("pairs", lowest=2)
+        check_adam_options(self)
         return self
 
 
@@ -103,7 +108,9 @@ def bounded_sigma(sigma, g_sigma, sigma_lr, max_change):
 
 
 class PGPE(GradientFreeOptimizer):
-    """PGPE with symmetric sampling, a sigma per scalar, centred ranks and ClipUp (or Adam); 2 x pairs evaluations per step."""
+    """PGPE with symmetric sampling, a sigma per scalar, centred ranks and ClipUp (or Adam); 2 x pairs
+    evaluations per step. A step reports the mean of its 2 x pairs candidates' losses (the mean
+    itself is not evaluated)."""
 
     name = "pgpe"
     config_class = PGPEConfig
@@ -132,17 +139,10 @@ class PGPE(GradientFreeOptimizer):
             a["velocity"] = clipup_step(a["velocity"], g_mu, cfg.lr, self.max_speed, cfg.momentum)
             self.u = self.u - a["velocity"]
         else:
-            m, v = a["m"], a["v"]
-            m *= cfg.beta1
-            m += (1 - cfg.beta1) * g_mu
-            v *= cfg.beta2
-            v += (1 - cfg.beta2) * g_mu * g_mu
-            t = self.counters["steps"] + 1
-            m_hat, v_hat = m / (1 - cfg.beta1 ** t), v / (1 - cfg.beta2 ** t)
-            self.u = self.u - cfg.lr * m_hat / (np.sqrt(v_hat) + cfg.eps)
+            self.u = adam_step(self.u, g_mu, a["m"], a["v"], self.counters["steps"] + 1,
+                               cfg.beta1, cfg.beta2, cfg.eps, cfg.lr)
         a["sigma"] = bounded_sigma(sigma, g_sigma, cfg.sigma_lr, cfg.sigma_max_change)
         return float(np.concatenate([plus, minus]).mean())
 
     def describe(self):
-        sigma = self.arrays["sigma"]
-        return {"sigma_mean": float(sigma.mean()), "sigma_min": float(sigma.min()), "sigma_max": float(sigma.max())}
+        return sigma_summary(self.arrays["sigma"])

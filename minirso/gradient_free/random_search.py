@@ -39,7 +39,8 @@ def random_search_step(f, u, sigma, rng):
 
 
 class RandomSearch(GradientFreeOptimizer):
-    """Greedy random search over every scalar RSO searches; two candidate evaluations per step."""
+    """Greedy random search over every scalar RSO searches; two candidate evaluations per step. A
+    step reports the loss of the point it keeps."""
 
     name = "random"
     config_class = RandomSearchConfig

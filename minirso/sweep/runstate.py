@@ -47,7 +47,7 @@ def read_run(run_dir, unit, length):
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
         return RunState("broken", message=f"cannot read {checkpoint} ({type(err).__name__}: {err}): move the folder "
                                           "away to start the run again")
-    done = int(state.get(unit, 0) or 0)  # finished rounds (RSO, ES, SPSA, NES) or epochs (SGD)
+    done = int(state.get(unit, 0) or 0)  # finished rounds (RSO, the gradient-free optimizers) or epochs (SGD)
     accuracy = wall = None
     try:
         records = read_metrics(run_dir)

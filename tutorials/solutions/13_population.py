@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from minirso.gradient_free import bounded_sigma, clipup_step, pgpe_gradients, snes_update
-from minirso.gradient_free.snes import default_lr_sigma, default_population
+from minirso.gradient_free.cmaes import default_popsize
+from minirso.gradient_free.snes import default_sigma_lr
 from minirso.grading import grade
 from minirso.tutorial import setup
 
@@ -98,7 +99,7 @@ for lr, sigma_lr in ((0.1, 0.2), (0.1, 0.0), (0.3, 0.2)):
 def generations_to(target, eta_sigma, d=10, seed=3):
     a = 10.0 ** np.linspace(0, 4, d)
     f = lambda x: (a * x ** 2).sum(axis=-1)  # noqa: E731
-    rng, lam = np.random.default_rng(seed), default_population(d)
+    rng, lam = np.random.default_rng(seed), default_popsize(d)
     mu, sigma = np.ones(d), np.ones(d)
     start = f(mu)
     for gen in range(1, 5001):
@@ -109,6 +110,6 @@ def generations_to(target, eta_sigma, d=10, seed=3):
     return None
 
 
-full, half = generations_to(1e-6, default_lr_sigma(10)), generations_to(1e-6, default_lr_sigma(10) / 2)
-print(f"generations to f < 1e-6 f(start): eta_sigma {default_lr_sigma(10):.3f}: {full}; half of it: {half}")
+full, half = generations_to(1e-6, default_sigma_lr(10)), generations_to(1e-6, default_sigma_lr(10) / 2)
+print(f"generations to f < 1e-6 f(start): eta_sigma {default_sigma_lr(10):.3f}: {full}; half of it: {half}")
 assert full is not None and half is not None and half > full
