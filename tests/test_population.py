@@ -24,7 +24,7 @@ import pytest
 from conftest import template_data, template_net
 
 from minirso.errors import ConfigError
-from minirso.gradient_free import PGPE, SNES, PGPEConfig, SNESConfig, pgpe_gradients, snes_update
+from minirso.gradient_free import PGPE, SNES, NESConfig, PGPEConfig, SNESConfig, pgpe_gradients, snes_update
 from minirso.gradient_free.cmaes import default_popsize
 from minirso.gradient_free.snes import default_sigma_lr
 
@@ -340,9 +340,10 @@ def test_bad_options_are_config_errors(cls, bad):
                                           ({"beta2": 1.5}, "beta2 must be in [0, 1), got 1.5"),
                                           ({"eps": 0.0}, "eps must be positive, got 0.0"),
                                           ({"eps": -1e-8}, "eps must be positive, got -1e-08")])
-def test_pgpe_rejects_bad_adam_options_naming_the_option(bad, message):
+@pytest.mark.parametrize("config_class", [PGPEConfig, NESConfig])
+def test_adam_users_reject_bad_adam_options_naming_the_option(config_class, bad, message):
     with pytest.raises(ConfigError) as err:
-        PGPEConfig(update="adam", **bad)
+        config_class(update="adam", **bad)
     assert str(err.value) == message and "\n" not in str(err.value)
 
 
