@@ -226,8 +226,12 @@ class ShardedEvaluator(Evaluator):
 
     def __init__(self, model, x, y, shards=1):
         super().__init__(model, x, y)
-        self.shards = [Shard(model, x, y) for _ in range(int(shards))]
+        self.shards = self.make_shards(int(shards))
         self.messages = {"round_trips": 0, "one_way": 0, "stats_bytes": 0}
+
+    def make_shards(self, n):
+        """The n shards, in this process (data_parallel.py's driver starts Ray actors instead)."""
+        return [Shard(self.model, self.x, self.y) for _ in range(n)]
 
     def call(self, method, *per_shard, wait=True):
         """Call ``method`` of every shard, shard s with the arguments ``per_shard`` or, where an
