@@ -15,6 +15,7 @@ import pickle
 import shutil
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -192,6 +193,7 @@ def micro(monkeypatch):
     (["--shards", "2"], "--shards must be 1 unless evaluator='sharded'"),
     (["--evaluator", "sharded", "--shards", "51"], "--shards must be at most batch_size=50"),
     (["--address", "auto"], "--address joins a Ray cluster for the --workers N actors"),
+    (["--workers", "2", "--address", "127.0.0.1:9"], "cannot reach the Ray cluster at 127.0.0.1:9"),
 ])
 def test_workers_flags_that_cannot_work_are_one_line(flags, words, tmp_path, capsys):
     assert train.main([*RSO_CLI, *flags, "--out", str(tmp_path / "run")]) == 2
@@ -226,6 +228,19 @@ def test_without_ray_workers_is_one_line_naming_the_install_command(tmp_path, ca
     out, err = capsys.readouterr()
     one_line_error(err, '--workers runs on Ray, which is not installed: pip install -e ".[distributed]"')
     assert out == "" and not (tmp_path / "run").exists()
+
+
+def test_the_docs_show_the_benchmarks_output():
+    """docs/scaling.md's measured figures are benchmarks/data_parallel.py's printed lines, model included."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "scaling.md").read_text()
+    block = doc[doc.index("```\nbenchmarks/data_parallel.py, "):]
+    block = block[4:block.index("\n```", 4)].splitlines()
+    script = (Path(__file__).resolve().parent.parent / "benchmarks" / "data_parallel.py").read_text()
+    assert block[-1].startswith("the machine was shared with a long training run throughout")
+    for start in ("Ray round trip, median of", "a real message, one dense-weight trial", "  paper conv 2, 2 Ray workers",
+                  "  quick 4.weight, 2 Ray workers", "  N =  8: ", "  N = 32: ", "  assumptions: "):
+        assert any(line.startswith(start) for line in block), start
+    assert "sweep_setup_messages" in script and "N = {n:>2}" in script
 
 
 # -- on a local Ray cluster ------------------------------------------------------------------------------------
