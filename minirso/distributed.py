@@ -76,3 +76,34 @@ def check_cluster_args(workers=None, address=None, timeout=5.0):
         raise ConfigError(f"cannot reach the Ray cluster at {address} ({err.strerror or err}): start one with "
                           "`ray start --head` and give the address it prints (HOST:6379), or drop --address for "
                           "a local cluster") from None
+
+
+def failure_reason(ray, err):
+    """One line on why a Ray call failed: the exception an actor raised, or Ray's first line."""
+    import re
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
+        return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # Ray colours its messages
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def gather(ray, refs, workers, timeout=None, who=None):
+    """The results of ``refs`` (one Ray call each) in order, or WorkerError, one line, naming the
+    first worker that failed: ``who[i]`` (1-based; default i + 1) of ``--workers {workers}``."""
+    from .errors import WorkerError
+    try:
+        return ray.get(list(refs), timeout=timeout)  # one wait for all: the usual case
+    except ray.exceptions.GetTimeoutError:
+        raise WorkerError(f"Ray workers of --workers {workers} did not start within {timeout} s: the cluster "
+                          f"needs {workers} free CPUs (`ray status` shows them)") from None
+    except ray.exceptions.RayError:
+        pass
+    for i, ref in enumerate(refs):  # which one failed
+        try:
+            ray.get(ref, timeout=timeout)
+        except ray.exceptions.RayError as err:
+            n = who[i] if who is not None else i + 1
+            raise WorkerError(f"Ray worker {n} of --workers {workers} failed ({failure_reason(ray, err)}); the run "
+                              "stops here") from None
+    raise WorkerError(f"a Ray worker of --workers {workers} failed; the run stops here")

@@ -13,7 +13,7 @@ import numpy as np
 from .errors import ConfigError
 
 #: Options the training command sets through a flag of the same name (``--batch-size``...).
-CLI_OPTIONS = ("rounds", "epochs", "steps_per_round", "batch_size", "eval_every", "evaluator", "block",
+CLI_OPTIONS = ("rounds", "epochs", "steps_per_round", "batch_size", "eval_every", "evaluator", "shards", "block",
                "parallel", "weight_decay", "stats_images", "prefix_statistics", "sigma_from", "eval_layers", "noise", "seed")
 
 

@@ -23,7 +23,7 @@ from .backend import get_backend
 from .checkpoint import load_checkpoint
 from .cli import EXIT_INTERRUPTED, add_data_arguments, add_device_arguments, command, refuse_empty_paths, with_threads
 from .data import load_mnist
-from .distributed import require_ray
+from .distributed import check_cluster_args, require_ray
 from .errors import ConfigError, DataError, MinirsoError, NonFiniteError, WorkerError
 from .gradient_free import workers as ray_workers
 from .nets import MODELS
@@ -31,6 +31,7 @@ from .optimizers import HELP as OPTIMIZER_HELP
 from .optimizers import OPTIMIZERS, option_names
 from .options import CLI_OPTIONS, OptionError, check_seed, flag
 from .presets import PRESETS, get_preset
+from .rso import data_parallel
 from .rso.config import BLOCKS, EVALUATORS, PARALLEL, PREFIX_STATISTICS, SIGMA_FROM
 from .rundir import SESSION_SIGNAL, Run, RunDir, in_main_thread, signals_held, sigterm_as_ctrl_c, unfinished_start
 from .startup import take_interrupt
@@ -71,10 +72,13 @@ def build_parser():
     p.add_argument("--noise", choices=["standard", "seeded"], help="spsa/nes: draw each step's perturbations from "
                    "the run's generator (standard, default) or rebuild them from one seed per step (seeded: "
                    "Salimans et al.'s shared seeds, which --workers needs; another, equally valid run)")
-    p.add_argument("--workers", type=int, help="spsa/nes with --noise seeded: evaluate each step's perturbations on "
-                   "this many Ray actors that are sent seeds and return losses only (a local Ray cluster of that many "
-                   "CPUs, or the one at --address); the same run as in one process. Needs pip install -e "
-                   "\".[distributed]\" (docs/scaling.md)")
+    p.add_argument("--shards", type=int, help="RSO with --evaluator sharded: cut each mini-batch into this many "
+                   "parts, each run on its own copy of the network in this process (the arithmetic of --workers)")
+    p.add_argument("--workers", type=int, help="rso: split each trial's mini-batch across this many Ray actors "
+                   "(--evaluator sharded --shards N, each shard an actor: the same decisions as in one process); "
+                   "spsa/nes with --noise seeded: evaluate each step's perturbations on this many Ray actors that are "
+                   "sent seeds and return losses only. A local Ray cluster of that many CPUs, or the one at --address; "
+                   "needs pip install -e \".[distributed]\" (docs/scaling.md)")
     p.add_argument("--address", help="with --workers: start the actors on the running Ray cluster at this address "
                    "(`ray start --head` prints it) instead of a local one")
     g = p.add_argument_group("fidelity to the authors' train.py (the paper-authors preset sets them all; docs/fidelity.md)")
@@ -164,6 +168,8 @@ def _settings_from_args(args):
     for key in ("train_subset", "test_subset"):
         if s[key] is not None and s[key] < 1:
             raise ConfigError(f"{flag(key)} must be a positive integer, got {s[key]}")
+    if name == "rso" and getattr(args, "workers", None) is not None:  # data-parallel RSO: one shard per worker
+        data_parallel.use_workers(s, args.workers, args.evaluator, args.shards, args.backend)
     _check_options(s)
     return s
 
@@ -190,7 +196,7 @@ def _options(cls, settings):
 
 
 # Flags that define a run: --resume refuses them when they differ from the run's own settings.
-RUN_DEFINING = ("optimizer", "preset", "model", "seed", "batch_size", "evaluator", "train_subset", "test_subset",
+RUN_DEFINING = ("optimizer", "preset", "model", "seed", "batch_size", "evaluator", "shards", "train_subset", "test_subset",
                 "eval_every", "steps_per_round", "preprocess", "bn_eps", "weight_decay", "stats_images",
                 "prefix_statistics", "sigma_from", "eval_layers")
 
@@ -234,7 +240,15 @@ def _check_workers(args, settings):
     if args.workers is None and args.address is None:
         return
     backend = args.backend or settings.get("backend") or "numpy"
-    ray_workers.check(OPTIMIZERS[settings["optimizer"]], _check_options(settings), args.workers, args.address, backend)
+    if settings["optimizer"] == "rso" and args.workers is not None:
+        if args.resume:
+            data_parallel.check_resume(settings, args.workers, backend)
+        elif backend != "numpy":  # a new run's flags were checked with its settings
+            raise ConfigError("--workers runs NumPy actors: drop --backend cupy")
+        check_cluster_args(None, args.address)
+    else:
+        ray_workers.check(OPTIMIZERS[settings["optimizer"]], _check_options(settings), args.workers, args.address,
+                          backend)
     require_ray("--workers")
 
 
@@ -380,8 +394,10 @@ def _main(args, session):
         if args.workers is None:
             interrupted = _train(opt, settings)
         else:
-            with ray_workers.spread(opt, args.workers, args.address) as pool:
-                print(f"candidates evaluated by {args.workers} Ray workers "
+            rso = settings["optimizer"] == "rso"
+            with (data_parallel if rso else ray_workers).spread(opt, args.workers, args.address) as pool:
+                what = "each mini-batch split across" if rso else "candidates evaluated by"
+                print(f"{what} {args.workers} Ray workers "
                       f"({'the cluster at ' + args.address if args.address else 'a local cluster'})", flush=True)
                 interrupted = _train(opt, settings)
             print(pool.summary(), flush=True)

@@ -25,13 +25,12 @@ import contextlib
 import copy
 import hashlib
 import pickle
-import re
 from types import SimpleNamespace
 
 import numpy as np
 
 from ..backend import to_numpy
-from ..distributed import check_cluster_args, cluster
+from ..distributed import check_cluster_args, cluster, gather
 from ..errors import ConfigError, WorkerError
 from .seeded import SharedSeedOptimizer
 
@@ -118,26 +117,7 @@ class Workers:
 
     def call(self, messages, timeout=None):
         """Send message i to actor i; their answers, or WorkerError naming the first actor that failed."""
-        refs = [a.step.remote(*m) for a, m in zip(self.actors, messages)]
-        answers = []
-        for i, ref in enumerate(refs):
-            try:
-                answers.append(self.ray.get(ref, timeout=timeout))
-            except self.ray.exceptions.GetTimeoutError:
-                raise WorkerError(f"Ray worker {i + 1} of --workers {self.n} did not start within {timeout} s: the "
-                                  f"cluster needs {self.n} free CPUs (`ray status` shows them)") from None
-            except self.ray.exceptions.RayError as err:
-                raise WorkerError(f"Ray worker {i + 1} of --workers {self.n} failed ({self.reason(err)}); the run stops "
-                                  "here") from None
-        return answers
-
-    def reason(self, err):
-        """One line on why a call failed: the exception an actor raised, or Ray's first line."""
-        cause = getattr(err, "cause", None)
-        if isinstance(cause, Exception) and not isinstance(cause, self.ray.exceptions.RayError):
-            return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # Ray colours its messages
-        return text.splitlines()[0] if text else type(err).__name__
+        return gather(self.ray, [a.step.remote(*m) for a, m in zip(self.actors, messages)], self.n, timeout)
 
     def losses(self, opt, step_seed, k):
         """The 2 n losses of step k, each actor evaluating a contiguous share of the candidates."""

@@ -37,7 +37,7 @@ class RSO(Optimizer):
     unit = "round"
     config_class = RSOConfig
     records_within_unit = True  # a "layer" record per sweep, then the round's
-    cli_options = ("rounds", "batch_size", "eval_every", "evaluator", "block", "parallel", "weight_decay",
+    cli_options = ("rounds", "batch_size", "eval_every", "evaluator", "shards", "block", "parallel", "weight_decay",
                    "stats_images", "prefix_statistics", "sigma_from", "eval_layers")
 
     def __init__(self, model, data, config=None, seed=0, callbacks=(), progress=True, record_trials=False, **options):

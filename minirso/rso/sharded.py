@@ -17,9 +17,9 @@ cancellation: on a channel whose mean is 1e4 standard deviations the float64 var
 the two-pass formula the one-process batch-norm uses (layers/batchnorm.py's ``centred_stats``).
 
 The shard talks to the driver through its methods only, with small arguments and replies (indices,
-scalars, (3, channels) float64 arrays, NumPy on the host), so that a later version can run each
-shard in its own process (a Ray actor) unchanged: the driver calls a method of every shard and waits
-for their replies (:meth:`ShardedEvaluator.call`, one *round trip*). One trial is:
+scalars, (3, channels) float64 arrays, NumPy on the host), so that each shard can run in its own
+process, a Ray actor, unchanged (data_parallel.py, ``--workers N``): the driver calls a method of
+every shard and waits for their replies (:meth:`ShardedEvaluator.call`, one *round trip*). One trial is:
 
     replies = call("forward_to_next_bn", b, index, (plus, minus))  # BNStats at the first batch-norm
     while replies are BNStats:                                      #   (one round trip per training
@@ -226,13 +226,17 @@ class ShardedEvaluator(Evaluator):
 
     def __init__(self, model, x, y, shards=1):
         super().__init__(model, x, y)
-        self.shards = [Shard(model, x, y) for _ in range(int(shards))]
+        self.shards = self.make_shards(int(shards))
         self.messages = {"round_trips": 0, "one_way": 0, "stats_bytes": 0}
+
+    def make_shards(self, n):
+        """The n shards, in this process (data_parallel.py's driver starts Ray actors instead)."""
+        return [Shard(self.model, self.x, self.y) for _ in range(n)]
 
     def call(self, method, *per_shard, wait=True):
         """Call ``method`` of every shard, shard s with the arguments ``per_shard`` or, where an
         argument is a :class:`Scatter`, its item s; returns their replies in shard order. The one
-        place a distributed version replaces (``ray.get([actor.method.remote(...) ...])``)."""
+        place the Ray version (data_parallel.RayShardedEvaluator) replaces."""
         replies = [getattr(shard, method)(*(a[s] if isinstance(a, Scatter) else a for a in per_shard))
                    for s, shard in enumerate(self.shards)]
         self.messages["round_trips" if wait else "one_way"] += 1
