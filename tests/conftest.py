@@ -166,3 +166,26 @@ def template_data(n_train, n_test, size, noise=1.0, seed=0, dtype=None, standard
 def weights(model):
     """Copies of the model's arrays (weights and batch-norm statistics), by name."""
     return {k: v.copy() for k, v in model.state_arrays().items()}
+
+
+# -- Ray (the distributed extra) ----------------------------------------------------------------------------------
+def require_ray():
+    """The ``ray`` module; without it the test skips, or fails where MINIRSO_REQUIRE_RAY=1 (CI's default
+    suite, which installs the distributed extra)."""
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("MINIRSO_REQUIRE_RAY") == "1":
+            pytest.fail('Ray is not installed and MINIRSO_REQUIRE_RAY=1 forbids skipping: pip install -e ".[distributed]"')
+        pytest.skip('Ray is not installed (pip install -e ".[distributed]")')
+    return ray
+
+
+@pytest.fixture(scope="module")
+def ray():
+    """One local Ray cluster of 2 CPUs for the test module (a start costs seconds of CPU)."""
+    ray = require_ray()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=True,
+             logging_level="warning")
+    yield ray
+    ray.shutdown()

@@ -10,7 +10,6 @@ distributed) on a local Ray cluster of 2 CPUs: the evaluator, and the training C
 killed mid-run and the run resumed with and without workers.
 """
 import contextlib
-import os
 import pickle
 import shutil
 import sys
@@ -244,21 +243,6 @@ def test_the_docs_show_the_benchmarks_output():
 
 
 # -- on a local Ray cluster ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray():
-    """One local Ray cluster of 2 CPUs for the module (a start costs seconds of CPU)."""
-    try:
-        import ray
-    except ImportError:
-        if os.environ.get("MINIRSO_REQUIRE_RAY") == "1":  # CI's default suite installs the distributed extra
-            pytest.fail('Ray is not installed and MINIRSO_REQUIRE_RAY=1 forbids skipping: pip install -e ".[distributed]"')
-        pytest.skip('Ray is not installed (pip install -e ".[distributed]")')
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=True,
-             logging_level="warning")
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.distributed
 def test_two_ray_workers_make_the_literal_decisions_over_1336_trials(ray, literal_run):
     """float64, 2 rounds of the miniature (every layer kind of the paper's networks), 1,336 trials:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from minirso.grading import GRADERS, grade
+from exercise_checks import grader_checks
 
 
 # --- right answers -------------------------------------------------------------------------------
@@ -103,24 +104,7 @@ def test_these_are_the_graders_of_tutorial_13():
     assert set(NAMES) <= set(GRADERS) and {w[0] for w in WRONG} == set(NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_right_answer_passes(name, capsys):
-    assert grade(name, RIGHT[name]) is True
-    assert "passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_stub_is_not_attempted(name, capsys):
-    def stub(*args, **kwargs):
-        raise NotImplementedError
-    assert grade(name, stub) is False
-    assert "not attempted" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name, answer, message", WRONG, ids=[w[1].__name__ for w in WRONG])
-def test_wrong_answer_is_rejected(name, answer, message):
-    with pytest.raises(AssertionError, match=message):
-        grade(name, answer)
+test_right_answer_passes, test_stub_is_not_attempted, test_wrong_answer_is_rejected = grader_checks(RIGHT, WRONG)
 
 
 def test_the_package_answers_pass():

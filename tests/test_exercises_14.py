@@ -4,7 +4,7 @@ attempted", and each plausible wrong answer below is rejected with an AssertionE
 import numpy as np
 import pytest
 
-from minirso.grading import grade
+from exercise_checks import grader_checks
 
 # --- right answers -------------------------------------------------------------------------------
 
@@ -160,24 +160,7 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("name", list(RIGHT))
-def test_right_answer_passes(name, capsys):
-    assert grade(name, RIGHT[name]) is True
-    assert "passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", list(RIGHT))
-def test_stub_is_not_attempted(name, capsys):
-    def stub(*args, **kwargs):
-        raise NotImplementedError
-    assert grade(name, stub) is False
-    assert "not attempted" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name, answer, message", WRONG, ids=[w[1].__name__ for w in WRONG])
-def test_wrong_answer_is_rejected(name, answer, message):
-    with pytest.raises(AssertionError, match=message):
-        grade(name, answer)
+test_right_answer_passes, test_stub_is_not_attempted, test_wrong_answer_is_rejected = grader_checks(RIGHT, WRONG)
 
 
 def test_every_exercise_has_a_wrong_answer():

@@ -9,7 +9,6 @@ cluster of 2 CPUs: the optimizer API, and the training CLI with an actor killed 
 run resumed with workers.
 """
 import json
-import os
 import pickle
 import sys
 import time
@@ -267,21 +266,6 @@ def test_resume_keeps_the_runs_noise(mnist_dir, tmp_path, capsys):
 
 
 # -- on a local Ray cluster -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray():
-    """One local Ray cluster of 2 CPUs for the module (a start costs seconds of CPU)."""
-    try:
-        import ray
-    except ImportError:
-        if os.environ.get("MINIRSO_REQUIRE_RAY") == "1":  # CI's default suite installs the distributed extra
-            pytest.fail('Ray is not installed and MINIRSO_REQUIRE_RAY=1 forbids skipping: pip install -e ".[distributed]"')
-        pytest.skip('Ray is not installed (pip install -e ".[distributed]")')
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=True,
-             logging_level="warning")
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.distributed
 @pytest.mark.parametrize("name", ["nes", "spsa"])
 def test_two_ray_workers_make_the_single_process_run(name, ray):

@@ -19,6 +19,7 @@ from minirso.errors import ConfigError, MissingExtraError
 from minirso.model import Sequential
 from minirso.sweep import command, expand, parse_spec, read_spec, run_name, train_argv
 from minirso.sweep.runstate import read_run
+from conftest import require_ray
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"model": "tiny", "train-subset": 300, "test-subset": 100, "batch-size": 100, "no-plots": True,
@@ -237,12 +238,7 @@ def _sittings(run_dir):
 
 @pytest.mark.distributed
 def test_sweep_on_a_local_ray_cluster_stops_resumes_and_skips(mnist_dir, tmp_path):
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        if os.environ.get("MINIRSO_REQUIRE_RAY") == "1":  # CI's default suite installs the distributed extra
-            pytest.fail('Ray is not installed and MINIRSO_REQUIRE_RAY=1 forbids skipping: pip install -e ".[distributed]"')
-        pytest.skip('Ray is not installed (pip install -e ".[distributed]")')
+    require_ray()
     if not _have_toml():
         pytest.skip("TOML needs tomli on Python 3.10 (the distributed extra installs it)")
     out = tmp_path / "sweep"
