@@ -10,12 +10,10 @@ distributed) on a local Ray cluster of 2 CPUs: the evaluator, and the training C
 killed mid-run and the run resumed with and without workers.
 """
 import contextlib
-import pickle
 import shutil
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,6 +29,7 @@ from minirso.nets import conv_bn_net, he_normal_
 from minirso.rso import RSO
 from minirso.rso import data_parallel
 from minirso.rso.data_parallel import RayShardedEvaluator
+from in_process_ray import InProcessRay
 
 TIMES = ("wall_time", "eval_time")  # the only record fields where a run on workers may differ
 
@@ -60,64 +59,6 @@ def assert_bit_identical(a, b):
 
 
 # -- the protocol, with Ray's calls answered in this process ------------------------------------------------
-class Failed:
-    def __init__(self, err):
-        self.err = err
-
-
-class InProcessRay:
-    """The Ray calls data_parallel.py makes, answered in this process. Every argument and reply goes
-    through pickle (no actor shares an array with the driver); an actor's exception is raised as a
-    RayError by ``get``, as Ray raises it, not when the call is sent."""
-
-    exceptions = SimpleNamespace(RayError=type("RayError", (Exception,), {}),
-                                 GetTimeoutError=type("GetTimeoutError", (Exception,), {}))
-
-    def __init__(self):
-        self.actors = []
-
-    @staticmethod
-    def copy(x):
-        return pickle.loads(pickle.dumps(x))
-
-    def remote(self, **options):
-        ray = self
-
-        class Handle:
-            def __init__(self, obj):
-                self.obj = obj
-
-            def __getattr__(self, name):
-                def call(*args):
-                    if name == "__ray_ready__":
-                        return True
-                    try:
-                        return ray.copy(getattr(self.obj, name)(*ray.copy(args)))
-                    except Exception as err:
-                        return Failed(err)
-                return SimpleNamespace(remote=call)
-
-        def wrap(cls):
-            def start(*args):
-                obj = cls(*ray.copy(args))
-                ray.actors.append(obj)
-                return Handle(obj)
-            return SimpleNamespace(remote=start)
-        return wrap
-
-    def put(self, x):
-        return self.copy(x)
-
-    def get(self, refs, timeout=None):
-        for r in refs if isinstance(refs, list) else [refs]:
-            if isinstance(r, Failed):
-                raise self.exceptions.RayError(f"{type(r.err).__name__}: {r.err}")
-        return refs
-
-    def kill(self, actor):
-        pass
-
-
 @pytest.mark.parametrize("shards", [2, 3])
 def test_actors_in_process_make_the_literal_decisions_and_the_sharded_losses(literal_run, shards):
     """One round (668 float64 trials): the literal run's decisions and weights; the one-process sharded

@@ -9,10 +9,8 @@ cluster of 2 CPUs: the optimizer API, and the training CLI with an actor killed 
 run resumed with workers.
 """
 import json
-import pickle
 import sys
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,6 +23,7 @@ from minirso.checkpoint import load_checkpoint
 from minirso.gradient_free import NES, SPSA
 from minirso.gradient_free import workers as ray_workers
 from minirso.model import Sequential
+from in_process_ray import InProcessRay
 
 SIZE = 6
 TIMES = ("wall_time", "eval_time")  # the only fields where a run with workers may differ
@@ -165,41 +164,6 @@ def test_a_seeded_run_stopped_and_resumed_is_bit_identical(name, workers):
 
 
 # -- the workers' protocol, in this process ------------------------------------------------------------
-class InProcessRay:
-    """The Ray calls workers.py makes, answered in this process; every argument and answer goes
-    through pickle, so no actor shares an array with the driver."""
-
-    exceptions = SimpleNamespace(RayError=type("RayError", (Exception,), {}),
-                                 GetTimeoutError=type("GetTimeoutError", (Exception,), {}))
-
-    def __init__(self):
-        self.actors = []
-
-    @staticmethod
-    def copy(x):
-        return pickle.loads(pickle.dumps(x))
-
-    def remote(self, **options):
-        ray = self
-
-        def wrap(cls):
-            def start(*args):
-                obj = cls(*ray.copy(args))
-                ray.actors.append(obj)
-                return SimpleNamespace(step=SimpleNamespace(remote=lambda *a: ray.copy(obj.step(*ray.copy(a)))))
-            return SimpleNamespace(remote=start)
-        return wrap
-
-    def put(self, x):
-        return self.copy(x)
-
-    def get(self, x, timeout=None):
-        return x
-
-    def kill(self, actor):
-        pass
-
-
 @pytest.mark.parametrize("name, n", [("nes", 2), ("nes", 4), ("spsa", 3), ("spsa-q2", 2)])
 def test_workers_make_the_single_process_run_in_process(name, n):
     one = make(name)
