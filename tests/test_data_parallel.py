@@ -140,6 +140,23 @@ def test_a_failed_round_trip_behind_pending_messages_names_its_worker():
     assert opt.trial == 0
 
 
+def test_only_the_actors_start_waits_with_a_timeout():
+    """A slow sweep is no start-up stall: round trips wait as long as the work takes."""
+    from minirso.distributed import START_TIMEOUT_S
+
+    class Timed(InProcessRay):
+        def get(self, refs, timeout=None):
+            self.timeouts.append(timeout)
+            return super().get(refs, timeout)
+    ray = Timed()
+    ray.timeouts = []
+    opt = make(rounds=1)
+    opt.evaluator = RayShardedEvaluator(ray, opt.model, opt.x_train, opt.y_train, 2)
+    assert ray.timeouts == [START_TIMEOUT_S]
+    opt.run()
+    assert len(ray.timeouts) > 100 and set(ray.timeouts[1:]) == {None}
+
+
 # -- the command line, without Ray -------------------------------------------------------------------------
 def micro_net(seed=0, dtype="float32", bn_eps=1e-5):
     """Two convs of 2 and 3 filters on MNIST: 112 trials a round, a round in about a second on workers."""
