@@ -17,9 +17,9 @@ A run with workers is the run of one process with ``noise="seeded"``, bit for bi
 every actor computes a loss to the same bits as the driver would (the same NumPy build and BLAS
 threads, which a local cluster has; otherwise the run stays consistent, every copy applying the
 same losses, but may differ from the one-process run). :meth:`Workers.verify` checks the actors'
-state against the driver's (a digest) when they start, at the end of every round and when the sitting ends. The driver keeps
-the counters, the records, the tests and the checkpoints; --resume continues with or without
-workers.
+state against the driver's (a digest) when they start, at the end of every round (before its record
+and checkpoint) and when the sitting ends. The driver keeps the counters, the records, the tests and
+the checkpoints; --resume continues with or without workers.
 """
 import contextlib
 import copy
