@@ -5,7 +5,8 @@ sweep, and a model of a paper round on 8 and 32 machines (docs/scaling.md, "Data
    and one call to each of two actors gathered together), and of a real message, the trial of one
    dense weight of the paper network at --batch (``forward_to_next_bn``: the whole trial in one round
    trip, little arithmetic) through an actor against the same call on an in-process Shard.
-2. The first --trials trials of the paper network's conv 2 sweep (3.weight, 6 round trips a trial)
+2. The first --trials trials of the paper network's conv 2 sweep (3.weight; its round trips a trial from
+   sharded.trial_messages)
    at --batch images, on --train-subset images: in one process (sharded evaluator, 1 shard), on 1
    Ray worker and on 2; the runs must make the same decisions (asserted). Sweep set-up (the prefix
    pass) is timed apart from the trials.
@@ -44,6 +45,8 @@ from minirso.rso.cost import round_macs, trial_macs  # noqa: E402
 from minirso.rso.data_parallel import RayShardedEvaluator  # noqa: E402
 from minirso.rso.sharded import (BNStats, Shard, combine_stats, message_table, sweep_setup_messages,  # noqa: E402
                                  trial_messages)
+
+PAPER_IMAGES, PAPER_BATCH = 60000, 5000  # the paper's MNIST training set and batch size: 12 mini-batches a round
 
 
 class Empty:
@@ -153,7 +156,6 @@ def main():
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--train-subset", type=int, default=10000)
     parser.add_argument("--calls", type=int, default=300, help="empty calls timed (their median)")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     from minirso.distributed import cluster
     start = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
@@ -180,18 +182,20 @@ def main():
         compare("quick " + label, small_mnist_net, data, label, 2000, args.quick_trials, ray, lines)
     # the model of a paper round
     plan = search_plan(paper)
-    trips_line = message_table(paper, plan, 5000, 4)[-4]
+    batches = PAPER_IMAGES // PAPER_BATCH  # mini-batches a round
+    trips_line = message_table(paper, plan, PAPER_BATCH, 4)[-4]
     trial_trips = sum(paper.param(p.ref).size * trial_messages(paper, p.ref.layer)["round_trips"] for p in plan)
-    setup_trips = sum(12 * sweep_setup_messages(paper, p.ref.layer) for p in plan)
+    setup_trips = sum(batches * sweep_setup_messages(paper, p.ref.layer) for p in plan)
     macs_conv2 = trial_macs(paper, "prefix", conv2.ref.layer, args.batch)
-    s_per_mac = (res[1][1] - 6 * one / 1e3) / macs_conv2  # the 1-worker trial less its 6 round trips
-    round_s = round_macs(paper, plan, "prefix", 5000) * s_per_mac
+    conv2_trips = trial_messages(paper, conv2.ref.layer)["round_trips"]
+    s_per_mac = (res[1][1] - conv2_trips * one / 1e3) / macs_conv2  # the 1-worker trial less its round trips
+    round_s = round_macs(paper, plan, "prefix", PAPER_BATCH) * s_per_mac
     b = max(two - one, 0.0) / 1e3  # each further actor's share of a gathered call
     fast, real = one / 1e3 - b, (remote - local) / 1e3 - b  # the rest: an empty call's, or the real message's
-    lines += ["model of one paper round (batch 5000, 60,000 images) on N machines, one worker each:",
+    lines += [f"model of one paper round (batch {PAPER_BATCH}, {PAPER_IMAGES:,} images) on N machines, one worker each:",
               f"  {trips_line}",
-              f"  compute: {round_macs(paper, plan, 'prefix', 5000):.3e} multiply-adds at {1e12 * s_per_mac:.1f} s "
-              f"per 1e12 (the 1-worker conv 2 trials above, less their 6 round trips) = {round_s:,.0f} s on one "
+              f"  compute: {round_macs(paper, plan, 'prefix', PAPER_BATCH):.3e} multiply-adds at {1e12 * s_per_mac:.1f} s "
+              f"per 1e12 (the 1-worker conv 2 trials above, less their {conv2_trips} round trips) = {round_s:,.0f} s on one "
               "worker",
               f"  overhead per round trip: a + b N, b = {1e3 * b:.3f} ms (2 actors' empty call less 1 actor's), a = "
               f"{1e3 * fast:.3f} ms (an empty call's rest) or {1e3 * real:.3f} ms (the real message's extra time's "
@@ -203,7 +207,9 @@ def main():
             parts.append(f"{overhead:,.0f} s of round trips, {round_s / n + overhead:,.0f} s per round "
                          f"({100 * overhead / (round_s / n + overhead):.0f}% round trips)")
         lines.append(f"  N = {n:>2}: {round_s / n:,.0f} s compute + " + " / with the real message's a: ".join(parts))
-    lines += ["  assumptions: every machine computes at this loaded core's measured speed; the network between "
+    lines += ["  assumptions: every machine computes at this loaded core's measured speed; every layer's multiply-adds "
+              "are charged at the conv 2 trials' measured rate; the driver's serial work per trial (combining "
+              "statistics, adding losses, deciding) is left out; the network between "
               "machines adds nothing to the local round trip measured here (a real network adds its latency to a); "
               "the driver's per-actor cost b grows linearly with N; statistics bytes (sharded.message_table) are "
               "not limiting; the shards' work is equal (sizes differ by at most one image)",

@@ -8,10 +8,13 @@ and always leaves it again.
 """
 import contextlib
 import os
+import signal
 import socket
+import threading
 
 from .errors import ConfigError, MissingExtraError
 
+START_TIMEOUT_S = 300  # actors wait for free CPUs: a cluster without them would wait forever
 INSTALL = 'pip install -e ".[distributed]" (from a minirso checkout) or pip install "minirso[distributed]"'
 
 
@@ -32,13 +35,28 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
+def _signal_handlers():
+    """SIGTERM's and SIGINT's handlers, to put back after Ray (ray.init installs its own SIGTERM
+    handler, which exits without the run's checkpoint): {} outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: h for s in (signal.SIGTERM, signal.SIGINT) if (h := signal.getsignal(s)) is not None}
+
+
+def _restore(handlers):
+    for s, h in handlers.items():
+        signal.signal(s, h)
+
+
 @contextlib.contextmanager
 def cluster(workers=None, address=None, feature="this feature"):
     """``ray`` connected to a local cluster of ``workers`` CPUs (default: this machine's cores), or to
-    the running cluster at ``address``; shut down (the local one stopped) on the way out."""
+    the running cluster at ``address``; shut down (the local one stopped) on the way out. The
+    caller's SIGTERM and SIGINT handlers are kept (ray.init replaces SIGTERM's)."""
     ray = require_ray(feature)
     check_cluster_args(workers, address)
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="warning")
+    handlers = _signal_handlers()
     try:
         if address is None:
             ray.init(num_cpus=workers or available_cpus(), **kwargs)
@@ -51,10 +69,52 @@ def cluster(workers=None, address=None, feature="this feature"):
                               "cluster with --address") from None
         raise ConfigError(f"cannot join the Ray cluster at {address} ({first}): start one with `ray start --head` "
                           "and give the address it prints (host:6379), or drop --address for a local cluster") from None
+    finally:
+        _restore(handlers)
     try:
         yield ray
     finally:
         ray.shutdown()
+        _restore(handlers)
+
+
+@contextlib.contextmanager
+def on_cluster(workers, address=None, feature="--workers"):
+    """``ray`` on a local cluster of ``workers`` CPUs, or on the running one at ``address`` once it is
+    known to have ``workers`` CPUs (ConfigError, one line, otherwise)."""
+    with cluster(None if address else workers, address, feature=feature) as ray:
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < workers:
+            where = f"the Ray cluster at {address}" if address else "the local Ray cluster"
+            raise ConfigError(f"{where} has {cpus:g} CPUs, fewer than --workers {workers}: "
+                              f"use --workers {int(cpus)} or fewer")
+        yield ray
+
+
+def start_actors(ray, cls, n, *args):
+    """``n`` Ray actors of ``cls(*args)``, one CPU each and never restarted (a restarted actor would
+    have lost its state), once all of them run: WorkerError if they do not within START_TIMEOUT_S."""
+    actor = ray.remote(num_cpus=1, max_restarts=0)(cls)
+    actors = [actor.remote(*args) for _ in range(n)]
+    gather(ray, [a.__ray_ready__.remote() for a in actors], n, START_TIMEOUT_S)
+    return actors
+
+
+def kill_actors(ray, actors):
+    """Stop the actors (one already dead is no error)."""
+    for a in actors:
+        with contextlib.suppress(Exception):
+            ray.kill(a)
+
+
+def check_digests(digests, want, what):
+    """WorkerError, one line, naming the workers (1-based) whose digest is not the driver's ``want``:
+    they ``what`` (e.g. "hold other weights than the driver (a kept value lost)")."""
+    from .errors import WorkerError
+    wrong = [i + 1 for i, d in enumerate(digests) if d != want]
+    if wrong:
+        raise WorkerError(f"Ray worker(s) {', '.join(map(str, wrong))} of --workers {len(digests)} {what}: "
+                          "run without --workers")
 
 
 def check_cluster_args(workers=None, address=None, timeout=5.0):
@@ -65,6 +125,9 @@ def check_cluster_args(workers=None, address=None, timeout=5.0):
                           "drop --workers, or drop --address to start a local cluster")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {workers}")
+    if address is not None and not address.strip():
+        raise ConfigError("--address is empty: give the address `ray start --head` prints (HOST:6379), or drop "
+                          "--address for a local cluster")
     if address is None:
         return
     host, sep, port = address.rpartition(":")
@@ -90,7 +153,8 @@ def failure_reason(ray, err):
 
 def gather(ray, refs, workers, timeout=None, who=None):
     """The results of ``refs`` (one Ray call each) in order, or WorkerError, one line, naming the
-    first worker that failed: ``who[i]`` (1-based; default i + 1) of ``--workers {workers}``."""
+    first worker that failed: ``who[i]`` (1-based; default i + 1) of ``--workers {workers}``.
+    ``timeout``: only for actors starting (start_actors); round trips wait as long as the work takes."""
     from .errors import WorkerError
     try:
         return ray.get(list(refs), timeout=timeout)  # one wait for all: the usual case

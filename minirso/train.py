@@ -403,7 +403,10 @@ def _main(args, session):
             print(pool.summary(), flush=True)
     except NonFiniteError as err:
         raise NonFiniteError(f"{err}; in {run.dir}, {run.kept()}") from None
-    except WorkerError as err:
+    except (ConfigError, WorkerError) as err:  # from the cluster or its actors, after the start record
+        run.record_sitting(provenance.stop_record(opt, "failed", sitting))
+        if isinstance(err, ConfigError):
+            raise
         then = (f"; continue with: python -m minirso.train --resume {run.dir} (with or without --workers)"
                 if run.run_dir.committed else "")
         raise WorkerError(f"{err}; in {run.dir}, {run.kept()}{then}") from None

@@ -16,13 +16,16 @@ class Failed:
 
 
 class InProcessRay:
-    """``ray.remote``, ``put``, ``get`` and ``kill`` for actors that live in this process (``actors``)."""
+    """``ray.remote``, ``put``, ``get``, ``kill`` and ``cluster_resources`` (``cpus`` CPUs) for actors that live in this process (``actors``)."""
 
     exceptions = SimpleNamespace(RayError=type("RayError", (Exception,), {}),
                                  GetTimeoutError=type("GetTimeoutError", (Exception,), {}))
 
-    def __init__(self):
-        self.actors = []
+    def __init__(self, cpus=8):
+        self.actors, self.cpus = [], cpus
+
+    def cluster_resources(self):
+        return {"CPU": float(self.cpus)}
 
     @staticmethod
     def copy(x):

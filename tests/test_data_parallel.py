@@ -104,6 +104,59 @@ def test_actors_that_lost_a_kept_value_are_caught():
         ev.verify()
 
 
+def test_an_actor_that_drifts_inside_a_sweep_is_caught_at_the_end_of_that_sweep():
+    """The next sweep's load would overwrite the drift: the check at each sweep's end sees it first,
+    before the sweep is recorded (and checkpointed)."""
+    opt = make(rounds=1)
+    ray, emitted = InProcessRay(), []
+    opt.callbacks.append(lambda o, record: emitted.append(record))
+    opt.evaluator = RayShardedEvaluator(ray, opt.model, opt.x_train, opt.y_train, 2)
+    shard, set_value = ray.actors[1], ray.actors[1].set_value
+
+    def drifting(index, value):  # a weight of a layer this sweep does not search, changed once
+        set_value(index, value)
+        if not emitted and opt.trial == 3:
+            shard.model.layers[-1].params["weight"].flat[0] += 1e-3
+    shard.set_value = drifting
+    with pytest.raises(WorkerError, match=r"^Ray worker\(s\) 2 of --workers 2 hold other weights than the driver"):
+        opt.run()
+    assert emitted == [] and opt.position == 0  # the first sweep: ended, not recorded
+    assert opt.trial == opt.model.param(opt.plan[0].ref).size
+
+
+def test_a_failed_round_trip_behind_pending_messages_names_its_worker():
+    """The first call of a sweep is gathered with the load and begin messages before it (1, 2, 1, 2, ...):
+    the failure is worker 2's, not the 6th reference's."""
+    opt = make(rounds=1)
+    ray = InProcessRay()
+    opt.evaluator = RayShardedEvaluator(ray, opt.model, opt.x_train, opt.y_train, 2)
+
+    def broken(*args):
+        raise ValueError("bad pass")
+    ray.actors[1].forward_to_next_bn = broken
+    with pytest.raises(WorkerError, match=r"^Ray worker 2 of --workers 2 failed \(ValueError: bad pass\); the run "
+                                          r"stops here$"):
+        opt.run()
+    assert opt.trial == 0
+
+
+def test_only_the_actors_start_waits_with_a_timeout():
+    """A slow sweep is no start-up stall: round trips wait as long as the work takes."""
+    from minirso.distributed import START_TIMEOUT_S
+
+    class Timed(InProcessRay):
+        def get(self, refs, timeout=None):
+            self.timeouts.append(timeout)
+            return super().get(refs, timeout)
+    ray = Timed()
+    ray.timeouts = []
+    opt = make(rounds=1)
+    opt.evaluator = RayShardedEvaluator(ray, opt.model, opt.x_train, opt.y_train, 2)
+    assert ray.timeouts == [START_TIMEOUT_S]
+    opt.run()
+    assert len(ray.timeouts) > 100 and set(ray.timeouts[1:]) == {None}
+
+
 # -- the command line, without Ray -------------------------------------------------------------------------
 def micro_net(seed=0, dtype="float32", bn_eps=1e-5):
     """Two convs of 2 and 3 filters on MNIST: 112 trials a round, a round in about a second on workers."""
@@ -120,7 +173,48 @@ def micro(monkeypatch):
     monkeypatch.setitem(train.MODELS, "tiny", micro_net)
 
 
+def in_process_cluster(monkeypatch, cpus=8):
+    """train.py's --workers path with the cluster replaced by tests/in_process_ray.InProcessRay (no Ray needed)."""
+    from minirso import distributed
+    ray = InProcessRay(cpus)
+    monkeypatch.setattr(train, "require_ray", lambda *a, **k: None)
+    monkeypatch.setattr(distributed, "cluster", lambda *a, **k: contextlib.nullcontext(ray))
+    return ray
+
+
+def test_cli_workers_in_process_is_the_sharded_run(micro, mnist_dir, tmp_path, capsys, monkeypatch):
+    from minirso import provenance
+    common = [*data_args(mnist_dir), *RSO_CLI, "--rounds", "1"]
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert train.main([*common, "--evaluator", "sharded", "--shards", "2", "--out", str(straight)]) == 0
+    ray = in_process_cluster(monkeypatch)
+    capsys.readouterr()
+    assert train.main([*common, "--workers", "2", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "each mini-batch split across 2 Ray workers (a local cluster)" in out
+    assert "2 Ray workers (one shard of each mini-batch each):" in out and len(ray.actors) == 2
+    assert [{k: v for k, v in r.items() if k not in TIMES} for r in records(straight)] == \
+           [{k: v for k, v in r.items() if k not in TIMES} for r in records(run)]
+    a, b = (Sequential.load(d / "model.npz")[0].state_arrays() for d in (straight, run))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert [r.get("outcome") for r in provenance.read(run)] == [None, "finished"]
+
+
+def test_cli_workers_failing_after_the_start_record_a_failed_stop(micro, mnist_dir, tmp_path, capsys, monkeypatch):
+    from minirso import provenance
+    run = tmp_path / "run"  # a run with a checkpoint (a new one's folder is removed when it fails before one)
+    common = [*data_args(mnist_dir), *RSO_CLI, "--rounds", "1"]
+    assert train.main([*common, "--evaluator", "sharded", "--shards", "2", "--out", str(run)]) == 0
+    in_process_cluster(monkeypatch, cpus=1)
+    capsys.readouterr()
+    assert train.main(["--resume", str(run), "--rounds", "2", "--workers", "2", "--no-progress", "--no-plots"]) == 2
+    one_line_error(capsys.readouterr().err, "the local Ray cluster has 1 CPUs, fewer than --workers 2: use --workers 1")
+    assert [(r["event"], r.get("outcome")) for r in provenance.read(run)] == \
+           [("start", None), ("stop", "finished"), ("start", None), ("stop", "failed")]
+
+
 @pytest.mark.parametrize("flags, words", [
+    (["--workers", "2", "--address", ""], "--address is empty: give the address `ray start --head` prints"),
     (["--workers", "2", "--block", "unit"], "--workers splits the mini-batch of Algorithm 1's one-weight sweep"),
     (["--workers", "2", "--parallel", "layer"], "drop --block weight / --parallel layer"),
     (["--workers", "2", "--backend", "cupy"], "--workers runs NumPy actors: drop --backend cupy"),
@@ -184,6 +278,31 @@ def test_the_docs_show_the_benchmarks_output():
 
 
 # -- on a local Ray cluster ------------------------------------------------------------------------------------
+SIGNALS_SCRIPT = """
+import signal
+from minirso.distributed import cluster
+def term(signum, frame): pass
+def intr(signum, frame): pass
+signal.signal(signal.SIGTERM, term)
+signal.signal(signal.SIGINT, intr)
+with cluster(1) as ray:
+    inside = signal.getsignal(signal.SIGTERM) is term and signal.getsignal(signal.SIGINT) is intr
+print(inside, signal.getsignal(signal.SIGTERM) is term, signal.getsignal(signal.SIGINT) is intr)
+"""
+
+
+@pytest.mark.distributed
+def test_cluster_keeps_the_callers_signal_handlers(ray):
+    """ray.init installs a SIGTERM handler that exits at once (train.py's would save the run first):
+    cluster() puts the caller's back, inside and after. Its own process: this module's cluster is up."""
+    import os
+    import subprocess
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", SIGNALS_SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "True", "True"]
+
+
 @pytest.mark.distributed
 def test_two_ray_workers_make_the_literal_decisions_over_1336_trials(ray, literal_run):
     """float64, 2 rounds of the miniature (every layer kind of the paper's networks), 1,336 trials:
@@ -218,7 +337,7 @@ def kill_and_wait(ray, actor):
 @pytest.mark.distributed
 def test_cli_on_workers_survives_a_killed_actor_and_resumes_bit_exactly(ray, micro, mnist_dir, tmp_path, capsys,
                                                                         monkeypatch):
-    monkeypatch.setattr(data_parallel, "cluster", lambda *a, **k: contextlib.nullcontext(ray))  # the module's cluster
+    monkeypatch.setattr(data_parallel, "on_cluster", lambda *a, **k: contextlib.nullcontext(ray))  # the fixture's
     common = [*data_args(mnist_dir), *RSO_CLI]
     straight, run, alone = tmp_path / "straight", tmp_path / "run", tmp_path / "alone"
     assert train.main([*common, "--evaluator", "sharded", "--shards", "2", "--out", str(straight)]) == 0

@@ -20,6 +20,7 @@ from conftest import template_data, template_net
 
 from minirso import train
 from minirso.checkpoint import load_checkpoint
+from minirso.errors import ConfigError, WorkerError
 from minirso.gradient_free import NES, SPSA
 from minirso.gradient_free import workers as ray_workers
 from minirso.model import Sequential
@@ -188,8 +189,39 @@ def test_a_replica_that_misses_an_update_is_caught():
     opt.workers = pool = ray_workers.Workers(ray, opt, 2)
     opt.run(rounds=1)
     ray.actors[1].opt.u[0] += 1e-12  # one bit of drift
-    with pytest.raises(ray_workers.WorkerError, match=r"Ray worker\(s\) 2 of --workers 2 hold another point"):
+    with pytest.raises(WorkerError, match=r"Ray worker\(s\) 2 of --workers 2 hold another point"):
         pool.verify(opt)
+
+
+def test_a_replica_that_drifts_inside_a_round_is_caught_before_the_rounds_record(monkeypatch):
+    import contextlib
+    from minirso import distributed
+    ray, emitted = InProcessRay(), []
+    monkeypatch.setattr(distributed, "cluster", lambda *a, **k: contextlib.nullcontext(ray))
+    opt = make("nes")
+    opt.callbacks.append(lambda o, record: emitted.append(record))
+    with pytest.raises(WorkerError, match=r"^Ray worker\(s\) 2 of --workers 2 hold another point"):
+        with ray_workers.spread(opt, 2) as pool:
+            losses = pool.losses
+
+            def drifting(*args):
+                if pool.steps == 1:
+                    ray.actors[1].opt.u[0] += 1e-12  # one bit of drift, after the round's first step
+                return losses(*args)
+            pool.losses = drifting
+            opt.run(rounds=2)
+    assert emitted == [] and opt.round == 0 and opt.step_in_round == opt.config.steps_per_round
+    assert "after_steps" not in vars(opt) and opt.workers is None  # spread left the optimizer as it was
+
+
+def test_a_cluster_with_fewer_cpus_than_workers_is_one_line(monkeypatch):
+    import contextlib
+    from minirso import distributed
+    monkeypatch.setattr(distributed, "cluster", lambda *a, **k: contextlib.nullcontext(InProcessRay(cpus=1)))
+    with pytest.raises(ConfigError, match=r"^the local Ray cluster has 1 CPUs, fewer than --workers 2: "
+                                                      r"use --workers 1 or fewer$"):
+        with ray_workers.spread(make("nes"), 2):
+            pass
 
 
 # -- the command line, without Ray ------------------------------------------------------------------------
@@ -209,7 +241,8 @@ def test_workers_flags_that_cannot_work_are_one_line(flags, words, tmp_path, cap
     assert not (tmp_path / "run").exists()
     argv = ["--optimizer", "es", "--workers", "2", "--out", str(tmp_path / "run")]
     assert train.main(argv) == 2
-    one_line_error(capsys.readouterr().err, "--workers spreads the population of --optimizer nes or spsa")
+    one_line_error(capsys.readouterr().err, "--workers is for --optimizer rso (the mini-batch split across workers) "
+                   "or nes/spsa with --noise seeded (the population split); not for es")
 
 
 def test_without_ray_workers_is_one_line_naming_the_install_command(tmp_path, capsys, monkeypatch):
@@ -252,7 +285,7 @@ def test_two_ray_workers_make_the_single_process_run(name, ray):
 def test_cli_with_workers_survives_a_killed_actor_and_resumes_bit_exactly(ray, mnist_dir, tmp_path, capsys,
                                                                            monkeypatch):
     import contextlib
-    monkeypatch.setattr(ray_workers, "cluster", lambda *a, **k: contextlib.nullcontext(ray))  # the module's cluster
+    monkeypatch.setattr(ray_workers, "on_cluster", lambda *a, **k: contextlib.nullcontext(ray))  # the fixture's
     common = [*data_args(mnist_dir), *NES_CLI, "--noise", "seeded"]
     straight, run = tmp_path / "straight", tmp_path / "run"
     assert train.main([*common, "--out", str(straight)]) == 0

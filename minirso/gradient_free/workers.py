@@ -17,9 +17,9 @@ A run with workers is the run of one process with ``noise="seeded"``, bit for bi
 every actor computes a loss to the same bits as the driver would (the same NumPy build and BLAS
 threads, which a local cluster has; otherwise the run stays consistent, every copy applying the
 same losses, but may differ from the one-process run). :meth:`Workers.verify` checks the actors'
-state against the driver's (a digest) when they start and when the sitting ends. The driver keeps
-the counters, the records, the tests and the checkpoints; --resume continues with or without
-workers.
+state against the driver's (a digest) when they start, at the end of every round (before its record
+and checkpoint) and when the sitting ends. The driver keeps the counters, the records, the tests and
+the checkpoints; --resume continues with or without workers.
 """
 import contextlib
 import copy
@@ -30,12 +30,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..backend import to_numpy
-from ..distributed import check_cluster_args, cluster, gather
-from ..errors import ConfigError, WorkerError
+from ..distributed import check_cluster_args, check_digests, gather, kill_actors, on_cluster, start_actors
+from ..errors import ConfigError
 from .seeded import SharedSeedOptimizer
-
-START_TIMEOUT_S = 300  # actors wait for free CPUs: a cluster without them would wait forever
-
 
 def check(cls, config, workers, address=None, backend="numpy"):
     """ConfigError, one line, for --workers / --address that this run cannot use (before Ray is asked)."""
@@ -46,8 +43,8 @@ def check(cls, config, workers, address=None, backend="numpy"):
     if workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {workers}")
     if not issubclass(cls, SharedSeedOptimizer):
-        raise ConfigError(f"--workers spreads the population of --optimizer nes or spsa over Ray actors; "
-                          f"{cls.name} has none to spread")
+        raise ConfigError(f"--workers is for --optimizer rso (the mini-batch split across workers) or nes/spsa with "
+                          f"--noise seeded (the population split); not for {cls.name}")
     if config.noise != "seeded":
         raise ConfigError("--workers needs --noise seeded: the actors rebuild each step's perturbations from "
                           f"seeds (this run's noise is {config.noise})")
@@ -109,15 +106,13 @@ class Workers:
         state, arrays = opt.state_dict()
         self.setup_bytes = message_bytes((type(opt), opt.model, opt.config, opt.seed, state, arrays))
         self.data_bytes = message_bytes(data)  # put in the object store once, read by every actor of a node
-        actor = ray.remote(num_cpus=1, max_restarts=0)(Replica)
         data_ref, model_ref = ray.put(data), ray.put(opt.model)
-        self.actors = [actor.remote(type(opt), model_ref, data_ref, opt.config, opt.seed, state, arrays)
-                       for _ in range(n)]
-        self.verify(opt, timeout=START_TIMEOUT_S)
+        self.actors = start_actors(ray, Replica, n, type(opt), model_ref, data_ref, opt.config, opt.seed, state, arrays)
+        self.verify(opt)
 
-    def call(self, messages, timeout=None):
+    def call(self, messages):
         """Send message i to actor i; their answers, or WorkerError naming the first actor that failed."""
-        return gather(self.ray, [a.step.remote(*m) for a, m in zip(self.actors, messages)], self.n, timeout)
+        return gather(self.ray, [a.step.remote(*m) for a, m in zip(self.actors, messages)], self.n)
 
     def losses(self, opt, step_seed, k):
         """The 2 n losses of step k, each actor evaluating a contiguous share of the candidates."""
@@ -135,16 +130,12 @@ class Workers:
         """The driver made step k's update: the actors make it before their next evaluation."""
         self.pending = (step_seed, tuple(losses.tolist()), k)
 
-    def verify(self, opt, timeout=None):
+    def verify(self, opt):
         """Bring the actors up to date; WorkerError unless every actor's state digest is the driver's."""
-        digests = self.call([(self.pending, None)] * self.n, timeout)
+        digests = self.call([(self.pending, None)] * self.n)
         self.pending = None
-        want = state_digest(opt)
-        wrong = [i + 1 for i, d in enumerate(digests) if d != want]
-        if wrong:
-            raise WorkerError(f"Ray worker(s) {', '.join(map(str, wrong))} of --workers {self.n} hold another point "
-                              "than the driver (an update lost, or a NumPy that rounds the update otherwise): "
-                              "run without --workers")
+        check_digests(digests, state_digest(opt), "hold another point than the driver (an update lost, or a NumPy "
+                      "that rounds the update otherwise)")
 
     def summary(self):
         """One line: the bytes per step, against sending u (8 bytes a scalar) to every actor."""
@@ -156,25 +147,29 @@ class Workers:
                 f"{self.data_bytes:,} of images put once")
 
     def close(self):
-        for a in self.actors:
-            self.ray.kill(a)
+        kill_actors(self.ray, self.actors)
         self.actors = []
 
 
 @contextlib.contextmanager
 def spread(opt, workers, address=None):
     """Evaluate ``opt``'s candidates on ``workers`` Ray actors (a local cluster of that many CPUs, or
-    the running one at ``address``) while inside; the actors are checked against the driver at the end."""
-    with cluster(None if address else workers, address, feature="--workers") as ray:
-        cpus = ray.cluster_resources().get("CPU", 0)
-        if cpus < workers:
-            raise ConfigError(f"the Ray cluster at {address} has {cpus:g} CPUs, fewer than --workers {workers}: "
-                              f"use --workers {int(cpus)} or fewer")
+    the running one at ``address``) while inside; the actors are checked against the driver at the end
+    of every round (when its steps end or a stop interrupts them: before the round's record and
+    checkpoint) and on the way out."""
+    with on_cluster(workers, address) as ray:
         pool = Workers(ray, opt, workers)
         opt.workers = pool
+
+        def after_steps():  # the round's steps are done: check the actors before anything is saved
+            type(opt).after_steps(opt)
+            pool.verify(opt)
+
+        opt.after_steps = after_steps
         try:
             yield pool
             pool.verify(opt)
         finally:
+            del opt.after_steps
             opt.workers = None
             pool.close()

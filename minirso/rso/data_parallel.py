@@ -24,11 +24,10 @@ import time
 import numpy as np
 
 from ..backend import to_numpy
-from ..distributed import check_cluster_args, cluster, gather
-from ..errors import ConfigError, WorkerError
+from ..distributed import check_digests, gather, kill_actors, on_cluster, start_actors
+from ..errors import ConfigError
 from .sharded import Scatter, Shard, ShardedEvaluator
 
-START_TIMEOUT_S = 300  # actors wait for free CPUs: a cluster without them would wait forever
 SHARED_BYTES = 100_000  # an argument sent to every actor is put in the object store once above this size
 
 
@@ -88,18 +87,15 @@ class RayShardedEvaluator(ShardedEvaluator):
     ``wait_s``: seconds the driver waited for round trips (the shards' work included).
     """
 
-    def __init__(self, ray, model, x, y, shards=1, timeout=START_TIMEOUT_S):
-        self.ray, self.timeout, self.n = ray, timeout, int(shards)
+    def __init__(self, ray, model, x, y, shards=1):
+        self.ray, self.n = ray, int(shards)
         self.pending = []  # (worker, ref) of one-way messages whose results are not collected yet
         self.wait_s = 0.0
         super().__init__(model, x, y, shards)
 
     def make_shards(self, n):
-        actor = self.ray.remote(num_cpus=1, max_restarts=0)(ShardActor)
         model, x, y = self.ray.put(self.model), self.ray.put(to_numpy(self.x)), self.ray.put(to_numpy(self.y))
-        actors = [actor.remote(model, x, y) for _ in range(n)]
-        gather(self.ray, [a.__ray_ready__.remote() for a in actors], n, self.timeout)
-        return actors
+        return start_actors(self.ray, ShardActor, n, model, x, y)
 
     def call(self, method, *per_shard, wait=True):
         """Call ``method`` of every actor (a :class:`Scatter` argument: its item s to actor s); with
@@ -122,18 +118,20 @@ class RayShardedEvaluator(ShardedEvaluator):
         """The results of ``refs`` (one per actor, in order), after those of the one-way messages sent before."""
         pending, self.pending = self.pending, []
         who = [w for w, _ in pending] + list(range(1, len(refs) + 1))
-        results = gather(self.ray, [r for _, r in pending] + list(refs), len(self.shards), self.timeout, who)
+        results = gather(self.ray, [r for _, r in pending] + list(refs), len(self.shards), who=who)
         return results[len(pending):]
+
+    def end(self):
+        """End the sweep, then check the actors' networks against the driver's (one round trip a
+        sweep, before RSO records and checkpoints it): the next sweep's ``load`` would hide a drift."""
+        super().end()
+        self.verify()
 
     def verify(self):
         """WorkerError unless every actor's network is the driver's (a digest each)."""
-        self.collect()
         want = weights_digest(self.model)
-        digests = self.collect([a.digest.remote() for a in self.shards])
-        wrong = [s + 1 for s, d in enumerate(digests) if d != want]
-        if wrong:
-            raise WorkerError(f"Ray worker(s) {', '.join(map(str, wrong))} of --workers {len(self.shards)} hold other "
-                              "weights than the driver (a kept value lost): run without --workers")
+        check_digests(self.collect([a.digest.remote() for a in self.shards]), want,
+                      "hold other weights than the driver (a kept value lost)")
 
     def summary(self):
         """One line: round trips, one-way messages and the mean wait per round trip."""
@@ -145,9 +143,7 @@ class RayShardedEvaluator(ShardedEvaluator):
                 "arithmetic included")
 
     def close(self):
-        for a in self.shards:
-            with contextlib.suppress(Exception):
-                self.ray.kill(a)
+        kill_actors(self.ray, self.shards)
         self.shards, self.pending = [], []
 
 
@@ -162,15 +158,10 @@ def _size(a):
 def spread(opt, workers, address=None):
     """While inside, ``opt`` (an RSO with evaluator="sharded", shards=workers) evaluates its trials on
     ``workers`` Ray actors (a local cluster of that many CPUs, or the running one at ``address``);
-    the actors' networks are checked against the driver's at the end."""
+    the actors' networks are checked against the driver's at the end of every sweep and on the way out."""
     if opt.config.evaluator != "sharded" or opt.config.shards != workers:
         raise ConfigError(f"spread needs an RSO with evaluator='sharded', shards={workers}")
-    check_cluster_args(None, address)
-    with cluster(None if address else workers, address, feature="--workers") as ray:
-        cpus = ray.cluster_resources().get("CPU", 0)
-        if cpus < workers:
-            raise ConfigError(f"the Ray cluster at {address} has {cpus:g} CPUs, fewer than --workers {workers}: "
-                              f"use --workers {int(cpus)} or fewer")
+    with on_cluster(workers, address) as ray:
         ev = RayShardedEvaluator(ray, opt.model, opt.x_train, opt.y_train, workers)
         previous, opt.evaluator = opt.evaluator, ev
         try:
