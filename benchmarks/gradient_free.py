@@ -89,7 +89,8 @@ sys.path.insert(0, ROOT)
 from minirso import RSO  # noqa: E402
 from minirso.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from minirso.gradient_free import OPTIMIZERS as GF  # noqa: E402
-from minirso.nets import conv_bn_net, he_normal_, small_mnist_net  # noqa: E402
+from minirso.data import average_pool_images  # noqa: E402
+from minirso.nets import comparison_mnist_net, he_normal_, small_mnist_net  # noqa: E402
 from minirso.rso import search_plan  # noqa: E402
 from minirso.rso.config import RSOConfig  # noqa: E402
 from minirso.rso.strategies import sweep_trials  # noqa: E402
@@ -133,7 +134,7 @@ SIZES = {"small": "1,068-scalar net on 14x14 inputs", "quick": "quick preset's 1
 
 
 def bench_net(seed):
-    model = conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten", name="bench_14px")
+    model = comparison_mnist_net(name="bench_14px")
     return he_normal_(model, np.random.default_rng(seed))
 
 
@@ -271,7 +272,7 @@ def load_splits(data_dir, scale):
 
 
 def pool14(x):
-    return x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))
+    return average_pool_images(x, 2)
 
 
 class UnitData:

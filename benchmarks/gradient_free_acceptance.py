@@ -12,7 +12,6 @@ training loss. No timings. About a minute per seed on one core.
 import argparse
 import os
 import sys
-import types
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -23,20 +22,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minirso import RSO, load_mnist  # noqa: E402
 from minirso.gradient_free import OnePlusOneES  # noqa: E402
-from minirso.nets import conv_bn_net, he_normal_  # noqa: E402
+from minirso.nets import comparison_mnist_net, he_normal_  # noqa: E402
 
 BATCH, TRAIN, TEST, STATS, ROUNDS = 100, 10000, 5000, 2000, 23
 
 
 def bench_net(seed):
-    model = conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten")
-    return he_normal_(model, np.random.default_rng(seed))
+    return he_normal_(comparison_mnist_net(), np.random.default_rng(seed))
 
 
 def bench_data(data_dir):
-    d = load_mnist(data_dir, download=False).subset(TRAIN, TEST, seed=0)
-    pool = lambda x: x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))  # noqa: E731
-    return types.SimpleNamespace(x_train=pool(d.x_train), y_train=d.y_train, x_test=pool(d.x_test), y_test=d.y_test)
+    return load_mnist(data_dir, download=False).subset(TRAIN, TEST, seed=0).downsampled(2)
 
 
 def share(records):

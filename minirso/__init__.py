@@ -9,6 +9,6 @@ from .errors import BackendError, ConfigError, DataError, MinirsoError, ShapeErr
 from .losses import accuracy, confusion_matrix, softmax_cross_entropy
 from .model import ParamRef, Sequential
 from .rso import RSO, RSOConfig
-from .nets import MODELS, conv_bn_net, he_normal_, paper_mnist_net, small_mnist_net, tiny_mnist_net
+from .nets import MODELS, comparison_mnist_net, conv_bn_net, he_normal_, paper_mnist_net, small_mnist_net, tiny_mnist_net
 
 __version__ = "0.1.0"

@@ -46,6 +46,14 @@ def conv_bn_net(channels, pool_after, input_shape=(1, 28, 28), classes=10, name=
     return Sequential(layers, input_shape, name)
 
 
+
+def comparison_mnist_net(dtype="float32", name="comparison_mnist_net"):
+    """The network of the gradient-free comparison (benchmarks/gradient_free.py; tutorials 09, 12, 13):
+    MNIST averaged down to 14x14 (:meth:`minirso.data.MNIST.downsampled`), two 3x3 convs of 4 and 8
+    filters, each average-pooled and batch-normalised, ReLU, a dense layer over the 8x3x3 features;
+    1,068 searched scalars."""
+    return conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten", name=name, dtype=dtype)
+
 def paper_mnist_net(seed=0, dtype="float32", bn_eps=1e-5):
     """The authors' 6-conv MNIST network: 16 filters per conv, pools after conv 2 and 4; 12,016 scalars."""
     model = conv_bn_net([16] * 6, pool_after={1, 3}, name="paper_mnist_net", dtype=dtype, bn_eps=bn_eps)

@@ -572,3 +572,30 @@ def test_subset_real(real):
     assert len(s.y_train) == 1000 and len(s.y_test) == 200
     with pytest.raises(ConfigError, match="60000"):
         real.subset(n_train=60001)
+
+
+def test_downsampled_averages_each_block_as_a_loop_does():
+    """MNIST.downsampled / average_pool_images against the block means written out with loops; odd
+    sizes are one-line errors."""
+    from minirso.data import MNIST, average_pool_images
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 1, 6, 4)).astype(np.float32)
+    want = np.zeros((2, 1, 3, 2), dtype=np.float64)
+    for n in range(2):
+        for i in range(3):
+            for j in range(2):
+                want[n, 0, i, j] = sum(float(x[n, 0, 2 * i + a, 2 * j + b]) for a in range(2) for b in range(2)) / 4
+    got = average_pool_images(x, 2)
+    assert got.dtype == np.float32 and np.allclose(got, want, rtol=0, atol=1e-6)
+    d = MNIST(x, np.array([1, 2]), x[:1], np.array([3]), 0.1, 0.3).downsampled(2)
+    assert d.x_train.shape == (2, 1, 3, 2) and d.x_test.shape == (1, 1, 3, 2) and list(d.y_train) == [1, 2]
+    with pytest.raises(ConfigError, match="cannot be averaged over 4x4 blocks"):
+        average_pool_images(x, 4)
+
+
+def test_the_comparison_network_searches_1068_scalars():
+    """1,068 = conv 1: 4x1x3x3 + conv 2: 8x4x3x3 + dense: 10x(8x3x3) + batch-norm gamma and beta 2x(4+8)."""
+    from minirso.nets import comparison_mnist_net
+    from minirso.rso.plan import search_plan
+    model = comparison_mnist_net()
+    assert sum(model.param(p.ref).size for p in search_plan(model, True, 0.167)) == 4 * 9 + 8 * 4 * 9 + 10 * 72 + 2 * 12

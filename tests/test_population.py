@@ -251,19 +251,14 @@ def greedy_random_search(opt, evaluations, step, rng):
 @pytest.fixture(scope="module")
 def mnist_small(mnist_dir):
     """2,000 training and 1,000 test images of MNIST, average-pooled to 14 x 14 (tutorial 09's data)."""
-    import types
     from minirso.data import load_mnist
-    mnist = load_mnist(mnist_dir, download=False, progress=False).subset(2000, 1000, seed=0)
-    pool = lambda x: x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))  # noqa: E731
-    return types.SimpleNamespace(x_train=pool(mnist.x_train), y_train=mnist.y_train, x_test=pool(mnist.x_test),
-                                 y_test=mnist.y_test)
+    return load_mnist(mnist_dir, download=False, progress=False).subset(2000, 1000, seed=0).downsampled(2)
 
 
 def build(cls, data, **options):
     """Tutorial 09's network on 14 x 14 images: convs of 4 and 8 filters, dense head; 1,068 searched scalars."""
-    from minirso.nets import conv_bn_net, he_normal_
-    model = he_normal_(conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten"),
-                       np.random.default_rng(0))
+    from minirso.nets import comparison_mnist_net, he_normal_
+    model = he_normal_(comparison_mnist_net(), np.random.default_rng(0))
     kw = dict(seed=0, progress=False, batch_size=BATCH, rounds=1, eval_every=1, stats_images=1000)
     return cls(model, data, **{**kw, **options})
 

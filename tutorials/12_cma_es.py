@@ -49,7 +49,6 @@ SMALL, DATA_DIR = setup()
 # %%
 import math
 import time
-import types
 
 import cma  # pycma, the reference implementation (pip install cma): only this notebook and the tests use it
 import matplotlib.pyplot as plt
@@ -58,7 +57,7 @@ from minirso import load_mnist
 from minirso.gradient_free import OPTIMIZERS, one_plus_one_step
 from minirso.gradient_free.cmaes import CMAES, cma_minimize, cma_parameters, evaluations_to_target, expected_norm, log_weights
 from minirso.grading import grade
-from minirso.nets import conv_bn_net, he_normal_
+from minirso.nets import comparison_mnist_net, he_normal_
 
 
 def ellipsoid(x, cond=1e6):
@@ -416,14 +415,11 @@ assert timing[False] > 10 * timing[True]
 # %%
 N_TRAIN, N_TEST = (600, 300) if SMALL else (5000, 2000)
 ROUNDS, STEPS, BATCH = (3, 4, 100) if SMALL else (5, 10, 500)
-mnist = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0)
-pool = lambda x: x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))  # noqa: E731
-data = types.SimpleNamespace(x_train=pool(mnist.x_train), y_train=mnist.y_train,
-                             x_test=pool(mnist.x_test), y_test=mnist.y_test)
+data = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0).downsampled(2)  # 28x28 -> 14x14
 
 
 def net(seed=0):
-    model = conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten")
+    model = comparison_mnist_net()
     return he_normal_(model, np.random.default_rng(seed))
 
 

@@ -42,7 +42,6 @@ from minirso.tutorial import setup
 SMALL, DATA_DIR = setup()
 
 # %%
-import types
 
 import matplotlib.pyplot as plt
 
@@ -52,7 +51,7 @@ from minirso.gradient_free import (NES, PGPE, SNES, bounded_sigma, centred_ranks
 from minirso.gradient_free.cmaes import default_popsize
 from minirso.gradient_free.snes import default_sigma_lr
 from minirso.grading import grade
-from minirso.nets import conv_bn_net, he_normal_
+from minirso.nets import comparison_mnist_net, he_normal_
 
 # %% [markdown]
 # ## 1. Antithetic sampling
@@ -320,14 +319,11 @@ assert values[-1] < 1e-6 * values[0] and -0.7 < slope < -0.3 and r2 > 0.99
 # %%
 N_TRAIN, N_TEST = (1000, 500) if SMALL else (5000, 2000)
 BUDGET = 1200 if SMALL else 6000
-mnist = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0)
-pool = lambda x: x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))  # noqa: E731
-data = types.SimpleNamespace(x_train=pool(mnist.x_train), y_train=mnist.y_train,
-                             x_test=pool(mnist.x_test), y_test=mnist.y_test)
+data = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0).downsampled(2)  # 28x28 -> 14x14
 
 
 def net(seed=0):
-    model = conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten")
+    model = comparison_mnist_net()
     return he_normal_(model, np.random.default_rng(seed))
 
 

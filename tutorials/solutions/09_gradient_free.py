@@ -8,14 +8,13 @@
 # %%
 import json
 import math
-import types
 
 import numpy as np
 
 from minirso import RSO, load_mnist
 from minirso.gradient_free import NES, SPSA, one_plus_one_step
 from minirso.losses import softmax_cross_entropy
-from minirso.nets import conv_bn_net, he_normal_
+from minirso.nets import comparison_mnist_net, he_normal_
 from minirso.tutorial import REPO_DATA_DIR, setup
 
 SMALL, DATA_DIR = setup()
@@ -26,14 +25,11 @@ with open(REPO / "docs" / "gradient_free_results.json") as fh:
 # Notebook 9's data and network: MNIST averaged down to 14x14, two convs of 4 and 8 filters, dense head.
 N_TRAIN, N_TEST = (600, 300) if SMALL else (5000, 2000)
 BATCH = 100
-mnist = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0)
-pool = lambda x: x.reshape(len(x), 1, 14, 2, 14, 2).mean(axis=(3, 5))  # noqa: E731
-data = types.SimpleNamespace(x_train=pool(mnist.x_train), y_train=mnist.y_train,
-                             x_test=pool(mnist.x_test), y_test=mnist.y_test)
+data = load_mnist(DATA_DIR).subset(N_TRAIN, N_TEST, seed=0).downsampled(2)  # 28x28 -> 14x14
 
 
 def net(seed=0, dtype="float32"):
-    model = conv_bn_net([4, 8], pool_after={0, 1}, input_shape=(1, 14, 14), head="flatten", dtype=dtype)
+    model = comparison_mnist_net(dtype=dtype)
     return he_normal_(model, np.random.default_rng(seed))
 
 
