@@ -27,7 +27,7 @@ from minirso.errors import WorkerError
 from minirso.model import Sequential
 from minirso.nets import conv_bn_net, he_normal_
 from minirso.rso import RSO
-from minirso.rso import data_parallel
+from minirso.rso import data_parallel, sharded
 from minirso.rso.data_parallel import RayShardedEvaluator
 from in_process_ray import InProcessRay
 
@@ -188,8 +188,12 @@ def test_cli_workers_in_process_is_the_sharded_run(micro, mnist_dir, tmp_path, c
     straight, run = tmp_path / "straight", tmp_path / "run"
     assert train.main([*common, "--evaluator", "sharded", "--shards", "2", "--out", str(straight)]) == 0
     ray = in_process_cluster(monkeypatch)
+    made = []  # every copy of the network made for a shard: the actors' only, never the driver's in-process ones
+    monkeypatch.setattr(sharded.Shard, "__init__", lambda self, *a, _init=sharded.Shard.__init__:
+                        made.append(type(self).__name__) or _init(self, *a))
     capsys.readouterr()
     assert train.main([*common, "--workers", "2", "--out", str(run)]) == 0
+    assert made == ["ShardActor", "ShardActor"]
     out = capsys.readouterr().out
     assert "each mini-batch split across 2 Ray workers (a local cluster)" in out
     assert "2 Ray workers (one shard of each mini-batch each):" in out and len(ray.actors) == 2

@@ -92,6 +92,7 @@ class RayShardedEvaluator(ShardedEvaluator):
         self.pending = []  # (worker, ref) of one-way messages whose results are not collected yet
         self.wait_s = 0.0
         super().__init__(model, x, y, shards)
+        self.shards = self.make_shards(self.n)  # the actors start now: a failure to start belongs to spread()
 
     def make_shards(self, n):
         model, x, y = self.ray.put(self.model), self.ray.put(to_numpy(self.x)), self.ray.put(to_numpy(self.y))

@@ -19,6 +19,18 @@ from .trial import Sweep, candidates
 EVALUATOR_CLASSES = {"literal": LiteralEvaluator, "prefix": PrefixEvaluator, "incremental": IncrementalEvaluator}
 
 
+def make_evaluator(config, model, x, y):
+    """The trial evaluator ``config.evaluator`` names, on the training images x, y: one of
+    EVALUATOR_CLASSES (the single-process ones that tutorial 06 and benchmarks/rso_speed.py time
+    against each other), or "sharded": each trial's mini-batch cut into ``config.shards`` parts
+    (copies of the network in this process, made at the first sweep; data_parallel.spread puts Ray
+    actors in its place before that)."""
+    if config.evaluator == "sharded":
+        from .sharded import ShardedEvaluator  # not at the top: python -m minirso.rso.sharded runs that file
+        return ShardedEvaluator(model, x, y, shards=config.shards)
+    return EVALUATOR_CLASSES[config.evaluator](model, x, y)
+
+
 class RSO(Optimizer):
     """Random Search Optimization (Tripathi & Singh 2020, Algorithm 1).
 
@@ -46,11 +58,7 @@ class RSO(Optimizer):
         self.plan = search_plan(model, config.search_bn, config.bn_sigma, config.sigma_from)
         if config.sigma_scale != 1.0:
             self.plan = [dataclasses.replace(p, sigma_d=p.sigma_d * config.sigma_scale) for p in self.plan]
-        if config.evaluator == "sharded":
-            from .sharded import ShardedEvaluator  # not at the top: python -m minirso.rso.sharded runs that file
-            self.evaluator = ShardedEvaluator(model, self.x_train, self.y_train, shards=config.shards)
-        else:
-            self.evaluator = EVALUATOR_CLASSES[config.evaluator](model, self.x_train, self.y_train)
+        self.evaluator = make_evaluator(config, model, self.x_train, self.y_train)
         self.record_trials = record_trials
         self.trial_log = []
         # where the run stands: round c, position in the plan, trial in the sweep
@@ -262,7 +270,7 @@ class RSO(Optimizer):
         # sigma_d was computed once, from the initial weights: keep those values
         if len(state["sigma_d"]) != len(self.plan):
             raise ValueError(f"the state holds {len(state['sigma_d'])} sigma_d values for {len(self.plan)} searched arrays")
-        self.plan = [type(p)(p.ref, s, p.new_batches) for p, s in zip(self.plan, state["sigma_d"])]
+        self.plan = [dataclasses.replace(p, sigma_d=s) for p, s in zip(self.plan, state["sigma_d"])]
         perm = np.asarray(arrays["perm"])
         if perm.size not in (0, len(self.x_train)):
             raise ValueError(f"the state's data order has {perm.size} entries for {len(self.x_train)} training images")

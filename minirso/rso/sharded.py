@@ -226,8 +226,26 @@ class ShardedEvaluator(Evaluator):
 
     def __init__(self, model, x, y, shards=1):
         super().__init__(model, x, y)
-        self.shards = self.make_shards(int(shards))
+        self.n_shards = int(shards)
+        self._shards = None
         self.messages = {"round_trips": 0, "one_way": 0, "stats_bytes": 0}
+
+    @property
+    def shards(self):
+        """The shards, made when first needed: an RSO whose evaluator is replaced before its first
+        sweep (data_parallel.spread puts Ray actors in its place) never builds the in-process copies."""
+        if self._shards is None:
+            self._shards = self.make_shards(self.n_shards)
+        return self._shards
+
+    @shards.setter
+    def shards(self, shards):
+        self._shards = shards
+
+    @property
+    def started(self):
+        """Whether the shards exist (in-process copies of the network, or actors)."""
+        return self._shards is not None
 
     def make_shards(self, n):
         """The n shards, in this process (data_parallel.py's driver starts Ray actors instead)."""
