@@ -39,6 +39,7 @@ from minirso.tutorial import setup
 SMALL, DATA_DIR = setup()
 
 # %%
+import dataclasses
 import os
 import pickle
 import statistics
@@ -58,6 +59,8 @@ from minirso.rso.sharded import (Scatter, ShardedEvaluator, combine_stats, shard
 N_TRAIN, BATCH = (300, 60) if SMALL else (2000, 200)
 # The comparison network of notebooks 09, 12, 13: MNIST averaged down to 14x14, two conv + batch-norm blocks.
 data = load_mnist(DATA_DIR).subset(N_TRAIN, 100, seed=0).downsampled(2)
+# a float64 copy for the float64 networks (float32 images would make the first conv round in float32)
+data64 = dataclasses.replace(data, x_train=data.x_train.astype(np.float64), x_test=data.x_test.astype(np.float64))
 
 
 def net(dtype="float64", seed=0):
@@ -75,7 +78,7 @@ print(net())
 
 # %%
 model = net().train(True)
-x, y = data.x_train[:BATCH], data.y_train[:BATCH]
+x, y = data64.x_train[:BATCH], data64.y_train[:BATCH]
 logits = model.forward(x)
 whole = float(softmax_cross_entropy(logits, y))
 bounds = shard_bounds(BATCH, 3)   # contiguous shards, sizes differing by at most one
@@ -187,7 +190,7 @@ print(f"at mean 1e4: the sums lose ~log10(mean^2 / var) = {np.log10(1e8 / ex4):.
 
 # %%
 def rso_run(dtype, **options):
-    rso = RSO(net(dtype), data, seed=0, rounds=1, batch_size=BATCH, eval_every=0, stats_images=N_TRAIN,
+    rso = RSO(net(dtype), data64 if dtype == "float64" else data, seed=0, rounds=1, batch_size=BATCH, eval_every=0, stats_images=N_TRAIN,
               progress=False, record_trials=True, **options)
     t0 = time.perf_counter()
     rso.run()
@@ -216,6 +219,7 @@ for shards in (1, 2, 3):
     assert len(run.trial_log) == len(ref64.trial_log) == ref64.trials_per_round
     assert np.array_equal(decisions(run), decisions(ref64)), "float64: the same decisions, trial for trial"
     assert same, "the same decisions from the same start give the same weights"
+    assert max_relative_loss_gap(ref64, run) < 1e-12, "float64: the losses differ by rounding only"
 
 # %% [markdown]
 # In float32 the losses differ by float32 rounding (a sum in another order), about 1e-7 relative, and a
@@ -239,6 +243,7 @@ if upto == len(d_ref):
         "the same decisions give the same float32 weights: a kept value is w + dw either way"
     print("every decision agreed, so the float32 weights are bit-identical too")
 assert upto / len(d_ref) >= 0.5, "float32 sharded decisions should agree with one process's for most of a round"
+assert gap < 1e-5, "float32: the losses differ by float32 rounding"
 
 # %% [markdown]
 # ## 3. What parallelism costs
@@ -249,8 +254,8 @@ assert upto / len(d_ref) >= 0.5, "float32 sharded decisions should agree with on
 # (`sweep_setup_messages`). Trials are sequential, so nothing hides those round trips. Two numbers
 # measured here: the compute of one trial, and a round trip.
 #
-# **Compute.** One trial of the paper network's conv 2 (its most common kind of trial: 2,304 of
-# 12,016) in this process, with the sharded evaluator on 1 shard, at a batch smaller than the paper's
+# **Compute.** One trial of the paper network's conv 2 (one of its five 16-to-16-channel convs, whose
+# trials make most of a round: docs/scaling.md's table) in this process, with the sharded evaluator on 1 shard, at a batch smaller than the paper's
 # 5,000 (the time of a trial grows with the batch; we turn it into seconds per multiply-add):
 
 # %%
@@ -281,12 +286,14 @@ print(f"load average now: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 # %% [markdown]
 # **A round trip.** With Ray installed (`pip install -e ".[distributed]"`), an empty call to an actor
-# and back: docs/scaling.md measured about 0.56 ms on this project's loaded machine, plus about 0.5 ms
-# per further actor gathered, and a real trial's message about 2 ms more. Without Ray (or at the small
+# and back: docs/scaling.md ("Data-parallel RSO", "Measured") measured about 0.56 ms on this project's
+# loaded machine, plus about 0.5 ms per further actor gathered, and a real trial's message about 2 ms
+# more. Without Ray (or at the small
 # CI size, since starting Ray takes seconds) we time a round trip through a `multiprocessing` Pipe to a
 # process that echoes: the same two context switches without Ray's scheduling and serialisation, so
 # a **lower bound** on what a real system pays. One process, then two asked together (the driver sends
-# to both, then waits for both), as `ShardedEvaluator.call` does:
+# to both, then waits for both), as the Ray driver does (a `.remote()` per actor, then one `ray.get` on
+# the list; docs/scaling.md, "On Ray"):
 
 # %%
 import multiprocessing as mp
@@ -490,7 +497,7 @@ for name, trips, nbytes in table:
 # |---|---|---|
 # | what is spread | the population: each worker evaluates some candidates on the whole batch | one trial's batch: each worker evaluates every candidate on its shard |
 # | messages | one round trip per step | one round trip per batch-norm after the searched layer, plus one, per trial |
-# | bytes | a few hundred a step, whatever the network (above) | statistics per batch-norm channel, a few KiB a trial (above) |
+# | bytes | a few hundred a step, whatever the network (above) | the candidates, then statistics per channel of every batch-norm after the searched layer: from hundreds of bytes to kilobytes a trial (above) |
 # | scales with | the population: more workers need more candidates per step | the batch: more workers need bigger batches (more arithmetic per round trip) |
 # | result | the one-process run bit for bit (notebook 14, docs/scaling.md) | the one-process decisions (float64: the weights too) |
 #

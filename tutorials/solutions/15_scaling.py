@@ -7,6 +7,7 @@
 # small sizes.
 
 # %%
+import dataclasses
 import statistics
 import time
 
@@ -75,6 +76,7 @@ assert np.allclose(extra, 48.904)
 # %%
 N_TRAIN = 140 if SMALL else 700
 data = load_mnist(DATA_DIR).subset(N_TRAIN, 100, seed=0).downsampled(2)
+data = dataclasses.replace(data, x_train=data.x_train.astype(np.float64), x_test=data.x_test.astype(np.float64))
 
 
 def rso_run(**options):
