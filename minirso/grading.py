@@ -478,3 +478,94 @@ def check_snes_utilities(snes_utilities):
 
 GRADERS.update({"centred_ranks": check_centred_ranks, "pgpe_sigma_gradient": check_pgpe_sigma_gradient,
                 "snes_utilities": check_snes_utilities})
+
+
+# --- Tutorial 15: scaling, data-parallel RSO (tests in tests/test_exercises_15.py) ----------------
+
+def _exact_combine(a, b):
+    """Chan's update in exact rational arithmetic (fractions.Fraction) on the given float triples,
+    element by element: the oracle, rounded once to float at the end."""
+    from fractions import Fraction
+    (na, ma, m2a), (nb, mb, m2b) = a, b
+    ma, mb, m2a, m2b = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (ma, mb, m2a, m2b))
+    n = na + nb
+    mean, m2 = np.empty(len(ma)), np.empty(len(ma))
+    for i in range(len(ma)):
+        fa, fb, qa, qb = Fraction(ma[i]), Fraction(mb[i]), Fraction(m2a[i]), Fraction(m2b[i])
+        delta = fb - fa
+        mean[i] = float(fa + delta * nb / n)
+        m2[i] = float(qa + qb + delta * delta * na * nb / n)
+    return n, mean, m2
+
+
+def check_combine(combine):
+    """``combine(a, b)``: the (count, mean, M2) of two shards together from theirs (Chan, Golub and
+    LeVeque's update), exact to rounding at any mean."""
+    rng = np.random.default_rng(1501)
+    for offset in (0.0, 1e5):
+        for sizes, shifts in (((37, 11), (0.0, 3.0)), ((5, 40), (-2.0, 0.5)), ((20, 20), (1.0, -1.0))):
+            parts = [offset + rng.standard_normal((n, 3)) + s for n, s in zip(sizes, shifts)]
+            triples = []
+            for v in parts:
+                m = v.mean(axis=0)
+                triples.append((len(v), m, ((v - m) ** 2).sum(axis=0)))
+            n_ex, mean_ex, m2_ex = _exact_combine(*triples)
+            result = combine(*(tuple(t) for t in triples))
+            assert len(result) == 3, "return the triple (count, mean, M2)"
+            n, mean, m2 = (np.asarray(r, dtype=np.float64) for r in result)
+            assert n == n_ex, f"the count of the union is n_a + n_b = {n_ex}, got {n}"
+            na, nb = sizes
+            if not np.allclose(mean, mean_ex, rtol=1e-13, atol=0):
+                (_, ma, _), (_, mb, _) = triples
+                if np.allclose(mean, (ma + mb) / 2, rtol=1e-13, atol=0) and na != nb:
+                    raise AssertionError("weight the shards' means by their counts: mean = mean_a + delta n_b / n "
+                                         "(the plain average of the means is wrong for unequal shards)")
+                raise AssertionError(f"shards of {sizes} values: expected means {mean_ex}, got {mean}")
+            if np.allclose(m2, m2_ex, rtol=1e-10, atol=0):
+                continue
+            (_, ma, m2a), (_, mb, m2b) = triples
+            n_ = na + nb
+            if np.allclose(m2, n_ * (m2a / na + m2b / nb) / 2, rtol=1e-8) or \
+                    np.allclose(m2, n_ * (m2a + m2b) / n_, rtol=1e-8):
+                raise AssertionError("averaging the shards' variances (or adding their M2) misses the spread "
+                                     "between the shards' means: M2 = M2_a + M2_b + delta^2 n_a n_b / n")
+            if np.allclose(m2 / m2_ex, n_ / (n_ - 1), rtol=1e-6) or np.allclose(m2 / m2_ex, (n_ - 1) / n_, rtol=1e-6):
+                raise AssertionError("M2 is a sum of squared deviations: no n - 1 (ddof=1) belongs in it; the "
+                                     "variance is M2 / count")
+            delta = mb - ma
+            for wrong in (delta * delta * na * nb / (n_ - 1), delta * delta / 2, delta * delta * n_ / 4, delta * delta):
+                if np.allclose(m2, m2a + m2b + wrong, rtol=1e-8):
+                    raise AssertionError("the spread between the means enters M2 as delta^2 n_a n_b / n, "
+                                         "n = n_a + n_b: check the count weights")
+            if offset and np.allclose(m2, m2_ex, rtol=1e-3):
+                raise AssertionError(f"right at mean 0 but off by {np.max(np.abs(m2 / m2_ex - 1)):.1e} relative at "
+                                     f"mean {offset:g}: sums of x and x^2 (E[x^2] - mean^2) cancel; combine the "
+                                     "deviations (delta, M2) instead, never mean^2")
+            raise AssertionError(f"shards of {sizes} values at mean {offset:g}: expected M2 {m2_ex}, got {m2}")
+
+
+def check_round_time(round_time):
+    """``round_time(n_machines, compute_s, round_trips, latency_s, per_machine_s)``: compute / n +
+    round_trips (latency + per_machine n), the model of docs/scaling.md."""
+    rng = np.random.default_rng(1502)
+    for _ in range(4):
+        compute, trips = float(rng.uniform(1e3, 1e5)), int(rng.integers(1000, 100000))
+        a, b = float(rng.uniform(1e-4, 3e-3)), float(rng.uniform(0, 1e-3))
+        for n in (1, 3, 8, 32):
+            got = float(round_time(n, compute, trips, a, b))
+            expected = compute / n + trips * a + trips * b * n
+            if abs(got - expected) <= 1e-9 * expected:
+                continue
+            if n > 1 and abs(got - (compute + trips * (a + b * n))) <= 1e-9 * expected:
+                raise AssertionError("the compute is shared: divide it by the number of machines")
+            if n > 1 and abs(got - (compute + trips * (a + b * n)) / n) <= 1e-9 * expected:
+                raise AssertionError("the round trips are not divided by N: trials are sequential, every trial "
+                                     "waits for its own round trips however many machines there are")
+            if n > 1 and abs(got - (compute / n + trips * (a + b))) <= 1e-9 * expected:
+                raise AssertionError("the per-machine cost grows with N: the driver sends to and gathers from "
+                                     "every machine (per_machine_s x n_machines per round trip)")
+            raise AssertionError(f"n = {n}, compute {compute:.0f} s, {trips} round trips of {a * 1e3:.3f} ms + "
+                                 f"{b * 1e3:.3f} ms per machine: expected {expected:.2f} s, got {got:.2f} s")
+
+
+GRADERS.update({"combine": check_combine, "round_time": check_round_time})

@@ -221,8 +221,10 @@ def test_the_exercise_files_together_cover_every_grader():
     import test_exercises_12
     import test_exercises_13
     import test_exercises_14
-    files = [COVERED, test_exercises_12.COVERED, test_exercises_13.COVERED, test_exercises_14.COVERED]
-    for covered, module in zip(files[1:], (test_exercises_12, test_exercises_13, test_exercises_14)):
+    import test_exercises_15
+    modules = (test_exercises_12, test_exercises_13, test_exercises_14, test_exercises_15)
+    files = [COVERED] + [module.COVERED for module in modules]
+    for covered, module in zip(files[1:], modules):
         assert set(covered) == set(module.WRONG if isinstance(module.WRONG, dict) else [w[0] for w in module.WRONG])
     union = set().union(*files)
     assert sum(len(c) for c in files) == len(union)  # no grader is claimed by two files
