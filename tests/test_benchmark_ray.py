@@ -11,15 +11,17 @@ smoke subset on a local 2-CPU cluster prints the table numbers of the in-process
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import require_ray
 from in_process_ray import InProcessRay
-from minirso.sweep.runner import ProcessTask, run_tasks
+from minirso.sweep.runner import ProcessTask, Stop, exit_code, run_tasks, sigterm_stops
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -85,6 +87,31 @@ def test_a_killed_process_is_run_again_at_most_retries_times(tmp_path, monkeypat
     t = ProcessTask("d", (script,), (script,), str(tmp_path / "m"), str(tmp_path / "d.log"))
     outcomes, _ = run_tasks([t], retries=1, ray=InProcessRay())
     assert (outcomes["d"]["returncode"], outcomes["d"]["attempts"]) == (-9, 2)
+
+
+def test_a_stop_cancels_the_tasks_not_done_and_sigterm_gives_143(tmp_path, capsys):
+    script = _script(tmp_path, "ok.py", "pass\n")
+    tasks = [ProcessTask(f"t{k}", (script,), (script,), None, str(tmp_path / f"t{k}.log")) for k in range(3)]
+    cancelled = []
+    ray = InProcessRay()
+    ray.cancel = cancelled.append
+
+    def ctrl_c(task, outcome, finished, total):
+        raise KeyboardInterrupt  # Ctrl-C while the first result is being reported
+    outcomes, stop = run_tasks(tasks, ray=ray, on_done=ctrl_c, what="units")
+    assert isinstance(stop, KeyboardInterrupt) and len(cancelled) == 2
+    assert outcomes == {"t0": {"returncode": 0, "attempts": 1, "resumed": False, "stopped": False},
+                        "t1": {"stopped": True}, "t2": {"stopped": True}}
+    assert "stopping the 2 units not done: each saves its checkpoint" in capsys.readouterr().err
+    with sigterm_stops():
+        assert exit_code(KeyboardInterrupt()) == 130
+        with pytest.raises(Stop):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once
+        # Ray's wait turns the handler's Stop into a plain KeyboardInterrupt: still SIGTERM's 143
+        assert exit_code(KeyboardInterrupt()) == 143
+    with sigterm_stops():
+        assert exit_code(KeyboardInterrupt()) == 130 and exit_code(Stop()) == 143
 
 
 # -- a unit as its own process -------------------------------------------------------------------------------
@@ -214,13 +241,14 @@ def _tables(stdout):
 
 
 @pytest.mark.distributed
-def test_the_benchmark_on_a_local_ray_cluster_prints_the_in_process_tables(mnist_dir, tmp_path, capsys):
+def test_the_benchmark_on_a_local_ray_cluster_prints_the_in_process_tables(mnist_dir, tmp_path, capsys, monkeypatch):
     require_ray()
     subset = ["--smoke", "--sizes", "small", "--methods", "rso,spsa", "--data-dir", str(mnist_dir)]
     proc = _run(["benchmarks/gradient_free.py", *subset, "--ray", "--workers", "2", "--units", str(tmp_path / "ray")])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "running 4 units on a local Ray cluster of 2 CPUs" in proc.stdout
     assert "running 2 units on a local Ray cluster of 2 CPUs" in proc.stdout  # the finals, after the tuning
+    monkeypatch.setattr(gf.common, "sgemm_peak", lambda: (1.0, 0.1))  # 3 s of measuring no table number needs
     assert gf.main([*subset, "--units", str(tmp_path / "here")]) == 0  # in this process, no Ray
     here = capsys.readouterr().out
     assert len(_tables(here)) == 3 + 3 and _tables(proc.stdout) == _tables(here)
