@@ -87,7 +87,7 @@ def run_one(name, data_dir, out):
     opt = RSO(model, data, config, seed=0, callbacks=[record], progress=False)
     opt.run()
     if opt.interrupted:  # Ctrl-C (a stopped study): no result, as the setting did not run its rounds
-        raise SystemExit(f"{name}: stopped after {len(rounds)} of {s['rounds']} rounds; no result written")
+        raise SystemExit(f"{name}: stopped before the end of its {s['rounds']} rounds; no result written")
     result = {"name": name, "setting": s, "parameters": model.num_params(), "rounds": rounds,
               "command_s": time.perf_counter() - T0, "load": os.getloadavg()[0]}
     with open(os.path.join(out, f"{name}.json"), "w") as f:

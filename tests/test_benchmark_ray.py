@@ -102,7 +102,7 @@ def test_a_stop_cancels_the_tasks_not_done_and_sigterm_gives_143(tmp_path, capsy
     assert isinstance(stop, KeyboardInterrupt) and len(cancelled) == 2
     assert outcomes == {"t0": {"returncode": 0, "attempts": 1, "resumed": False, "stopped": False},
                         "t1": {"stopped": True}, "t2": {"stopped": True}}
-    assert "stopping the 2 units not done: each saves its checkpoint" in capsys.readouterr().err
+    assert "stopping the 2 units not done: each process gets SIGINT and saves its checkpoint" in capsys.readouterr().err
     with sigterm_stops():
         assert exit_code(KeyboardInterrupt()) == 130
         with pytest.raises(Stop):

@@ -127,8 +127,8 @@ class Session:
                         on_done(t, outcomes[t.name], finished, len(tasks))
             return outcomes, None
         except KeyboardInterrupt as stop:
-            print(f"\nstopping the {len(pending)} {what} not done: each saves its checkpoint (up to {STOP_WAIT_S} s)",
-                  file=sys.stderr, flush=True)
+            print(f"\nstopping the {len(pending)} {what} not done: each process gets SIGINT and saves its checkpoint "
+                  f"if it keeps one (waiting up to {STOP_WAIT_S} s)", file=sys.stderr, flush=True)
             for ref in pending:
                 ray.cancel(ref)
             with contextlib.suppress(KeyboardInterrupt):
