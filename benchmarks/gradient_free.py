@@ -59,16 +59,26 @@ Units: every (size, method, setting, seed) is one unit, its result a JSON file u
 continues it from there (bit-exact: the optimizers' own state_dict), and finished units are skipped.
 So the benchmark runs sitting by sitting: stop it (Ctrl-C: a gradient-free or RSO unit saves its
 exact state at once, an SGD unit keeps its last finished epoch), run the same command again. Units run
-in-process, --workers at a time (multiprocessing), not as ``python -m minirso.train`` runs: the
-training command has neither a validation split nor the small net's 14x14 inputs.
+in this script's own code, not as ``python -m minirso.train`` runs (the training command has neither
+a validation split nor the small net's 14x14 inputs): by default in-process, --workers at a time
+(multiprocessing); with --ray (a local Ray cluster of --workers CPUs, default this machine's cores)
+or --address (a running cluster) each unit not finished is a Ray task of minirso/sweep/runner.py, the
+runner of ``python -m minirso.sweep`` (docs/sweeps.md): a process ``python benchmarks/gradient_free.py
+--unit NAME`` that runs (or continues) that unit, writes its JSON and exits, its output in
+UNITS/logs/NAME.log. A unit process killed outright (SIGKILL, out of memory) is run again by its task
+from the unit's last checkpoint (--retries times, default 2), as is a task whose Ray worker died; the
+driver then reads the units' JSON files, the tuning units' before it chooses the finals.
 
     python benchmarks/gradient_free.py --workers 2   # hours (benchmarks/README.md); writes the v2 section of
                                                      # docs/gradient_free_results.md, docs/gradient_free_results_v2.json
                                                      # and docs/gradient_free_v2.png
+    python benchmarks/gradient_free.py --ray         # the same, each unit a Ray task on a local cluster
+    python benchmarks/gradient_free.py --address HEAD:6379 --units /shared/gf_v2   # on a running Ray cluster
     python benchmarks/gradient_free.py --render      # the docs again from the finished units
     python benchmarks/gradient_free.py --smoke       # every method, both sizes, tiny budgets; writes no docs
 """
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -307,6 +317,11 @@ def unit_path(units_dir, unit):
     return os.path.join(units_dir, unit.name + ".json")
 
 
+def unit_checkpoint(units_dir, unit):
+    """Where a unit keeps its checkpoint until it has finished."""
+    return unit_path(units_dir, unit)[:-5] + ".ckpt.npz"
+
+
 def point(opt, record, scale):
     """One test point: (evaluations, images, multiply-adds (model), exponentials, training s, accuracy, loss)."""
     if isinstance(opt, SGD):
@@ -334,7 +349,7 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
-    ckpt = path[:-5] + ".ckpt.npz"
+    ckpt = unit_checkpoint(units_dir, unit)
     data = UnitData(splits, unit.size, unit.phase)
     sitting = {"start": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load_start": common.loadavg()}
     if scale.peak_per_unit:
@@ -401,8 +416,12 @@ def load_splits_cached(data_dir, scale):
     return _SPLITS[key]
 
 
-def run_all(units, data_dir, units_dir, scale, workers, log=print):
-    """Run the units that have no result yet, ``workers`` at a time; returns {unit: result or None}."""
+def run_all(units, data_dir, units_dir, scale, workers, log=print, session=None, retries=2):
+    """Run the units that have no result yet, ``workers`` at a time; returns {unit: result or None}.
+
+    ``session`` (a minirso.sweep.runner.Session): each unit is a Ray task instead, a process
+    ``python benchmarks/gradient_free.py --unit NAME`` (see :func:`unit_task`); the results are then
+    read from the units' JSON files. A stop (Ctrl-C) there is raised once the processes have saved."""
     todo = [u for u in units if not os.path.exists(unit_path(units_dir, u))]
     out = {u: None for u in units}
     for u in units:
@@ -410,6 +429,8 @@ def run_all(units, data_dir, units_dir, scale, workers, log=print):
             with open(unit_path(units_dir, u)) as f:
                 out[u] = json.load(f)
     log(f"{len(units) - len(todo)} of {len(units)} units finished before; running {len(todo)}")
+    if session is not None:
+        return _run_on_ray(todo, out, data_dir, units_dir, scale, session, retries, log)
     jobs = [(u, data_dir, units_dir, scale) for u in todo]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
@@ -423,6 +444,83 @@ def run_all(units, data_dir, units_dir, scale, workers, log=print):
             out[unit] = result
             log(f"  done {unit.name}: {_summary(result)}")
     return out
+
+
+def unit_argv(unit, data_dir, units_dir, scale):
+    """The flags of the process that runs (or continues) one unit and exits: ``--unit NAME``."""
+    if scale not in (FULL, SMOKE):
+        raise ValueError("a unit's process runs the full benchmark's scale or --smoke's, not another")
+    return (os.path.abspath(__file__), "--unit", unit.name, *(("--smoke",) if scale == SMOKE else ()),
+            "--units", os.path.abspath(units_dir), *(("--data-dir", os.path.abspath(data_dir)) if data_dir else ()))
+
+
+def unit_task(unit, data_dir, units_dir, scale):
+    """One unit as a process task of minirso/sweep/runner.py: the same argv starts and continues it (the
+    unit continues from its checkpoint itself); the checkpoint is the resume marker (a unit killed
+    outright after it is run again); its output goes to UNITS/logs/NAME.log."""
+    from minirso.sweep.runner import ProcessTask
+    argv = unit_argv(unit, data_dir, units_dir, scale)
+    return ProcessTask(unit.name, argv, argv, unit_checkpoint(units_dir, unit),
+                       os.path.join(os.path.abspath(units_dir), "logs", unit.name + ".log"), cwd=ROOT)
+
+
+def _run_on_ray(todo, out, data_dir, units_dir, scale, session, retries, log):
+    tasks = {u.name: u for u in todo}
+
+    def done(task, outcome, finished, total):
+        unit = tasks[task.name]
+        if outcome.get("returncode") == 0 and os.path.exists(unit_path(units_dir, unit)):
+            with open(unit_path(units_dir, unit)) as f:
+                log(f"  [{finished}/{total}] done {unit.name}: {_summary(json.load(f))}")
+        elif not outcome.get("stopped"):
+            why = outcome.get("error") or f"exit {outcome.get('returncode')}"
+            log(f"  [{finished}/{total}] failed {unit.name}: {why} (log: {task.log_path})")
+    _, stop = session.run([unit_task(u, data_dir, units_dir, scale) for u in todo], retries, on_done=done,
+                          what="units", note=f"each unit's output: {os.path.join(units_dir, 'logs')}/UNIT.log")
+    if stop is not None:
+        raise stop
+    for u in todo:  # the results as the processes wrote them
+        if os.path.exists(unit_path(units_dir, u)):
+            with open(unit_path(units_dir, u)) as f:
+                out[u] = json.load(f)
+    return out
+
+
+def unit_by_name(name, scale):
+    """The Unit whose name is ``name`` (any unit of the benchmark at this scale), or None."""
+    for phase, seeds in (("tune", scale.tune_seeds), ("final", scale.final_seeds)):
+        for size in SIZES:
+            for method in METHODS:
+                for value in grid_values(method, scale):
+                    for seed in seeds:
+                        if Unit(phase, size, method, value, seed).name == name:
+                            return Unit(phase, size, method, value, seed)
+    return None
+
+
+def run_one_unit(name, data_dir, units_dir, scale):
+    """``--unit NAME``: run (or continue) one unit in this process, as run_all does; 0 when it has
+    finished, 130 / 143 when stopped (its checkpoint saved), 2 for an unknown name."""
+    import signal
+
+    from minirso.rundir import SESSION_SIGNAL, sigterm_as_ctrl_c
+    unit = unit_by_name(name, scale)
+    if unit is None:
+        example = tuning_units(["small"], ["rso"], scale)[0].name
+        print(f"error: no unit is named {name!r}" + (" with --smoke" if scale == SMOKE else " (without --smoke)")
+              + f": a name is PHASE/SIZE/METHOD/OPTION=VALUE-seedN, e.g. {example}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)  # a Ray worker that dies sends SIGTERM: save, as Ctrl-C
+    try:
+        result = run_unit(unit, load_splits(data_dir, scale), units_dir, scale)
+    except KeyboardInterrupt:
+        result = None
+    if result is None:
+        print(f"{unit.name}: stopped" + (", its checkpoint saved" if os.path.exists(unit_checkpoint(units_dir, unit))
+                                         else ""), flush=True)
+        return 143 if SESSION_SIGNAL[0] == signal.SIGTERM else 130
+    print(f"{unit.name}: {_summary(result)}", flush=True)
+    return 0
 
 
 def _summary(result):
@@ -628,7 +726,17 @@ def write_docs(text, summary, out):
 # -- the command --------------------------------------------------------------------------------
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workers", type=int, default=1, help="units run at a time, each in its own process (default 1)")
+    p.add_argument("--workers", type=int, help="units run at a time, each in its own process (default 1); with "
+                   "--ray: the CPUs of the local Ray cluster (default: this machine's cores)")
+    p.add_argument("--ray", action="store_true", help="run the units as Ray tasks on a local Ray cluster, each a "
+                   "process `--unit NAME` (needs pip install -e \".[distributed]\")")
+    p.add_argument("--address", help="run the units as Ray tasks on the running Ray cluster at this address "
+                   "(`ray start --head` prints it); every machine needs this checkout, the data and --units at the "
+                   "same paths")
+    p.add_argument("--retries", type=int, default=2, help="with Ray: times a unit killed outright is run again, "
+                   "from its last checkpoint (default 2)")
+    p.add_argument("--unit", metavar="NAME", help="run (or continue) just this unit in this process and exit, e.g. "
+                   "tune/small/rso/sigma_scale=1-seed100 (what a Ray task runs)")
     p.add_argument("--data-dir", default=os.environ.get("MINIRSO_DATA"))
     p.add_argument("--units", help="folder of the unit results and checkpoints (default runs/gradient_free_v2, "
                    "runs/gradient_free_v2-smoke with --smoke)")
@@ -640,12 +748,45 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "docs"))
     args = p.parse_args(argv)
     scale = SMOKE if args.smoke else FULL
+    units_dir = args.units or os.path.join(ROOT, "runs", "gradient_free_v2" + ("-smoke" if args.smoke else ""))
+    if args.unit is not None:
+        return run_one_unit(args.unit, args.data_dir, units_dir, scale)
     sizes = [s for s in args.sizes.split(",") if s]
     methods = [m for m in args.methods.split(",") if m]
     bad = [s for s in sizes if s not in SIZES] + [m for m in methods if m not in METHODS]
     if bad:
         p.error(f"unknown size or method: {', '.join(bad)}")
-    units_dir = args.units or os.path.join(ROOT, "runs", "gradient_free_v2" + ("-smoke" if args.smoke else ""))
+    on_ray = (args.ray or args.address is not None) and not args.render
+    from minirso.distributed import check_cluster_args, require_ray
+    from minirso.errors import MinirsoError
+    from minirso.sweep.runner import Session, exit_code, sigterm_stops
+    try:
+        if on_ray:  # before anything runs
+            require_ray("benchmarks/gradient_free.py --ray")
+            check_cluster_args(args.workers, args.address)
+            if args.retries < 0:
+                raise MinirsoError(f"--retries must be >= 0, got {args.retries}")
+        elif args.workers is not None and args.workers < 1:
+            raise MinirsoError(f"--workers must be a positive integer, got {args.workers}")
+    except MinirsoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    session = Session(args.workers, args.address, feature="benchmarks/gradient_free.py --ray") if on_ray else None
+    workers = args.workers or 1
+    with sigterm_stops(), session or contextlib.nullcontext():
+        try:
+            return _main(args, scale, units_dir, sizes, methods, session, workers)
+        except KeyboardInterrupt as stop:
+            print("\nstopped; the units in progress keep their checkpoints: run the same command again",
+                  file=sys.stderr)
+            return exit_code(stop)
+        except MinirsoError as err:  # a Ray cluster that cannot start or be joined
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+
+def _main(args, scale, units_dir, sizes, methods, session, workers):
+    from minirso.sweep.runner import describe
     machine = common.machine_description()
     peak = common.sgemm_peak()[0]
     print(f"{machine}; sgemm peak {peak:.1f} GMAC/s at the start; {common.loadavg()}; units in {units_dir}", flush=True)
@@ -663,7 +804,7 @@ def main(argv=None):
     if args.render:
         results = _read_finished(tune, units_dir)
     else:
-        results = run_all(tune, args.data_dir, units_dir, scale, args.workers)
+        results = run_all(tune, args.data_dir, units_dir, scale, workers, session=session, retries=args.retries)
     finals = []
     for size in sizes:
         for method in methods:
@@ -673,15 +814,18 @@ def main(argv=None):
     if args.render:
         results.update(_read_finished(finals, units_dir))
     else:
-        results.update(run_all(finals, args.data_dir, units_dir, scale, args.workers))
+        results.update(run_all(finals, args.data_dir, units_dir, scale, workers, session=session,
+                               retries=args.retries))
     peak_end = common.sgemm_peak()[0]
     text, summary = report(results, sizes, methods, scale, machine, [peak, peak_end])
     missing = [u.name for u in tune + finals if results.get(u) is None]
     summary["missing_units"] = missing
     seconds = time.perf_counter() - t0
+    how = (f"units as Ray tasks on {describe(args.workers, args.address)}" if session is not None
+           else f"{workers} worker(s)")
     footer = (f"\nMachine: {machine}; sgemm peak {peak:.1f} GMAC/s at the start of this sitting, {peak_end:.1f} at "
               f"its end ({common.loadavg()}); each unit's own peaks, load averages and CPU seconds are in its JSON. "
-              f"This sitting: {seconds:.0f} s, {args.workers} worker(s). Units not finished: {len(missing)}.\n")
+              f"This sitting: {seconds:.0f} s, {how}. Units not finished: {len(missing)}.\n")
     print(text + footer, flush=True)
     if not args.smoke and not missing:
         write_docs(text + footer, summary, args.out)

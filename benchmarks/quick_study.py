@@ -4,6 +4,8 @@
     python benchmarks/quick_study.py --jobs 2 --out runs/quick-study            # every setting
     python benchmarks/quick_study.py --only preset,b1000-r18 --out runs/quick-study
     python benchmarks/quick_study.py --render runs/quick-study/study.json > results/quick-study.md
+    python benchmarks/quick_study.py --ray --jobs 2 --out runs/quick-study      # as Ray tasks (local cluster)
+    python benchmarks/quick_study.py --address HEAD:6379 --out /shared/quick-study  # on a running cluster
 
 Every setting is RSO with the paper's algorithm (minirso.rso.RSO, seed 0, float32, one BLAS
 thread, batch-norm search) on a network of `minirso.nets.conv_bn_net`'s family, trained in its own
@@ -13,6 +15,11 @@ after every round and the batch-norm statistics included, as a user's command). 
 weights, training subset, settings and so decisions; only the checkpoints are not written); its
 time is the budget, and every other setting's time is printed as a ratio to it, measured in the same study
 (with --jobs 2, two settings share the machine's two cores: compare ratios, not seconds).
+
+With --ray (a local Ray cluster of --jobs CPUs, default this machine's cores) or --address (a
+running cluster), each `--one NAME` process is a Ray task of minirso/sweep/runner.py, its output in
+OUT/logs/NAME.log; a setting has no checkpoint, so one killed outright is trained again from the
+start (up to --retries times), and a stopped study (Ctrl-C) keeps the settings that finished.
 """
 import argparse
 import json
@@ -77,7 +84,10 @@ def run_one(name, data_dir, out):
         if r.get("type") == "round":
             rounds.append({"round": r["round"], "test_accuracy": r["test_accuracy"], "train_loss": r["train_loss"],
                            "training_s": r["wall_time"], "elapsed_s": time.perf_counter() - T0})
-    RSO(model, data, config, seed=0, callbacks=[record], progress=False).run()
+    opt = RSO(model, data, config, seed=0, callbacks=[record], progress=False)
+    opt.run()
+    if opt.interrupted:  # Ctrl-C (a stopped study): no result, as the setting did not run its rounds
+        raise SystemExit(f"{name}: stopped before the end of its {s['rounds']} rounds; no result written")
     result = {"name": name, "setting": s, "parameters": model.num_params(), "rounds": rounds,
               "command_s": time.perf_counter() - T0, "load": os.getloadavg()[0]}
     with open(os.path.join(out, f"{name}.json"), "w") as f:
@@ -85,8 +95,30 @@ def run_one(name, data_dir, out):
     return result
 
 
-def study(names, jobs, data_dir, out):
+def study(names, jobs, data_dir, out, session=None, retries=2):
     os.makedirs(out, exist_ok=True)
+    if session is None:
+        results = _subprocesses(names, jobs, data_dir, out)
+    else:
+        results = _on_ray(names, data_dir, out, session, retries)
+        if session.ray is not None:  # settings at a time: the cluster's CPUs (one each)
+            jobs = int(session.ray.cluster_resources().get("CPU", 0)) or jobs
+    summary = summarize(results, jobs)
+    with open(os.path.join(out, "study.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(render(summary))
+
+
+def _done(name, out):
+    with open(os.path.join(out, f"{name}.json")) as f:
+        result = json.load(f)
+    last = result["rounds"][-1]
+    print(f"done {name}: {100 * last['test_accuracy']:.2f}% after {last['round']} rounds, "
+          f"{result['command_s']:.0f} s", flush=True)
+    return result
+
+
+def _subprocesses(names, jobs, data_dir, out):
     pending, running, results = list(names), [], {}
     while pending or running:
         while pending and len(running) < jobs:
@@ -102,15 +134,34 @@ def study(names, jobs, data_dir, out):
                 if proc.returncode:
                     print(f"{name} failed (exit {proc.returncode})", flush=True)
                     continue
-                with open(os.path.join(out, f"{name}.json")) as f:
-                    results[name] = json.load(f)
-                last = results[name]["rounds"][-1]
-                print(f"done {name}: {100 * last['test_accuracy']:.2f}% after {last['round']} rounds, "
-                      f"{results[name]['command_s']:.0f} s", flush=True)
-    summary = summarize(results, jobs)
-    with open(os.path.join(out, "study.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    print(render(summary))
+                results[name] = _done(name, out)
+    return results
+
+
+def one_task(name, data_dir, out):
+    """One setting as a process task of minirso/sweep/runner.py: no checkpoint (resume marker None: a
+    process killed outright trains the setting again from the start); its output in OUT/logs/NAME.log."""
+    from minirso.sweep.runner import ProcessTask
+    argv = (os.path.abspath(__file__), "--one", name, "--data-dir", os.path.abspath(data_dir),
+            "--out", os.path.abspath(out))
+    return ProcessTask(name, argv, argv, None, os.path.join(os.path.abspath(out), "logs", f"{name}.log"),
+                       cwd=os.path.dirname(HERE))
+
+
+def _on_ray(names, data_dir, out, session, retries):
+    results = {}
+
+    def done(task, outcome, finished, total):
+        if outcome.get("returncode") == 0:
+            results[task.name] = _done(task.name, out)
+        elif not outcome.get("stopped"):
+            why = outcome.get("error") or f"exit {outcome.get('returncode')}"
+            print(f"{task.name} failed ({why}; log: {task.log_path})", flush=True)
+    _, stop = session.run([one_task(n, data_dir, out) for n in names], retries, on_done=done, what="settings",
+                          note=f"each setting's output: {os.path.join(out, 'logs')}/NAME.log")
+    if stop is not None:
+        raise stop
+    return results
 
 
 def summarize(results, jobs):
@@ -142,15 +193,22 @@ def render(summary):
     return "\n".join(lines)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--one", metavar="NAME", help="train one setting in this process")
     p.add_argument("--only", help="comma-separated settings (default: all)")
-    p.add_argument("--jobs", type=int, default=1, help="settings trained at a time (default 1)")
+    p.add_argument("--jobs", type=int, help="settings trained at a time (default 1); with --ray: the CPUs of the "
+                   "local Ray cluster (default: this machine's cores)")
+    p.add_argument("--ray", action="store_true", help="train the settings as Ray tasks on a local Ray cluster "
+                   "(needs pip install -e \".[distributed]\")")
+    p.add_argument("--address", help="train the settings as Ray tasks on the running Ray cluster at this address; "
+                   "every machine needs this checkout, the data and --out at the same paths")
+    p.add_argument("--retries", type=int, default=2, help="with Ray: times a setting killed outright is trained "
+                   "again (default 2)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIRSO_DATA, else data/mnist)")
     p.add_argument("--out", default=os.path.join("runs", "quick-study"))
     p.add_argument("--render", metavar="STUDY_JSON", help="print the Markdown table of a finished study")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.render:
         with open(args.render) as f:
             print(render(json.load(f)))
@@ -163,7 +221,29 @@ def main():
     names = args.only.split(",") if args.only else list(SETTINGS)
     for name in names:
         setting(name)
-    study(names, args.jobs, data_dir, args.out)
+    if not (args.ray or args.address is not None):
+        study(names, args.jobs or 1, data_dir, args.out)
+        return 0
+    from minirso.distributed import check_cluster_args, require_ray
+    from minirso.errors import MinirsoError
+    from minirso.sweep.runner import Session, exit_code, sigterm_stops
+    try:
+        require_ray("benchmarks/quick_study.py --ray")
+        if args.jobs is not None and args.address is not None:
+            raise MinirsoError("--jobs sizes a local Ray cluster; a running cluster (--address) has its own CPUs: "
+                               "drop --jobs, or drop --address to start a local cluster")
+        if args.jobs is not None and args.jobs < 1:
+            raise MinirsoError(f"--jobs must be a positive integer, got {args.jobs}")
+        check_cluster_args(None, args.address)
+        with sigterm_stops(), Session(args.jobs, args.address, feature="benchmarks/quick_study.py --ray") as session:
+            try:
+                study(names, args.jobs, data_dir, args.out, session, args.retries)
+            except KeyboardInterrupt as stop:
+                print("\nstopped; the finished settings keep their JSON files", file=sys.stderr)
+                return exit_code(stop)
+    except MinirsoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,5 +1,7 @@
 """Ray's calls, answered in this process: the stand-in the protocol tests of tests/test_data_parallel.py
-(RSO's shards) and tests/test_shared_seeds.py (NES/SPSA workers) run the drivers against.
+(RSO's shards) and tests/test_shared_seeds.py (NES/SPSA workers) run the drivers against, and
+tests/test_benchmark_ray.py the process runner (minirso/sweep/runner.py: remote functions, run when
+called, ``wait`` and ``cancel``).
 
 Every argument and reply goes through pickle (no actor shares an array with the driver); an actor's
 exception is raised as a RayError by ``get``, as Ray raises it, not when the call is sent.
@@ -13,6 +15,13 @@ class Failed:
 
     def __init__(self, err):
         self.err = err
+
+
+class Ref:
+    """A remote function's result (hashable, as Ray's ObjectRef); ``get`` unwraps it."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 class InProcessRay:
@@ -31,8 +40,15 @@ class InProcessRay:
     def copy(x):
         return pickle.loads(pickle.dumps(x))
 
-    def remote(self, **options):
+    def remote(self, function=None, **options):
         ray = self
+        if function is not None:  # a remote function: run at .remote(); a Ref to its result (or Failed)
+            def call(*args):
+                try:
+                    return Ref(ray.copy(function(*ray.copy(args))))
+                except Exception as err:
+                    return Failed(err)
+            return SimpleNamespace(remote=call, options=lambda **_: SimpleNamespace(remote=call))
 
         class Handle:
             def __init__(self, obj):
@@ -63,7 +79,15 @@ class InProcessRay:
         for r in refs if isinstance(refs, list) else [refs]:
             if isinstance(r, Failed):
                 raise self.exceptions.RayError(f"{type(r.err).__name__}: {r.err}")
-        return refs
+        if isinstance(refs, Ref):
+            return refs.value
+        return [r.value if isinstance(r, Ref) else r for r in refs] if isinstance(refs, list) else refs
 
     def kill(self, actor):
+        pass
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return list(refs[:num_returns]), list(refs[num_returns:])
+
+    def cancel(self, ref):
         pass

@@ -11,19 +11,15 @@ import argparse
 import contextlib
 import io
 import os
-import signal
 import sys
 
 from ..cli import command
-from ..distributed import available_cpus, check_cluster_args, cluster, require_ray
+from ..distributed import available_cpus, check_cluster_args, require_ray
 from ..errors import ConfigError, MinirsoError
 from . import summary
+from .runner import ProcessTask, exit_code, run_tasks, sigterm_stops
 from .runstate import read_run
 from .spec import expand, parse_spec, read_spec, train_argv
-from .task import run_setting
-
-STOP_WAIT_S = 300  # how long a stopping sweep waits for its runs to save their checkpoints
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def build_parser():
@@ -50,34 +46,18 @@ def build_parser():
     return p
 
 
-class _Stop(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C."""
-
-
-def _sigterm(signum, frame):
-    raise _Stop()
-
-
 @command
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _sigterm) if _main_thread() else None
-    try:
-        return _main(args)
-    except MinirsoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as stop:
-        print("\ninterrupted before any run started; nothing to save", file=sys.stderr)
-        return 143 if isinstance(stop, _Stop) else 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _main_thread():
-    import threading
-    return threading.current_thread() is threading.main_thread()
+    with sigterm_stops():
+        try:
+            return _main(args)
+        except MinirsoError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as stop:
+            print("\ninterrupted before any run started; nothing to save", file=sys.stderr)
+            return exit_code(stop)
 
 
 def _main(args):
@@ -124,7 +104,7 @@ def _main(args):
     if stop is not None:
         print(f"stopped; the runs keep their checkpoints. Continue with: python -m minirso.sweep {args.spec}"
               + (f" --out {args.out}" if args.out else ""), file=sys.stderr)
-        return 143 if isinstance(stop, _Stop) else 130
+        return exit_code(stop)
     return 0 if all(r["status"].startswith("finished") for r in rows) else 1
 
 
@@ -143,48 +123,24 @@ def _row(setting, run_dir, before, outcome, out):
 
 
 def _run(todo, runs, out, args, outcomes):
-    """Run the settings as Ray tasks; fills ``outcomes``; returns the KeyboardInterrupt that stopped them, or None."""
-    with cluster(args.workers, args.address, feature="python -m minirso.sweep") as ray:
-        where = f"the Ray cluster at {args.address}" if args.address else \
-            f"a local Ray cluster of {args.workers or available_cpus()} CPUs"
-        print(f"running {len(todo)} on {where}; each run's output: {os.path.join(out, 'logs')}/RUN.log", flush=True)
-        task = ray.remote(run_setting)
-        refs = {}
-        for s in todo:
-            ref = task.options(num_cpus=s.threads, max_retries=args.retries, name=s.name).remote(
-                train_argv(s, runs[s.name], resume=False), train_argv(s, runs[s.name], resume=True), runs[s.name],
-                os.path.join(out, "logs", s.name + ".log"), _PACKAGE_PARENT, os.getcwd(), args.retries)
-            refs[ref] = s
-        pending, finished = list(refs), 0
-        try:
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-                for ref in ready:
-                    s, finished = refs[ref], finished + 1
-                    outcomes[s.name] = _result(ray, ref)
-                    state = read_run(runs[s.name], s.unit, s.length)
-                    acc = "" if state.test_accuracy is None else f", test accuracy {state.test_accuracy:.4f}"
-                    print(f"[{finished}/{len(todo)}] {s.name}: {state.status}, {state.done}/{s.length} {s.unit}s{acc}",
-                          flush=True)
-            return None
-        except KeyboardInterrupt as stop:
-            print(f"\nstopping the {len(pending)} runs not done: each saves its checkpoint (up to {STOP_WAIT_S} s)",
-                  file=sys.stderr, flush=True)
-            for ref in pending:
-                ray.cancel(ref)
-            with contextlib.suppress(KeyboardInterrupt):
-                ray.wait(pending, num_returns=len(pending), timeout=STOP_WAIT_S)
-            for ref in pending:
-                outcomes[refs[ref].name] = {"stopped": True}
-            return stop
+    """Run the settings as Ray tasks (minirso/sweep/runner.py); fills ``outcomes``; returns the
+    KeyboardInterrupt that stopped them, or None."""
+    tasks = [ProcessTask(s.name, ("-m", "minirso.train", *train_argv(s, runs[s.name], resume=False)),
+                         ("-m", "minirso.train", *train_argv(s, runs[s.name], resume=True)),
+                         os.path.join(runs[s.name], "checkpoint.npz"), os.path.join(out, "logs", s.name + ".log"),
+                         os.getcwd(), s.threads, lock_dir=runs[s.name]) for s in todo]
+    settings = {s.name: s for s in todo}
 
-
-def _result(ray, ref):
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayError as err:  # the worker died more often than --retries allows
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return {"error": f"Ray: {first}"}
+    def progress(task, outcome, finished, total):
+        s = settings[task.name]
+        state = read_run(runs[s.name], s.unit, s.length)
+        acc = "" if state.test_accuracy is None else f", test accuracy {state.test_accuracy:.4f}"
+        print(f"[{finished}/{total}] {s.name}: {state.status}, {state.done}/{s.length} {s.unit}s{acc}", flush=True)
+    done, stop = run_tasks(tasks, args.workers, args.address, args.retries, feature="python -m minirso.sweep",
+                           on_done=progress, what="runs",
+                           note=f"each run's output: {os.path.join(out, 'logs')}/RUN.log")
+    outcomes.update(done)
+    return stop
 
 
 def _failure(outcome, log_path):

@@ -1,13 +1,16 @@
-"""One setting of a sweep, as the body of a Ray task: an ordinary python -m minirso.train process.
+"""The body of a Ray task: one Python process (a setting of a sweep: python -m minirso.train; a unit of
+benchmarks/gradient_free.py; a setting of benchmarks/quick_study.py).
 
-The task decides when it starts whether the run is new or resumed (its folder holds a
-checkpoint.npz), so a task that Ray runs again after its worker died continues the run instead of
-starting it over. Everything the process prints goes to the run's log file. The process gets
-SIGTERM if the task's worker dies (Linux), which python -m minirso.train handles like Ctrl-C: it
-saves its checkpoint. When the sweep is stopped (Ray cancels the task: KeyboardInterrupt here),
-the process gets SIGINT and the task waits until it has saved its checkpoint. A process killed by
-a signal it cannot handle (SIGKILL, the kernel's out-of-memory killer) is resumed from its last
-checkpoint, up to ``retries`` times. No Ray import here: the command wraps :func:`run_setting`.
+:func:`run_process` decides when it starts whether the process is new or resumed (its resume
+marker, e.g. the run folder's checkpoint.npz, exists), so a task that Ray runs again after its
+worker died continues the work instead of starting it over. Everything the process prints goes to
+its log file. The process gets SIGTERM if the task's worker dies (Linux), which python -m
+minirso.train and the benchmarks' processes handle like Ctrl-C: they save their checkpoint. When
+the runner is stopped (Ray cancels the task: KeyboardInterrupt here), the process gets SIGINT and
+the task waits until it has saved its checkpoint. A process killed by a signal it cannot handle
+(SIGKILL, the kernel's out-of-memory killer) is resumed from its last checkpoint (started again
+when it has no marker), up to ``retries`` times. :func:`run_setting` is a sweep's setting. No Ray
+import here: minirso/sweep/runner.py wraps :func:`run_process`.
 """
 import os
 import shlex
@@ -55,37 +58,57 @@ def run_setting(new_argv, resume_argv, run_dir, log_path, package_parent=None, c
     checkpoint). ``package_parent`` (the folder holding minirso/ on the driver) is put on PYTHONPATH
     where it exists, so the process imports the same minirso as the sweep.
     """
+    return run_process(["-m", "minirso.train", *new_argv], ["-m", "minirso.train", *resume_argv],
+                       os.path.join(run_dir, "checkpoint.npz"), log_path, package_parent, cwd, retries,
+                       lock_dir=run_dir)
+
+
+def run_process(new_argv, resume_argv, resume_marker, log_path, package_parent=None, cwd=None, retries=2,
+                lock_dir=None):
+    """Run ``sys.executable *new_argv`` (or ``*resume_argv`` where the path ``resume_marker`` exists);
+    returns {"returncode", "attempts", "resumed", "stopped"}.
+
+    A process killed by a signal is run again, up to ``retries`` times, where its marker exists (it
+    has saved a checkpoint), or always where ``resume_marker`` is None (work without checkpoints:
+    it starts over). ``lock_dir``: a run folder whose lock (minirso.rundir) a process of an earlier
+    try may still hold; the task waits for it first. ``package_parent`` (the folder holding minirso/
+    on the driver) is put on PYTHONPATH where it exists, so the process imports the same minirso.
+    """
     env = dict(os.environ)
     if package_parent and os.path.isdir(os.path.join(package_parent, "minirso")):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     if cwd is not None and not os.path.isdir(cwd):
         cwd = None
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+
+    def marked():
+        return resume_marker is not None and os.path.exists(resume_marker)
     attempts, resumed = 0, False
     with open(log_path, "a") as log:
         while True:
             attempts += 1
-            _wait_for_lock(run_dir, log)
-            resume = os.path.isfile(os.path.join(run_dir, "checkpoint.npz"))
+            if lock_dir is not None:
+                _wait_for_lock(lock_dir, log)
+            resume = marked()
             resumed = resumed or resume
             argv = resume_argv if resume else new_argv
-            log.write(f"$ python -m minirso.train {shlex.join(argv)}\n")
+            log.write(f"$ python {shlex.join(argv)}\n")
             log.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "minirso.train", *argv], stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env,
                                     preexec_fn=_child_setup if os.name == "posix" else None)
             try:
                 while proc.poll() is None:  # not proc.wait(): a cancel's KeyboardInterrupt must get through
                     time.sleep(0.2)
-            except KeyboardInterrupt:  # the sweep is stopping: the run saves its checkpoint and ends
-                log.write("# the sweep is stopping: SIGINT sent to the run, which saves its checkpoint\n")
+            except KeyboardInterrupt:  # the runner is stopping: the process saves its checkpoint and ends
+                log.write("# stopping: SIGINT sent to the process, which saves its checkpoint\n")
                 log.flush()
                 _stop(proc)
                 return {"returncode": proc.returncode, "attempts": attempts, "resumed": resumed, "stopped": True}
             code = proc.returncode
-            if code < 0 and attempts <= retries and os.path.isfile(os.path.join(run_dir, "checkpoint.npz")):
-                log.write(f"# killed by signal {-code}; resuming from its last checkpoint "
-                          f"(retry {attempts} of {retries})\n")
+            if code < 0 and attempts <= retries and (resume_marker is None or marked()):
+                how = "resuming from its last checkpoint" if resume_marker is not None else "starting it again"
+                log.write(f"# killed by signal {-code}; {how} (retry {attempts} of {retries})\n")
                 log.flush()
                 continue
             return {"returncode": code, "attempts": attempts, "resumed": resumed, "stopped": False}

@@ -1,0 +1,258 @@
+"""The process runner (minirso/sweep/runner.py) that python -m minirso.sweep, benchmarks/gradient_free.py
+--ray and benchmarks/quick_study.py --ray share.
+
+Without Ray: the runner on the in-process Ray stand-in (tests/in_process_ray.py) with tiny Python
+processes (which argv a task runs, its retries, its outcomes); a ``--unit NAME`` process writes the
+unit JSON the in-process ``_job`` writes; a unit process killed (SIGKILL) right after its first
+checkpoint is run again by its task and ends with the straight run's result; ``--ray`` without Ray
+is one line. With Ray (skipped without it; MINIRSO_REQUIRE_RAY=1 fails instead): the benchmark's
+smoke subset on a local 2-CPU cluster prints the table numbers of the in-process run.
+"""
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import require_ray
+from in_process_ray import InProcessRay
+from minirso.sweep.runner import ProcessTask, Stop, exit_code, run_tasks, sigterm_stops
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import gradient_free as gf  # noqa: E402
+import quick_study  # noqa: E402
+
+NO_RAY_LINE = ('error: benchmarks/gradient_free.py --ray runs on Ray, which is not installed: pip install -e '
+               '".[distributed]" (from a minirso checkout) or pip install "minirso[distributed]"\n')
+UNIT = gf.Unit("tune", "small", "spsa", gf.grid_values("spsa", gf.SMOKE)[1], 100)
+
+
+def _script(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text(body)
+    return str(path)
+
+
+# -- the runner, on the in-process stand-in ---------------------------------------------------------------
+def test_a_task_runs_the_resume_argv_once_its_marker_exists_and_retries_a_killed_process(tmp_path):
+    """Each process appends its argv's last word to a file; "dies" processes SIGKILL themselves (after
+    writing their marker, i.e. their checkpoint, when they have one)."""
+    calls = tmp_path / "calls.txt"
+    script = _script(tmp_path, "p.py", f"""import os, signal, sys
+with open({str(calls)!r}, "a") as f:
+    f.write(sys.argv[1] + " " + sys.argv[2] + "\\n")
+marker, how = sys.argv[3], sys.argv[4]
+if how == "dies" and not os.path.exists(marker + ".died"):
+    open(marker + ".died", "w").close()
+    open(marker, "w").close()
+    os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(3 if how == "fails" else 0)
+""")
+
+    def task(name, how, marker=True, num_cpus=1):
+        path = str(tmp_path / f"{name}.ckpt") if marker else None
+        m = path or str(tmp_path / f"{name}.unused")
+        return ProcessTask(name, (script, name, "new", m, how), (script, name, "resume", m, how), path,
+                           str(tmp_path / "logs" / f"{name}.log"), cwd=str(tmp_path), num_cpus=num_cpus)
+    (tmp_path / "before.ckpt").write_text("")  # a checkpoint from an earlier sitting
+    done = []
+    outcomes, stop = run_tasks([task("plain", "ok"), task("before", "ok"), task("killed", "dies"),
+                                task("nomarker", "dies", marker=False), task("failing", "fails")],
+                               retries=2, ray=InProcessRay(),
+                               on_done=lambda t, o, k, n: done.append((t.name, o["returncode"], k, n)))
+    assert stop is None
+    assert sorted(calls.read_text().splitlines()) == sorted([
+        "plain new", "before resume", "killed new", "killed resume", "nomarker new", "nomarker new", "failing new"])
+    assert {n: (o["returncode"], o["attempts"], o["resumed"], o["stopped"]) for n, o in outcomes.items()} == {
+        "plain": (0, 1, False, False), "before": (0, 1, True, False), "killed": (0, 2, True, False),
+        "nomarker": (0, 2, False, False), "failing": (3, 1, False, False)}
+    assert [(k, n) for _, _, k, n in done] == [(k, 5) for k in range(1, 6)] and len({d[0] for d in done}) == 5
+    log = (tmp_path / "logs" / "killed.log").read_text()
+    assert f"$ python {script} killed new" in log and f"$ python {script} killed resume" in log
+    assert "# killed by signal 9; resuming from its last checkpoint (retry 1 of 2)" in log
+    assert "starting it again (retry 1 of 2)" in (tmp_path / "logs" / "nomarker.log").read_text()
+
+
+def test_a_killed_process_is_run_again_at_most_retries_times(tmp_path, monkeypatch):
+    script = _script(tmp_path, "die.py", "import os, signal\nopen(os.environ['MARK'], 'w').close()\n"
+                                         "os.kill(os.getpid(), signal.SIGKILL)\n")
+    monkeypatch.setenv("MARK", str(tmp_path / "m"))
+    t = ProcessTask("d", (script,), (script,), str(tmp_path / "m"), str(tmp_path / "d.log"))
+    outcomes, _ = run_tasks([t], retries=1, ray=InProcessRay())
+    assert (outcomes["d"]["returncode"], outcomes["d"]["attempts"]) == (-9, 2)
+
+
+def test_a_stop_cancels_the_tasks_not_done_and_sigterm_gives_143(tmp_path, capsys):
+    script = _script(tmp_path, "ok.py", "pass\n")
+    tasks = [ProcessTask(f"t{k}", (script,), (script,), None, str(tmp_path / f"t{k}.log")) for k in range(3)]
+    cancelled = []
+    ray = InProcessRay()
+    ray.cancel = cancelled.append
+
+    def ctrl_c(task, outcome, finished, total):
+        raise KeyboardInterrupt  # Ctrl-C while the first result is being reported
+    outcomes, stop = run_tasks(tasks, ray=ray, on_done=ctrl_c, what="units")
+    assert isinstance(stop, KeyboardInterrupt) and len(cancelled) == 2
+    assert outcomes == {"t0": {"returncode": 0, "attempts": 1, "resumed": False, "stopped": False},
+                        "t1": {"stopped": True}, "t2": {"stopped": True}}
+    assert "stopping the 2 units not done: each process gets SIGINT and saves its checkpoint" in capsys.readouterr().err
+    with sigterm_stops():
+        assert exit_code(KeyboardInterrupt()) == 130
+        with pytest.raises(Stop):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once
+        # Ray's wait turns the handler's Stop into a plain KeyboardInterrupt: still SIGTERM's 143
+        assert exit_code(KeyboardInterrupt()) == 143
+    with sigterm_stops():
+        assert exit_code(KeyboardInterrupt()) == 130 and exit_code(Stop()) == 143
+
+
+# -- a unit as its own process -------------------------------------------------------------------------------
+def _drop_times(result):
+    """A unit's result without what a clock gives: the training seconds of each test point, the sittings."""
+    return {**{k: v for k, v in result.items() if k != "sittings"},
+            "curve": [p[:4] + p[5:] for p in result["curve"]]}
+
+
+@pytest.fixture(scope="module")
+def straight(mnist_dir, tmp_path_factory):
+    """UNIT run in this process, as run_all runs it without Ray (``_job``)."""
+    units = tmp_path_factory.mktemp("straight")
+    unit, result = gf._job((UNIT, str(mnist_dir), str(units), gf.SMOKE))
+    assert unit == UNIT and result is not None and len(result["curve"]) == 3  # untrained, two test points
+    return result
+
+
+def _run(argv, **kw):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
+                          **kw)
+
+
+def test_a_unit_process_writes_the_result_of_the_in_process_unit(straight, mnist_dir, tmp_path):
+    proc = _run(list(gf.unit_argv(UNIT, str(mnist_dir), str(tmp_path), gf.SMOKE)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(UNIT.name + ": validation accuracy")
+    result = json.loads(Path(gf.unit_path(str(tmp_path), UNIT)).read_text())
+    assert _drop_times(result) == _drop_times(straight)
+    assert not os.path.exists(gf.unit_checkpoint(str(tmp_path), UNIT))
+
+
+def test_a_unit_process_killed_after_its_first_checkpoint_is_run_again_and_ends_as_a_straight_run(
+        straight, mnist_dir, tmp_path):
+    """The unit's process SIGKILLs itself right after the checkpoint of its first test point, unless
+    it started from a checkpoint: its task runs it again, and it continues from that checkpoint."""
+    killer = _script(tmp_path, "killed_unit.py", f"""import os, signal, sys
+sys.path.insert(0, {str(REPO / "benchmarks")!r})
+import gradient_free as gf
+run_unit = gf.run_unit
+
+def killed_once(unit, splits, units_dir, scale, hooks=None):
+    fresh = not os.path.exists(gf.unit_checkpoint(units_dir, unit))
+    def die(opt, record):
+        if fresh:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return run_unit(unit, splits, units_dir, scale, hooks={{"test_point": die}})
+gf.run_unit = killed_once
+sys.exit(gf.main(sys.argv[1:]))
+""")
+    units = str(tmp_path / "units")
+    task = gf.unit_task(UNIT, str(mnist_dir), units, gf.SMOKE)
+    assert task.resume_marker == gf.unit_checkpoint(units, UNIT) and task.log_path == os.path.join(
+        units, "logs", UNIT.name + ".log")
+    task = dataclasses.replace(task, new_argv=(killer, *task.new_argv[1:]), resume_argv=(killer, *task.resume_argv[1:]))
+    outcomes, stop = run_tasks([task], retries=2, ray=InProcessRay())
+    log = Path(task.log_path).read_text()
+    assert stop is None and outcomes[UNIT.name]["returncode"] == 0, log
+    assert (outcomes[UNIT.name]["attempts"], outcomes[UNIT.name]["resumed"]) == (2, True)
+    assert "# killed by signal 9; resuming from its last checkpoint" in log
+    result = json.loads(Path(gf.unit_path(units, UNIT)).read_text())
+    assert _drop_times(result) == _drop_times(straight)
+    assert len(result["sittings"]) == 2  # continued from the checkpoint, not started over
+
+
+def test_unknown_unit_and_no_ray_are_one_line(tmp_path, capsys, monkeypatch):
+    assert gf.main(["--unit", "tune/small/spsa/a=7-seed100", "--smoke", "--units", str(tmp_path / "u")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no unit is named 'tune/small/spsa/a=7-seed100' with --smoke") and err.count("\n") == 1
+    assert gf.unit_by_name(UNIT.name, gf.SMOKE) == UNIT
+    final = gf.Unit("final", "quick", "nes", 0.3, 4)  # seed 4: a final seed of the full run, not of --smoke
+    assert gf.unit_by_name(final.name, gf.FULL) == final and gf.unit_by_name(final.name, gf.SMOKE) is None
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as without the extra
+    assert gf.main(["--smoke", "--ray", "--units", str(tmp_path / "u")]) == 2
+    assert capsys.readouterr() == ("", NO_RAY_LINE)  # before anything ran
+    assert quick_study.main(["--ray", "--out", str(tmp_path / "q")]) == 2
+    assert capsys.readouterr() == ("", NO_RAY_LINE.replace("gradient_free.py", "quick_study.py"))
+    assert not (tmp_path / "u").exists() and not (tmp_path / "q").exists()  # nothing written
+
+
+def test_the_quick_study_collects_its_settings_from_the_runner(tmp_path, capsys, monkeypatch):
+    """Each setting's process (here a stand-in that writes NAME.json, or fails) is a task; the study
+    reads what the processes wrote."""
+    fake = _script(tmp_path, "one.py", """import json, os, sys
+name, out = sys.argv[2], sys.argv[-1]
+if name == "8-16-r16":
+    sys.exit("error: broken")
+json.dump({"setting": {}, "command_s": 5.0, "rounds": [{"round": 1, "test_accuracy": 0.5}]},
+          open(os.path.join(out, name + ".json"), "w"))
+""")
+    real = quick_study.one_task
+
+    def task(name, data_dir, out):
+        t = real(name, data_dir, out)
+        assert t.new_argv[:3] == (quick_study.__file__, "--one", name) and t.resume_marker is None
+        return dataclasses.replace(t, new_argv=(fake, *t.new_argv[1:]), resume_argv=(fake, *t.new_argv[1:]))
+    monkeypatch.setattr(quick_study, "one_task", task)
+    monkeypatch.setattr(quick_study, "summarize", lambda results, jobs: {"results": results, "jobs": jobs})
+    monkeypatch.setattr(quick_study, "render", lambda summary: "table")
+
+    class Session:
+        ray = None
+
+        def run(self, tasks, retries, on_done, what, note):
+            return run_tasks(tasks, retries=retries, on_done=on_done, what=what, note=note, ray=InProcessRay())
+    quick_study.study(["preset", "8-16-r16"], 1, str(tmp_path), str(tmp_path / "out"), Session())
+    out = capsys.readouterr().out
+    assert "done preset: 50.00% after 1 rounds, 5 s" in out and "8-16-r16 failed (exit 1; log: " in out
+    assert json.loads((tmp_path / "out" / "study.json").read_text())["results"] == {
+        "preset": {"setting": {}, "command_s": 5.0, "rounds": [{"round": 1, "test_accuracy": 0.5}]}}
+    assert "error: broken" in (tmp_path / "out" / "logs" / "8-16-r16.log").read_text()
+
+
+# -- on a local Ray cluster -----------------------------------------------------------------------------------
+def _tables(stdout):
+    """The table rows the benchmark prints, without what a clock gives (training s; the cost table,
+    which divides by it)."""
+    rows = [line.split(" | ") for line in stdout.splitlines() if line.startswith("| ")]
+    kept = []
+    for r in rows:
+        if "s per GMAC (model)" in r[1] or (kept and kept[-1] == "cost"):
+            kept.append("cost")
+            continue
+        kept.append(r[:5] + r[6:] if len(r) == 9 else r)
+    return [r for r in kept if r != "cost"]
+
+
+@pytest.mark.distributed
+def test_the_benchmark_on_a_local_ray_cluster_prints_the_in_process_tables(mnist_dir, tmp_path, capsys, monkeypatch):
+    require_ray()
+    subset = ["--smoke", "--sizes", "small", "--methods", "rso,spsa", "--data-dir", str(mnist_dir)]
+    proc = _run(["benchmarks/gradient_free.py", *subset, "--ray", "--workers", "2", "--units", str(tmp_path / "ray")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "running 4 units on a local Ray cluster of 2 CPUs" in proc.stdout
+    assert "running 2 units on a local Ray cluster of 2 CPUs" in proc.stdout  # the finals, after the tuning
+    monkeypatch.setattr(gf.common, "sgemm_peak", lambda: (1.0, 0.1))  # 3 s of measuring no table number needs
+    assert gf.main([*subset, "--units", str(tmp_path / "here")]) == 0  # in this process, no Ray
+    here = capsys.readouterr().out
+    assert len(_tables(here)) == 3 + 3 and _tables(proc.stdout) == _tables(here)
+    for path in (tmp_path / "here").rglob("*.json"):
+        other = tmp_path / "ray" / path.relative_to(tmp_path / "here")
+        assert _drop_times(json.loads(other.read_text())) == _drop_times(json.loads(path.read_text())), path
+    assert len(list((tmp_path / "ray" / "logs").rglob("*.log"))) == 6
