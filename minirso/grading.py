@@ -510,7 +510,9 @@ def check_combine(combine):
                 m = v.mean(axis=0)
                 triples.append((len(v), m, ((v - m) ** 2).sum(axis=0)))
             n_ex, mean_ex, m2_ex = _exact_combine(*triples)
-            result = combine(*(tuple(t) for t in triples))
+            # copies: an answer that updates its arguments in place must not change the triples the
+            # diagnosis below reads
+            result = combine(*((n, m.copy(), m2.copy()) for n, m, m2 in triples))
             assert len(result) == 3, "return the triple (count, mean, M2)"
             n, mean, m2 = (np.asarray(r, dtype=np.float64) for r in result)
             assert n == n_ex, f"the count of the union is n_a + n_b = {n_ex}, got {n}"
@@ -546,7 +548,9 @@ def check_combine(combine):
 
 def check_round_time(round_time):
     """``round_time(n_machines, compute_s, round_trips, latency_s, per_machine_s)``: compute / n +
-    round_trips (latency + per_machine n), the model of docs/scaling.md."""
+    round_trips (a + b n), a = latency_s, b = per_machine_s: the model of docs/scaling.md, whose b is
+    what each further machine adds to a gathered round trip and a the rest of the round trip to one
+    machine (a + b is that round trip)."""
     rng = np.random.default_rng(1502)
     for _ in range(4):
         compute, trips = float(rng.uniform(1e3, 1e5)), int(rng.integers(1000, 100000))
@@ -561,6 +565,9 @@ def check_round_time(round_time):
             if n > 1 and abs(got - (compute + trips * (a + b * n)) / n) <= 1e-9 * expected:
                 raise AssertionError("the round trips are not divided by N: trials are sequential, every trial "
                                      "waits for its own round trips however many machines there are")
+            if abs(got - (compute / n + trips * (a + b * (n - 1)))) <= 1e-9 * expected:
+                raise AssertionError("a round trip to n machines costs a + b n, not a + b (n - 1): a + b is the round "
+                                     "trip to one machine, a what is left of it once b is taken off (docs/scaling.md)")
             if n > 1 and abs(got - (compute / n + trips * (a + b))) <= 1e-9 * expected:
                 raise AssertionError("the per-machine cost grows with N: the driver sends to and gathers from "
                                      "every machine (per_machine_s x n_machines per round trip)")

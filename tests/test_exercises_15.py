@@ -69,6 +69,15 @@ def combine_ddof_one(a, b):  # sample variances (ddof=1) pooled, returned as var
     return n, ma + delta * nb / n, var * n
 
 
+def combine_m2_added_in_place(a, b):  # the spread forgotten, computed in place in a's arrays
+    (na, ma, m2a), (nb, mb, m2b) = a, b
+    n = na + nb
+    ma *= na / n
+    ma += mb * (nb / n)
+    m2a += m2b
+    return n, ma, m2a
+
+
 def combine_count_wrong(a, b):
     n, mean, m2 = combine(a, b)
     return n - 1, mean, m2
@@ -86,6 +95,10 @@ def round_time_per_machine_constant(n_machines, compute_s, round_trips, latency_
     return compute_s / n_machines + round_trips * (latency_s + per_machine_s)
 
 
+def round_time_b_from_the_second_machine(n_machines, compute_s, round_trips, latency_s, per_machine_s):
+    return compute_s / n_machines + round_trips * (latency_s + per_machine_s * (n_machines - 1))
+
+
 def round_time_one_trip(n_machines, compute_s, round_trips, latency_s, per_machine_s):  # round trips forgotten
     return compute_s / n_machines + latency_s + per_machine_s * n_machines
 
@@ -97,10 +110,12 @@ WRONG = [
     ("combine", combine_unweighted_mean, "weight the shards' means by their counts"),
     ("combine", combine_missing_count_weight, "count weights"),
     ("combine", combine_ddof_one, "ddof"),
+    ("combine", combine_m2_added_in_place, "spread between the shards' means"),  # diagnosed on the grader's own copies
     ("combine", combine_count_wrong, "count of the union"),
     ("round_time", round_time_latency_divided, "round trips are not divided by N"),
     ("round_time", round_time_compute_not_divided, "compute is shared"),
     ("round_time", round_time_per_machine_constant, "per-machine cost grows with N"),
+    ("round_time", round_time_b_from_the_second_machine, r"a \+ b n, not a \+ b \(n - 1\)"),
     ("round_time", round_time_one_trip, "expected"),
 ]
 
