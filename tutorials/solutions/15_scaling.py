@@ -54,7 +54,8 @@ print(f"three shards at mean 1e5: variance {m2 / n:.12f}, combine_stats {package
 # ## Exercise 2: the model of a round
 #
 # The compute is shared by the machines; every round trip is paid in sequence (trials are
-# sequential), and each costs the latency plus the per-machine cost times the machines.
+# sequential), and each costs a + b n: b, what each further machine adds to a gathered round trip,
+# times the machines, plus a, the rest of the round trip to one machine (a + b is that round trip).
 
 # %%
 def round_time(n_machines, compute_s, round_trips, latency_s, per_machine_s):
@@ -66,6 +67,14 @@ assert grade("round_time", round_time)
 extra = [round_time(n, 12000.0, 47920 + 984, 1e-3, 0.0) - 12000.0 / n for n in (1, 8, 32)]
 print(f"1 ms a round trip adds {extra[0]:.1f} s to a paper round at every N: {[round(e, 1) for e in extra]}")
 assert np.allclose(extra, 48.904)
+# docs/scaling.md's Ray round trips, 0.563 ms to one actor and 1.086 ms to two: b = 0.523 ms, a = 0.040 ms;
+# with its 28,666 s of compute a round on 8 machines is docs' 3,790 s, on 32 its 1,716 s
+b = 1.086e-3 - 0.563e-3
+a = 0.563e-3 - b
+docs = {n: round_time(n, 28_666.0, 47920 + 984, a, b) for n in (8, 32)}
+print(f"docs' figures (a = {1e3 * a:.3f} ms, b = {1e3 * b:.3f} ms): {docs[8]:,.0f} s a round on 8 machines, "
+      f"{docs[32]:,.0f} s on 32")
+assert abs(docs[8] - 3790) < 1 and abs(docs[32] - 1716) < 1
 
 # %% [markdown]
 # ## Exercise 3: one image a shard, and the rate per multiply-add
