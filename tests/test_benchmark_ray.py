@@ -256,3 +256,150 @@ def test_the_benchmark_on_a_local_ray_cluster_prints_the_in_process_tables(mnist
         other = tmp_path / "ray" / path.relative_to(tmp_path / "here")
         assert _drop_times(json.loads(other.read_text())) == _drop_times(json.loads(path.read_text())), path
     assert len(list((tmp_path / "ray" / "logs").rglob("*.log"))) == 6
+
+
+# -- stops, locks, failures and errors of the benchmarks' processes (review 22) --------------------------------
+SIGNALLER = """import os, signal, sys, time
+sys.path.insert(0, {benchmarks!r})
+import gradient_free as gf
+gf.common.sgemm_peak = lambda: (1.0, 0.1)  # 3 s of measuring that no check here needs
+run_unit = gf.run_unit
+SIG, TO_PARENT, MARK = getattr(signal, os.environ["SIG"]), os.environ.get("TO_PARENT") == "1", os.environ["MARK"]
+
+
+def signalled(unit, splits, units_dir, scale, hooks=None):
+    def at_step_5(opt):
+        original = opt.step
+
+        def step(f):
+            if opt.counters["steps"] == 5 and not os.path.exists(MARK):
+                open(MARK, "w").write(unit.name)
+                os.kill(os.getppid() if TO_PARENT else os.getpid(), SIG)
+                time.sleep(2 if TO_PARENT else 0)  # the pool's driver terminates this worker meanwhile
+            return original(f)
+        opt.step = step
+    return run_unit(unit, splits, units_dir, scale, hooks={{"optimizer": at_step_5}})
+gf.run_unit = signalled  # also in the pool's workers, which import this file as __mp_main__
+if __name__ == "__main__":
+    sys.exit(gf.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGTERM-pool"])
+def test_a_stopped_benchmark_without_ray_saves_the_exact_state_and_runs_no_further_unit(how, mnist_dir, tmp_path):
+    """Finding 1: the signal comes inside step 5 of the first unit (in the pool: to the driver, from a
+    worker's step 5); the unit saves where it stopped (step 6: the step in progress ends), no other unit
+    runs on, and the exit code names the signal."""
+    script = _script(tmp_path, "signalled.py", SIGNALLER.format(benchmarks=str(REPO / "benchmarks")))
+    units, mark = tmp_path / "units", tmp_path / "signalled"
+    pool = how.endswith("pool")
+    env = dict(os.environ, PYTHONPATH=str(REPO), SIG=how.split("-")[0], TO_PARENT="1" if pool else "0", MARK=str(mark))
+    proc = subprocess.run([sys.executable, script, "--smoke", "--sizes", "small", "--methods", "spsa", "--data-dir",
+                           str(mnist_dir), "--units", str(units), *(("--workers", "2") if pool else ())],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == (130 if how == "SIGINT" else 143), proc.stdout + proc.stderr
+    assert "stopped; the units in progress keep their checkpoints" in proc.stderr
+    name = mark.read_text()
+    _, _, state, _, _ = gf.load_checkpoint(str(units / name) + ".ckpt.npz")
+    assert state["counters"]["steps"] == 6  # the step in progress finished, then the state was saved
+    assert not list(units.rglob("final/**/*.json"))  # no final unit started
+    if not pool:  # one unit at a time: the second tuning unit never started
+        assert list(units.rglob("*.json")) == [] and len(list(units.rglob("*.ckpt.npz"))) == 1
+
+
+def test_a_unit_process_reports_an_ordinary_error_in_one_line(tmp_path, capsys):
+    """Finding 4: missing data is a MinirsoError: one line and exit 2, no traceback."""
+    assert gf.main(["--unit", UNIT.name, "--smoke", "--data-dir", str(tmp_path / "none"),
+                    "--units", str(tmp_path / "u")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: MNIST files missing") and err.count("\n") == 1
+
+
+def _ray_stand_in(monkeypatch):
+    """Each command's Ray path on the in-process stand-in: Ray 'installed', the Session's ray InProcessRay."""
+    import minirso.distributed
+    import minirso.sweep.runner as runner
+    monkeypatch.setattr(minirso.distributed, "require_ray", lambda feature="": None)
+    real = runner.Session
+    monkeypatch.setattr(runner, "Session", lambda workers=None, address=None, feature="": real(
+        workers, address, feature, ray=InProcessRay()))
+
+
+def test_the_benchmarks_exit_1_when_a_process_fails_on_ray(mnist_dir, tmp_path, capsys, monkeypatch):
+    """Finding 3: a unit's (a setting's) process that fails makes the command's exit code 1."""
+    _ray_stand_in(monkeypatch)
+    failing = _script(tmp_path, "fails.py", "import sys\nsys.exit('error: broken')\n")
+    real = gf.unit_task
+    monkeypatch.setattr(gf, "unit_task", lambda *a: dataclasses.replace(
+        real(*a), new_argv=(failing,), resume_argv=(failing,)))
+    monkeypatch.setattr(gf.common, "sgemm_peak", lambda: (1.0, 0.1))
+    assert gf.main(["--smoke", "--sizes", "small", "--methods", "spsa", "--data-dir", str(mnist_dir), "--ray",
+                    "--units", str(tmp_path / "u")]) == 1
+    out, err = capsys.readouterr()
+    assert out.count("] failed tune/small/spsa/") == 2 and "2 unit(s) failed: tune/small/spsa/" in err
+
+    ok = _script(tmp_path, "ok.py", """import json, os, sys
+name, out = sys.argv[2], sys.argv[-1]
+json.dump({"setting": {}, "command_s": 5.0, "rounds": [{"round": 1, "test_accuracy": 0.5}]},
+          open(os.path.join(out, name + ".json"), "w"))
+""")
+    real_one = quick_study.one_task
+    for script, code in ((ok, 0), (failing, 1)):
+        monkeypatch.setattr(quick_study, "one_task", lambda *a, s=script: dataclasses.replace(
+            real_one(*a), new_argv=(s, *real_one(*a).new_argv[1:]), resume_argv=(s, *real_one(*a).new_argv[1:])))
+        monkeypatch.setattr(quick_study, "summarize", lambda results, jobs: {"results": results, "jobs": jobs})
+        monkeypatch.setattr(quick_study, "render", lambda summary: "table")
+        assert quick_study.main(["--ray", "--only", "preset", "--data-dir", str(tmp_path),
+                                 "--out", str(tmp_path / f"q{code}")]) == code
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1"])
+def test_the_quick_study_refuses_jobs_below_1_without_ray(jobs, tmp_path, capsys, monkeypatch):
+    """Finding 9: --jobs 0 ran one at a time, --jobs -1 looped for ever (here: the study fails the test)."""
+    monkeypatch.setattr(quick_study, "study", lambda *a, **k: pytest.fail("the study ran"))
+    assert quick_study.main(["--jobs", jobs, "--only", "preset", "--data-dir", str(tmp_path),
+                             "--out", str(tmp_path / "q")]) == 2
+    assert capsys.readouterr() == ("", f"error: --jobs must be a positive integer, got {jobs}\n")
+    assert not (tmp_path / "q").exists()
+
+
+def test_a_second_process_of_a_unit_waits_for_the_first(mnist_dir, tmp_path):
+    """Finding 2: while another process holds the unit (its lock), a --unit process waits, writes
+    nothing, and runs the unit once the lock is free."""
+    import fcntl
+    units = str(tmp_path / "units")
+    lock = gf.unit_lock(units, UNIT)
+    os.makedirs(os.path.dirname(lock))
+    log = tmp_path / "out.txt"
+    with open(lock, "w") as held, open(log, "w") as out:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        proc = subprocess.Popen([sys.executable, *gf.unit_argv(UNIT, str(mnist_dir), units, gf.SMOKE)], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and "# waiting" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        waited = log.read_text()
+        assert waited.startswith(f"# waiting for another process of {UNIT.name}, which holds {lock}"), waited
+        assert proc.poll() is None and not os.path.exists(gf.unit_path(units, UNIT))
+    assert proc.wait(timeout=60) == 0, log.read_text()  # the lock released: the unit runs
+    assert os.path.exists(gf.unit_path(units, UNIT))
+
+
+def test_a_unit_tolerates_a_checkpoint_that_vanished_and_removes_a_stale_one(mnist_dir, tmp_path):
+    """Finding 2: the unit's checkpoint removed by another process of the unit meanwhile (no
+    FileNotFoundError); a checkpoint left beside a finished unit's JSON is removed; the JSON goes
+    through a temporary file of its own (a path + ".tmp" in the way does not matter)."""
+    units = str(tmp_path / "units")
+    ckpt, path = gf.unit_checkpoint(units, UNIT), gf.unit_path(units, UNIT)
+    os.makedirs(path + ".tmp")  # another writer's temporary file, as the fixed name was
+
+    def vanish(opt, record):
+        os.remove(ckpt)
+    result = gf.run_unit(UNIT, gf.load_splits_cached(str(mnist_dir), gf.SMOKE), units, gf.SMOKE,
+                         hooks={"test_point": vanish})
+    assert json.loads(Path(path).read_text()) == result
+    Path(ckpt).write_text("stale")
+    assert gf.run_unit(UNIT, None, units, gf.SMOKE) == result and not os.path.exists(ckpt)
+    assert sorted(os.listdir(os.path.dirname(path))) == sorted(os.path.basename(p) for p in (path, path + ".tmp"))
