@@ -101,7 +101,8 @@ class Session:
     def run(self, tasks, retries=2, on_done=None, what="processes", note=""):
         """Run ``tasks`` (ProcessTask, distinct names); returns ({name: outcome}, the KeyboardInterrupt
         that stopped them or None). An outcome is run_process's dict, {"error": "Ray: ..."} when Ray
-        gave up on the task, or {"stopped": True} for a task cancelled by a stop. ``on_done(task,
+        gave up on the task, or {"stopped": True} for a task cancelled by a stop (a task that ends
+        during the stop's wait gives run_process's dict, "stopped" False if it finished first). ``on_done(task,
         outcome, finished, total)`` is called as each task ends (progress lines)."""
         outcomes = {}
         if not tasks:
@@ -131,10 +132,12 @@ class Session:
                   f"if it keeps one (waiting up to {STOP_WAIT_S} s)", file=sys.stderr, flush=True)
             for ref in pending:
                 ray.cancel(ref)
+            ready = []
             with contextlib.suppress(KeyboardInterrupt):
-                ray.wait(pending, num_returns=len(pending), timeout=STOP_WAIT_S)
-            for ref in pending:
-                outcomes[refs[ref].name] = {"stopped": True}
+                ready, _ = ray.wait(pending, num_returns=len(pending), timeout=STOP_WAIT_S)
+            for ref in pending:  # a task that ended meanwhile: its own outcome (it may have finished)
+                outcome = _result(ray, ref) if ref in ready else {"error": "not done"}
+                outcomes[refs[ref].name] = {"stopped": True} if "error" in outcome else outcome
             return outcomes, stop
 
 
