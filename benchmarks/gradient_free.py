@@ -582,7 +582,7 @@ def run_one_unit(name, data_dir, units_dir, scale):
     import signal
 
     from minirso.errors import MinirsoError
-    from minirso.rundir import sigterm_as_ctrl_c
+    from minirso.rundir import SESSION_SIGNAL, sigterm_as_ctrl_c
     unit = unit_by_name(name, scale)
     if unit is None:
         example = tuning_units(["small"], ["rso"], scale)[0].name
@@ -603,7 +603,7 @@ def run_one_unit(name, data_dir, units_dir, scale):
     if result is None:
         print(f"{unit.name}: stopped" + (", its checkpoint saved" if os.path.exists(unit_checkpoint(units_dir, unit))
                                          else ""), flush=True)
-        return _signal_exit_code()
+        return 143 if SESSION_SIGNAL[0] == signal.SIGTERM else 130
     print(f"{unit.name}: {_summary(result)}", flush=True)
     return 0
 
@@ -842,57 +842,21 @@ def main(argv=None):
     if bad:
         p.error(f"unknown size or method: {', '.join(bad)}")
     on_ray = (args.ray or args.address is not None) and not args.render
-    from minirso.distributed import check_cluster_args, require_ray
     from minirso.errors import MinirsoError
-    from minirso.sweep.runner import Session, exit_code, sigterm_stops
-    try:
+    from minirso.sweep.runner import Session, check_command, run_command
+
+    def run():
         if on_ray:  # before anything runs
-            require_ray("benchmarks/gradient_free.py --ray")
-            check_cluster_args(args.workers, args.address)
-            if args.retries < 0:
-                raise MinirsoError(f"--retries must be >= 0, got {args.retries}")
+            check_command("benchmarks/gradient_free.py --ray", args.workers, args.address, args.retries)
         elif args.workers is not None and args.workers < 1:
             raise MinirsoError(f"--workers must be a positive integer, got {args.workers}")
-    except MinirsoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    session = Session(args.workers, args.address, feature="benchmarks/gradient_free.py --ray") if on_ray else None
-    workers = args.workers or 1
+        session = Session(args.workers, args.address, feature="benchmarks/gradient_free.py --ray") if on_ray else None
+        with session or contextlib.nullcontext():
+            return _main(args, scale, units_dir, sizes, methods, session, args.workers or 1)
     # with Ray, SIGTERM stops the driver at once (the runner then stops the unit processes, which save);
     # in this process it acts as Ctrl-C: the unit in progress stops after its step and saves its state
-    stops = sigterm_stops() if on_ray else _sigterm_as_ctrl_c()
-    with stops, session or contextlib.nullcontext():
-        try:
-            return _main(args, scale, units_dir, sizes, methods, session, workers)
-        except KeyboardInterrupt as stop:
-            print("\nstopped; the units in progress keep their checkpoints: run the same command again",
-                  file=sys.stderr)
-            return exit_code(stop) if on_ray else _signal_exit_code()
-        except MinirsoError as err:  # a Ray cluster that cannot start or be joined
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-
-
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c():
-    """While active, SIGTERM acts as Ctrl-C (minirso.rundir.sigterm_as_ctrl_c), as in a ``--unit`` process."""
-    import signal
-
-    from minirso.rundir import SESSION_SIGNAL, sigterm_as_ctrl_c
-    SESSION_SIGNAL[0] = signal.SIGINT
-    previous = signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _signal_exit_code():
-    """130 after Ctrl-C, 143 after SIGTERM (the last stop signal this process received)."""
-    import signal
-
-    from minirso.rundir import SESSION_SIGNAL
-    return 143 if SESSION_SIGNAL[0] == signal.SIGTERM else 130
+    return run_command(run, "\nstopped; the units in progress keep their checkpoints: run the same command again",
+                       in_process=not on_ray)
 
 
 def _main(args, scale, units_dir, sizes, methods, session, workers):

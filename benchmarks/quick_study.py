@@ -232,27 +232,13 @@ def main(argv=None):
             print(f"error: --jobs must be a positive integer, got {args.jobs}", file=sys.stderr)
             return 2
         return 1 if study(names, args.jobs or 1, data_dir, args.out) else 0
-    from minirso.distributed import check_cluster_args, require_ray
-    from minirso.errors import MinirsoError
-    from minirso.sweep.runner import Session, exit_code, sigterm_stops
-    try:
-        require_ray("benchmarks/quick_study.py --ray")
-        if args.jobs is not None and args.address is not None:
-            raise MinirsoError("--jobs sizes a local Ray cluster; a running cluster (--address) has its own CPUs: "
-                               "drop --jobs, or drop --address to start a local cluster")
-        if args.jobs is not None and args.jobs < 1:
-            raise MinirsoError(f"--jobs must be a positive integer, got {args.jobs}")
-        check_cluster_args(None, args.address)
-        with sigterm_stops(), Session(args.jobs, args.address, feature="benchmarks/quick_study.py --ray") as session:
-            try:
-                failed = study(names, args.jobs, data_dir, args.out, session, args.retries)
-            except KeyboardInterrupt as stop:
-                print("\nstopped; the finished settings keep their JSON files", file=sys.stderr)
-                return exit_code(stop)
-    except MinirsoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 1 if failed else 0
+    from minirso.sweep.runner import Session, check_command, run_command
+
+    def run():
+        check_command("benchmarks/quick_study.py --ray", args.jobs, args.address, args.retries, workers_flag="--jobs")
+        with Session(args.jobs, args.address, feature="benchmarks/quick_study.py --ray") as session:
+            return 1 if study(names, args.jobs, data_dir, args.out, session, args.retries) else 0
+    return run_command(run, "\nstopped; the finished settings keep their JSON files")
 
 
 if __name__ == "__main__":

@@ -319,9 +319,8 @@ def test_a_unit_process_reports_an_ordinary_error_in_one_line(tmp_path, capsys):
 
 def _ray_stand_in(monkeypatch):
     """Each command's Ray path on the in-process stand-in: Ray 'installed', the Session's ray InProcessRay."""
-    import minirso.distributed
     import minirso.sweep.runner as runner
-    monkeypatch.setattr(minirso.distributed, "require_ray", lambda feature="": None)
+    monkeypatch.setattr(runner, "require_ray", lambda feature="": None)
     real = runner.Session
     monkeypatch.setattr(runner, "Session", lambda workers=None, address=None, feature="": real(
         workers, address, feature, ray=InProcessRay()))
@@ -405,3 +404,20 @@ def test_a_unit_tolerates_a_checkpoint_that_vanished_and_removes_a_stale_one(mni
     Path(ckpt).write_text("stale")
     assert gf.run_unit(UNIT, None, units, gf.SMOKE) == result and not os.path.exists(ckpt)
     assert sorted(os.listdir(os.path.dirname(path))) == sorted(os.path.basename(p) for p in (path, path + ".tmp"))
+
+
+def test_the_ray_commands_share_their_checks(tmp_path, capsys, monkeypatch):
+    """Finding 8: the benchmarks check their Ray flags through runner.check_command, each naming its own
+    flag for the local cluster's size (the quick study's --jobs), --retries included; nothing written."""
+    _ray_stand_in(monkeypatch)
+    for main, flag, out in ((gf.main, "--workers", ["--smoke", "--units", str(tmp_path / "u")]),
+                            (quick_study.main, "--jobs", ["--data-dir", str(tmp_path), "--out", str(tmp_path / "q")])):
+        assert main(["--ray", flag, "2", "--address", "auto", *out]) == 2
+        assert capsys.readouterr() == ("", f"error: {flag} sizes a local Ray cluster; a running cluster (--address) "
+                                           f"has its own CPUs: drop {flag}, or drop --address to start a local "
+                                           "cluster\n")
+        assert main(["--ray", flag, "0", *out]) == 2
+        assert capsys.readouterr() == ("", f"error: {flag} must be a positive integer, got 0\n")
+        assert main(["--ray", "--retries", "-1", *out]) == 2
+        assert capsys.readouterr() == ("", "error: --retries must be >= 0, got -1\n")
+    assert not (tmp_path / "u").exists() and not (tmp_path / "q").exists()
