@@ -7,6 +7,12 @@ unit JSON the in-process ``_job`` writes; a unit process killed (SIGKILL) right 
 checkpoint is run again by its task and ends with the straight run's result; ``--ray`` without Ray
 is one line. With Ray (skipped without it; MINIRSO_REQUIRE_RAY=1 fails instead): the benchmark's
 smoke subset on a local 2-CPU cluster prints the table numbers of the in-process run.
+
+Review 22's findings: a benchmark without Ray stopped by SIGTERM or Ctrl-C (also with a pool of
+workers) saves the unit's exact state and runs no further unit; a unit's process waits for another
+process of the same unit (its flock); failed processes on Ray give exit 1; ordinary errors of a
+``--unit`` process are one line; the Ray commands share their flag checks; a driver on a local Ray
+cluster stopped by SIGTERM exits 143 and its units keep their state.
 """
 import dataclasses
 import json
@@ -110,7 +116,8 @@ def test_a_stop_cancels_the_tasks_not_done_and_sigterm_gives_143(tmp_path, capsy
         with pytest.raises(Stop):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises at once
-        # Ray's wait turns the handler's Stop into a plain KeyboardInterrupt: still SIGTERM's 143
+        # what Ray's wait makes of the handler's Stop (a plain KeyboardInterrupt) is still SIGTERM's 143;
+        # that Ray does so: test_a_driver_on_a_local_ray_cluster_stopped_by_sigterm_exits_143_and_its_units_...
         assert exit_code(KeyboardInterrupt()) == 143
     with sigterm_stops():
         assert exit_code(KeyboardInterrupt()) == 130 and exit_code(Stop()) == 143
@@ -421,3 +428,63 @@ def test_the_ray_commands_share_their_checks(tmp_path, capsys, monkeypatch):
         assert main(["--ray", "--retries", "-1", *out]) == 2
         assert capsys.readouterr() == ("", "error: --retries must be >= 0, got -1\n")
     assert not (tmp_path / "u").exists() and not (tmp_path / "q").exists()
+
+
+SLOW_UNITS = """import dataclasses, os, sys, time
+sys.path.insert(0, {benchmarks!r})
+import gradient_free as gf
+gf.common.sgemm_peak = lambda: (1.0, 0.1)
+HERE, MARK = os.path.abspath(__file__), os.environ["MARK"]
+real_task, real_run = gf.unit_task, gf.run_unit
+
+
+def task(*args):  # the unit processes run this file too, so that their units are slow
+    t = real_task(*args)
+    return dataclasses.replace(t, new_argv=(HERE, *t.new_argv[1:]), resume_argv=(HERE, *t.resume_argv[1:]))
+
+
+def slow(unit, splits, units_dir, scale, hooks=None):
+    def hook(opt):
+        original = opt.step
+
+        def step(f):
+            if opt.counters["steps"] == 5:
+                open(os.path.join(MARK, unit.name.replace("/", "_")), "w").write(unit.name)
+            if opt.counters["steps"] >= 5:
+                time.sleep(0.5)  # 32 steps: the unit would take 14 s more
+            return original(f)
+        opt.step = step
+    return real_run(unit, splits, units_dir, scale, hooks={{"optimizer": hook}})
+gf.unit_task, gf.run_unit = task, slow
+sys.exit(gf.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.distributed
+def test_a_driver_on_a_local_ray_cluster_stopped_by_sigterm_exits_143_and_its_units_keep_their_state(
+        mnist_dir, tmp_path):
+    """Finding 7: SIGTERM to the benchmark's driver while its two units run (slowed down from step 5,
+    each a process on a local 2-CPU cluster): the units' processes get SIGINT and save their exact
+    state, the driver exits 143."""
+    require_ray()
+    script = _script(tmp_path, "slow_units.py", SLOW_UNITS.format(benchmarks=str(REPO / "benchmarks")))
+    units, mark = tmp_path / "units", tmp_path / "started"
+    mark.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO), MARK=str(mark))
+    proc = subprocess.Popen([sys.executable, script, "--smoke", "--sizes", "small", "--methods", "spsa", "--data-dir",
+                             str(mnist_dir), "--units", str(units), "--ray", "--workers", "2"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while len(os.listdir(mark)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None and len(os.listdir(mark)) == 2, proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 143, out + err
+    assert "stopping the 2 units not done: each process gets SIGINT" in err
+    assert "stopped; the units in progress keep their checkpoints" in err
+    for name in (p.read_text() for p in mark.iterdir()):
+        _, _, state, _, _ = gf.load_checkpoint(str(units / name) + ".ckpt.npz")
+        assert 6 <= state["counters"]["steps"] < 32, name  # stopped after a step, well before its end
+        assert not (units / (name + ".json")).exists()
+        assert f"{name}: stopped, its checkpoint saved" in (units / "logs" / (name + ".log")).read_text()
