@@ -342,6 +342,7 @@ def write_json_atomic(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # as open() makes it (mkstemp's is 0600): others on a shared cluster read it
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=1)
         os.replace(tmp, path)
