@@ -336,20 +336,31 @@ def point(opt, record, scale):
 
 
 def write_json_atomic(path, obj):
+    """``obj`` as JSON at ``path``, through a temporary file of its own in the same folder (two writers
+    never share one) renamed over it."""
+    import tempfile
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # as open() makes it (mkstemp's is 0600): others on a shared cluster read it
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def run_unit(unit, splits, units_dir, scale, hooks=None):
     """Run (or continue, or skip) one unit; returns its result dict. ``hooks`` (tests): {"optimizer": fn(opt)}."""
     path = unit_path(units_dir, unit)
+    ckpt = unit_checkpoint(units_dir, unit)
     if os.path.exists(path):
+        with contextlib.suppress(FileNotFoundError):  # left by a process of the unit stopped as it finished
+            os.remove(ckpt)
         with open(path) as f:
             return json.load(f)
-    ckpt = unit_checkpoint(units_dir, unit)
     data = UnitData(splits, unit.size, unit.phase)
     sitting = {"start": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load_start": common.loadavg()}
     if scale.peak_per_unit:
@@ -397,13 +408,32 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
               "scored_on": "validation" if unit.phase == "tune" else "test", "budget": budget(unit.size, scale),
               "config": opt.config.to_dict(), "sittings": sittings}
     write_json_atomic(path, result)
-    os.remove(ckpt)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(ckpt)
     return result
 
 
 def _job(args):
     unit, data_dir, units_dir, scale = args
     return unit, run_unit(unit, load_splits_cached(data_dir, scale), units_dir, scale)
+
+
+def _pool_start():
+    """In a worker of run_all's pool: SIGTERM acts as Ctrl-C (the pool's terminate sends it when the
+    driver stops), so a unit in progress saves its exact state."""
+    import signal
+
+    from minirso.rundir import sigterm_as_ctrl_c
+    signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)
+
+
+def _pool_job(args):
+    """``_job`` in a worker of run_all's pool; a unit stopped by a signal (its state saved) ends the
+    worker, as the driver is stopping and terminates the pool (a worker left waiting would hang it)."""
+    unit, result = _job(args)
+    if result is None:
+        raise SystemExit(1)
+    return unit, result
 
 
 _SPLITS = {}
@@ -416,12 +446,14 @@ def load_splits_cached(data_dir, scale):
     return _SPLITS[key]
 
 
-def run_all(units, data_dir, units_dir, scale, workers, log=print, session=None, retries=2):
+def run_all(units, data_dir, units_dir, scale, workers, log=print, session=None, retries=2, failed=None):
     """Run the units that have no result yet, ``workers`` at a time; returns {unit: result or None}.
+    A unit stopped by Ctrl-C (or SIGTERM) saves its state and raises KeyboardInterrupt here.
 
     ``session`` (a minirso.sweep.runner.Session): each unit is a Ray task instead, a process
     ``python benchmarks/gradient_free.py --unit NAME`` (see :func:`unit_task`); the results are then
-    read from the units' JSON files. A stop (Ctrl-C) there is raised once the processes have saved."""
+    read from the units' JSON files, and the units whose process failed (or whose task Ray gave up on)
+    are appended to the list ``failed``. A stop (Ctrl-C) there is raised once the processes have saved."""
     todo = [u for u in units if not os.path.exists(unit_path(units_dir, u))]
     out = {u: None for u in units}
     for u in units:
@@ -430,17 +462,20 @@ def run_all(units, data_dir, units_dir, scale, workers, log=print, session=None,
                 out[u] = json.load(f)
     log(f"{len(units) - len(todo)} of {len(units)} units finished before; running {len(todo)}")
     if session is not None:
-        return _run_on_ray(todo, out, data_dir, units_dir, scale, session, retries, log)
+        return _run_on_ray(todo, out, data_dir, units_dir, scale, session, retries, log,
+                           [] if failed is None else failed)
     jobs = [(u, data_dir, units_dir, scale) for u in todo]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for unit, result in pool.imap_unordered(_job, jobs):
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_pool_start) as pool:
+            for unit, result in pool.imap_unordered(_pool_job, jobs):
                 out[unit] = result
                 log(f"  done {unit.name}: {_summary(result)}")
     else:
         for job in jobs:
             unit, result = _job(job)
+            if result is None:  # stopped by Ctrl-C or SIGTERM, its state saved: the run stops here
+                raise KeyboardInterrupt
             out[unit] = result
             log(f"  done {unit.name}: {_summary(result)}")
     return out
@@ -464,7 +499,7 @@ def unit_task(unit, data_dir, units_dir, scale):
                        os.path.join(os.path.abspath(units_dir), "logs", unit.name + ".log"), cwd=ROOT)
 
 
-def _run_on_ray(todo, out, data_dir, units_dir, scale, session, retries, log):
+def _run_on_ray(todo, out, data_dir, units_dir, scale, session, retries, log, failed):
     tasks = {u.name: u for u in todo}
 
     def done(task, outcome, finished, total):
@@ -474,6 +509,7 @@ def _run_on_ray(todo, out, data_dir, units_dir, scale, session, retries, log):
                 log(f"  [{finished}/{total}] done {unit.name}: {_summary(json.load(f))}")
         elif not outcome.get("stopped"):
             why = outcome.get("error") or f"exit {outcome.get('returncode')}"
+            failed.append(unit)
             log(f"  [{finished}/{total}] failed {unit.name}: {why} (log: {task.log_path})")
     _, stop = session.run([unit_task(u, data_dir, units_dir, scale) for u in todo], retries, on_done=done,
                           what="units", note=f"each unit's output: {os.path.join(units_dir, 'logs')}/UNIT.log")
@@ -498,11 +534,55 @@ def unit_by_name(name, scale):
     return None
 
 
+UNIT_LOCK_WAIT_S = 120  # how long a unit's process waits for another process of the same unit (still saving)
+
+
+def unit_lock(units_dir, unit):
+    """The file a unit's process holds (flock) while it runs the unit."""
+    return unit_path(units_dir, unit)[:-5] + ".lock"
+
+
+@contextlib.contextmanager
+def holding_unit(units_dir, unit, wait_s=None):
+    """While active, this process alone runs ``unit``: it holds an exclusive flock on
+    :func:`unit_lock`, waiting up to ``wait_s`` (UNIT_LOCK_WAIT_S) seconds for another process of the
+    unit to end first (a Ray task run again at once when its worker died, while the unit's old process
+    still saves). The kernel releases the lock when a process dies; the file stays."""
+    try:
+        import fcntl
+    except ImportError:  # not on Linux or macOS: no lock
+        yield
+        return
+    from minirso.errors import MinirsoError
+    path = unit_lock(units_dir, unit)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        deadline, told = time.monotonic() + (UNIT_LOCK_WAIT_S if wait_s is None else wait_s), False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise MinirsoError(f"another process still runs the unit {unit.name} (it holds {path}): "
+                                       "run it again once that process has ended") from None
+                if not told:
+                    print(f"# waiting for another process of {unit.name}, which holds {path}", flush=True)
+                    told = True
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
 def run_one_unit(name, data_dir, units_dir, scale):
-    """``--unit NAME``: run (or continue) one unit in this process, as run_all does; 0 when it has
-    finished, 130 / 143 when stopped (its checkpoint saved), 2 for an unknown name."""
+    """``--unit NAME``: run (or continue) one unit in this process, as run_all does, holding the unit's
+    lock (:func:`holding_unit`); 0 when it has finished, 130 / 143 when stopped (its checkpoint saved),
+    2 for an unknown name or another error (one line: missing data...)."""
     import signal
 
+    from minirso.errors import MinirsoError
     from minirso.rundir import SESSION_SIGNAL, sigterm_as_ctrl_c
     unit = unit_by_name(name, scale)
     if unit is None:
@@ -510,11 +590,17 @@ def run_one_unit(name, data_dir, units_dir, scale):
         print(f"error: no unit is named {name!r}" + (" with --smoke" if scale == SMOKE else " (without --smoke)")
               + f": a name is PHASE/SIZE/METHOD/OPTION=VALUE-seedN, e.g. {example}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)  # a Ray worker that dies sends SIGTERM: save, as Ctrl-C
+    previous = signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)  # a Ray worker that dies sends SIGTERM: save
     try:
-        result = run_unit(unit, load_splits(data_dir, scale), units_dir, scale)
+        with holding_unit(units_dir, unit):
+            result = run_unit(unit, load_splits(data_dir, scale), units_dir, scale)
     except KeyboardInterrupt:
         result = None
+    except MinirsoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if result is None:
         print(f"{unit.name}: stopped" + (", its checkpoint saved" if os.path.exists(unit_checkpoint(units_dir, unit))
                                          else ""), flush=True)
@@ -757,32 +843,21 @@ def main(argv=None):
     if bad:
         p.error(f"unknown size or method: {', '.join(bad)}")
     on_ray = (args.ray or args.address is not None) and not args.render
-    from minirso.distributed import check_cluster_args, require_ray
     from minirso.errors import MinirsoError
-    from minirso.sweep.runner import Session, exit_code, sigterm_stops
-    try:
+    from minirso.sweep.runner import Session, check_command, run_command
+
+    def run():
         if on_ray:  # before anything runs
-            require_ray("benchmarks/gradient_free.py --ray")
-            check_cluster_args(args.workers, args.address)
-            if args.retries < 0:
-                raise MinirsoError(f"--retries must be >= 0, got {args.retries}")
+            check_command("benchmarks/gradient_free.py --ray", args.workers, args.address, args.retries)
         elif args.workers is not None and args.workers < 1:
             raise MinirsoError(f"--workers must be a positive integer, got {args.workers}")
-    except MinirsoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    session = Session(args.workers, args.address, feature="benchmarks/gradient_free.py --ray") if on_ray else None
-    workers = args.workers or 1
-    with sigterm_stops(), session or contextlib.nullcontext():
-        try:
-            return _main(args, scale, units_dir, sizes, methods, session, workers)
-        except KeyboardInterrupt as stop:
-            print("\nstopped; the units in progress keep their checkpoints: run the same command again",
-                  file=sys.stderr)
-            return exit_code(stop)
-        except MinirsoError as err:  # a Ray cluster that cannot start or be joined
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        session = Session(args.workers, args.address, feature="benchmarks/gradient_free.py --ray") if on_ray else None
+        with session or contextlib.nullcontext():
+            return _main(args, scale, units_dir, sizes, methods, session, args.workers or 1)
+    # with Ray, SIGTERM stops the driver at once (the runner then stops the unit processes, which save);
+    # in this process it acts as Ctrl-C: the unit in progress stops after its step and saves its state
+    return run_command(run, "\nstopped; the units in progress keep their checkpoints: run the same command again",
+                       in_process=not on_ray)
 
 
 def _main(args, scale, units_dir, sizes, methods, session, workers):
@@ -800,11 +875,13 @@ def _main(args, scale, units_dir, sizes, methods, session, workers):
             print(f"  {METHODS[method][0]}: plans {n:,} loss evaluations ({n / budget(size, scale):.2f} B)"
                   + (" (steps of forward + backward)" if method == "sgd" else ""), flush=True)
     t0 = time.perf_counter()
+    failed = []  # units whose process failed (Ray)
     tune = tuning_units(sizes, methods, scale)
     if args.render:
         results = _read_finished(tune, units_dir)
     else:
-        results = run_all(tune, args.data_dir, units_dir, scale, workers, session=session, retries=args.retries)
+        results = run_all(tune, args.data_dir, units_dir, scale, workers, session=session, retries=args.retries,
+                          failed=failed)
     finals = []
     for size in sizes:
         for method in methods:
@@ -815,7 +892,7 @@ def _main(args, scale, units_dir, sizes, methods, session, workers):
         results.update(_read_finished(finals, units_dir))
     else:
         results.update(run_all(finals, args.data_dir, units_dir, scale, workers, session=session,
-                               retries=args.retries))
+                               retries=args.retries, failed=failed))
     peak_end = common.sgemm_peak()[0]
     text, summary = report(results, sizes, methods, scale, machine, [peak, peak_end])
     missing = [u.name for u in tune + finals if results.get(u) is None]
@@ -832,6 +909,10 @@ def _main(args, scale, units_dir, sizes, methods, session, workers):
         print(f"wrote {args.out}/gradient_free_results.md, gradient_free_results_v2.json, gradient_free_v2.png")
     elif not args.smoke:
         print("docs not written: some units are not finished (run the same command again)")
+    if failed:
+        print(f"{len(failed)} unit(s) failed: {', '.join(u.name for u in failed)} (their logs: "
+              f"{os.path.join(units_dir, 'logs')}/UNIT.log)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -96,17 +96,21 @@ def run_one(name, data_dir, out):
 
 
 def study(names, jobs, data_dir, out, session=None, retries=2):
+    """Train the settings ``names``, write OUT/study.json and print the table; returns the names of
+    the settings whose process failed (or whose Ray task Ray gave up on)."""
     os.makedirs(out, exist_ok=True)
+    failed = []
     if session is None:
-        results = _subprocesses(names, jobs, data_dir, out)
+        results = _subprocesses(names, jobs, data_dir, out, failed)
     else:
-        results = _on_ray(names, data_dir, out, session, retries)
+        results = _on_ray(names, data_dir, out, session, retries, failed)
         if session.ray is not None:  # settings at a time: the cluster's CPUs (one each)
             jobs = int(session.ray.cluster_resources().get("CPU", 0)) or jobs
     summary = summarize(results, jobs)
     with open(os.path.join(out, "study.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(render(summary))
+    return failed
 
 
 def _done(name, out):
@@ -118,7 +122,7 @@ def _done(name, out):
     return result
 
 
-def _subprocesses(names, jobs, data_dir, out):
+def _subprocesses(names, jobs, data_dir, out, failed):
     pending, running, results = list(names), [], {}
     while pending or running:
         while pending and len(running) < jobs:
@@ -132,6 +136,7 @@ def _subprocesses(names, jobs, data_dir, out):
             if proc.poll() is not None:
                 running.remove(item)
                 if proc.returncode:
+                    failed.append(name)
                     print(f"{name} failed (exit {proc.returncode})", flush=True)
                     continue
                 results[name] = _done(name, out)
@@ -148,7 +153,7 @@ def one_task(name, data_dir, out):
                        cwd=os.path.dirname(HERE))
 
 
-def _on_ray(names, data_dir, out, session, retries):
+def _on_ray(names, data_dir, out, session, retries, failed):
     results = {}
 
     def done(task, outcome, finished, total):
@@ -156,6 +161,7 @@ def _on_ray(names, data_dir, out, session, retries):
             results[task.name] = _done(task.name, out)
         elif not outcome.get("stopped"):
             why = outcome.get("error") or f"exit {outcome.get('returncode')}"
+            failed.append(task.name)
             print(f"{task.name} failed ({why}; log: {task.log_path})", flush=True)
     _, stop = session.run([one_task(n, data_dir, out) for n in names], retries, on_done=done, what="settings",
                           note=f"each setting's output: {os.path.join(out, 'logs')}/NAME.log")
@@ -222,29 +228,17 @@ def main(argv=None):
     for name in names:
         setting(name)
     if not (args.ray or args.address is not None):
-        study(names, args.jobs or 1, data_dir, args.out)
-        return 0
-    from minirso.distributed import check_cluster_args, require_ray
-    from minirso.errors import MinirsoError
-    from minirso.sweep.runner import Session, exit_code, sigterm_stops
-    try:
-        require_ray("benchmarks/quick_study.py --ray")
-        if args.jobs is not None and args.address is not None:
-            raise MinirsoError("--jobs sizes a local Ray cluster; a running cluster (--address) has its own CPUs: "
-                               "drop --jobs, or drop --address to start a local cluster")
         if args.jobs is not None and args.jobs < 1:
-            raise MinirsoError(f"--jobs must be a positive integer, got {args.jobs}")
-        check_cluster_args(None, args.address)
-        with sigterm_stops(), Session(args.jobs, args.address, feature="benchmarks/quick_study.py --ray") as session:
-            try:
-                study(names, args.jobs, data_dir, args.out, session, args.retries)
-            except KeyboardInterrupt as stop:
-                print("\nstopped; the finished settings keep their JSON files", file=sys.stderr)
-                return exit_code(stop)
-    except MinirsoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+            print(f"error: --jobs must be a positive integer, got {args.jobs}", file=sys.stderr)
+            return 2
+        return 1 if study(names, args.jobs or 1, data_dir, args.out) else 0
+    from minirso.sweep.runner import Session, check_command, run_command
+
+    def run():
+        check_command("benchmarks/quick_study.py --ray", args.jobs, args.address, args.retries, workers_flag="--jobs")
+        with Session(args.jobs, args.address, feature="benchmarks/quick_study.py --ray") as session:
+            return 1 if study(names, args.jobs, data_dir, args.out, session, args.retries) else 0
+    return run_command(run, "\nstopped; the finished settings keep their JSON files")
 
 
 if __name__ == "__main__":

@@ -117,14 +117,15 @@ def check_digests(digests, want, what):
                           "run without --workers")
 
 
-def check_cluster_args(workers=None, address=None, timeout=5.0):
+def check_cluster_args(workers=None, address=None, timeout=5.0, workers_flag="--workers"):
     """ConfigError, one line, for --workers / --address that cannot work: both given, a size below 1,
-    or a HOST:PORT that nothing answers on (ray.init would retry it for minutes)."""
+    or a HOST:PORT that nothing answers on (ray.init would retry it for minutes). ``workers_flag``:
+    the command's name for the flag that sizes a local cluster."""
     if address is not None and workers is not None:
-        raise ConfigError("--workers sizes a local Ray cluster; a running cluster (--address) has its own CPUs: "
-                          "drop --workers, or drop --address to start a local cluster")
+        raise ConfigError(f"{workers_flag} sizes a local Ray cluster; a running cluster (--address) has its own "
+                          f"CPUs: drop {workers_flag}, or drop --address to start a local cluster")
     if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be a positive integer, got {workers}")
+        raise ConfigError(f"{workers_flag} must be a positive integer, got {workers}")
     if address is not None and not address.strip():
         raise ConfigError("--address is empty: give the address `ray start --head` prints (HOST:6379), or drop "
                           "--address for a local cluster")

@@ -7,6 +7,12 @@ unit JSON the in-process ``_job`` writes; a unit process killed (SIGKILL) right 
 checkpoint is run again by its task and ends with the straight run's result; ``--ray`` without Ray
 is one line. With Ray (skipped without it; MINIRSO_REQUIRE_RAY=1 fails instead): the benchmark's
 smoke subset on a local 2-CPU cluster prints the table numbers of the in-process run.
+
+Review 22's findings: a benchmark without Ray stopped by SIGTERM or Ctrl-C (also with a pool of
+workers) saves the unit's exact state and runs no further unit; a unit's process waits for another
+process of the same unit (its flock); failed processes on Ray give exit 1; ordinary errors of a
+``--unit`` process are one line; the Ray commands share their flag checks; a driver on a local Ray
+cluster stopped by SIGTERM exits 143 and its units keep their state.
 """
 import dataclasses
 import json
@@ -95,20 +101,23 @@ def test_a_stop_cancels_the_tasks_not_done_and_sigterm_gives_143(tmp_path, capsy
     cancelled = []
     ray = InProcessRay()
     ray.cancel = cancelled.append
+    ray.wait = lambda refs, num_returns=1, timeout=None: (list(refs[:1]), list(refs[1:]))  # one ready at a time
 
     def ctrl_c(task, outcome, finished, total):
         raise KeyboardInterrupt  # Ctrl-C while the first result is being reported
     outcomes, stop = run_tasks(tasks, ray=ray, on_done=ctrl_c, what="units")
     assert isinstance(stop, KeyboardInterrupt) and len(cancelled) == 2
-    assert outcomes == {"t0": {"returncode": 0, "attempts": 1, "resumed": False, "stopped": False},
-                        "t1": {"stopped": True}, "t2": {"stopped": True}}
+    finished = {"returncode": 0, "attempts": 1, "resumed": False, "stopped": False}
+    # t1 ended (here: had finished) during the stop's wait: its own outcome, not "stopped"; t2 did not end
+    assert outcomes == {"t0": finished, "t1": finished, "t2": {"stopped": True}}
     assert "stopping the 2 units not done: each process gets SIGINT and saves its checkpoint" in capsys.readouterr().err
     with sigterm_stops():
         assert exit_code(KeyboardInterrupt()) == 130
         with pytest.raises(Stop):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises at once
-        # Ray's wait turns the handler's Stop into a plain KeyboardInterrupt: still SIGTERM's 143
+        # what Ray's wait makes of the handler's Stop (a plain KeyboardInterrupt) is still SIGTERM's 143;
+        # that Ray does so: test_a_driver_on_a_local_ray_cluster_stopped_by_sigterm_exits_143_and_its_units_...
         assert exit_code(KeyboardInterrupt()) == 143
     with sigterm_stops():
         assert exit_code(KeyboardInterrupt()) == 130 and exit_code(Stop()) == 143
@@ -256,3 +265,226 @@ def test_the_benchmark_on_a_local_ray_cluster_prints_the_in_process_tables(mnist
         other = tmp_path / "ray" / path.relative_to(tmp_path / "here")
         assert _drop_times(json.loads(other.read_text())) == _drop_times(json.loads(path.read_text())), path
     assert len(list((tmp_path / "ray" / "logs").rglob("*.log"))) == 6
+
+
+# -- stops, locks, failures and errors of the benchmarks' processes (review 22) --------------------------------
+SIGNALLER = """import os, signal, sys, time
+sys.path.insert(0, {benchmarks!r})
+import gradient_free as gf
+gf.common.sgemm_peak = lambda: (1.0, 0.1)  # 3 s of measuring that no check here needs
+run_unit = gf.run_unit
+SIG, TO_PARENT, MARK = getattr(signal, os.environ["SIG"]), os.environ.get("TO_PARENT") == "1", os.environ["MARK"]
+
+
+def signalled(unit, splits, units_dir, scale, hooks=None):
+    def at_step_5(opt):
+        original = opt.step
+
+        def step(f):
+            if opt.counters["steps"] == 5 and not os.path.exists(MARK):
+                open(MARK, "w").write(unit.name)
+                os.kill(os.getppid() if TO_PARENT else os.getpid(), SIG)
+                time.sleep(2 if TO_PARENT else 0)  # the pool's driver terminates this worker meanwhile
+            return original(f)
+        opt.step = step
+    return run_unit(unit, splits, units_dir, scale, hooks={{"optimizer": at_step_5}})
+gf.run_unit = signalled  # also in the pool's workers, which import this file as __mp_main__
+if __name__ == "__main__":
+    sys.exit(gf.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGTERM-pool"])
+def test_a_stopped_benchmark_without_ray_saves_the_exact_state_and_runs_no_further_unit(how, mnist_dir, tmp_path):
+    """Finding 1: the signal comes inside step 5 of the first unit (in the pool: to the driver, from a
+    worker's step 5); the unit saves where it stopped (step 6: the step in progress ends), no other unit
+    runs on, and the exit code names the signal."""
+    script = _script(tmp_path, "signalled.py", SIGNALLER.format(benchmarks=str(REPO / "benchmarks")))
+    units, mark = tmp_path / "units", tmp_path / "signalled"
+    pool = how.endswith("pool")
+    env = dict(os.environ, PYTHONPATH=str(REPO), SIG=how.split("-")[0], TO_PARENT="1" if pool else "0", MARK=str(mark))
+    proc = subprocess.run([sys.executable, script, "--smoke", "--sizes", "small", "--methods", "spsa", "--data-dir",
+                           str(mnist_dir), "--units", str(units), *(("--workers", "2") if pool else ())],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == (130 if how == "SIGINT" else 143), proc.stdout + proc.stderr
+    assert "stopped; the units in progress keep their checkpoints" in proc.stderr
+    name = mark.read_text()
+    _, _, state, _, _ = gf.load_checkpoint(str(units / name) + ".ckpt.npz")
+    assert state["counters"]["steps"] == 6  # the step in progress finished, then the state was saved
+    assert not list(units.rglob("final/**/*.json"))  # no final unit started
+    if not pool:  # one unit at a time: the second tuning unit never started
+        assert list(units.rglob("*.json")) == [] and len(list(units.rglob("*.ckpt.npz"))) == 1
+
+
+def test_a_unit_process_reports_an_ordinary_error_in_one_line(tmp_path, capsys):
+    """Finding 4: missing data is a MinirsoError: one line and exit 2, no traceback."""
+    assert gf.main(["--unit", UNIT.name, "--smoke", "--data-dir", str(tmp_path / "none"),
+                    "--units", str(tmp_path / "u")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: MNIST files missing") and err.count("\n") == 1
+
+
+def _ray_stand_in(monkeypatch):
+    """Each command's Ray path on the in-process stand-in: Ray 'installed', the Session's ray InProcessRay."""
+    import minirso.sweep.runner as runner
+    monkeypatch.setattr(runner, "require_ray", lambda feature="": None)
+    real = runner.Session
+    monkeypatch.setattr(runner, "Session", lambda workers=None, address=None, feature="": real(
+        workers, address, feature, ray=InProcessRay()))
+
+
+def test_the_benchmarks_exit_1_when_a_process_fails_on_ray(mnist_dir, tmp_path, capsys, monkeypatch):
+    """Finding 3: a unit's (a setting's) process that fails makes the command's exit code 1."""
+    _ray_stand_in(monkeypatch)
+    failing = _script(tmp_path, "fails.py", "import sys\nsys.exit('error: broken')\n")
+    real = gf.unit_task
+    monkeypatch.setattr(gf, "unit_task", lambda *a: dataclasses.replace(
+        real(*a), new_argv=(failing,), resume_argv=(failing,)))
+    monkeypatch.setattr(gf.common, "sgemm_peak", lambda: (1.0, 0.1))
+    assert gf.main(["--smoke", "--sizes", "small", "--methods", "spsa", "--data-dir", str(mnist_dir), "--ray",
+                    "--units", str(tmp_path / "u")]) == 1
+    out, err = capsys.readouterr()
+    assert out.count("] failed tune/small/spsa/") == 2 and "2 unit(s) failed: tune/small/spsa/" in err
+
+    ok = _script(tmp_path, "ok.py", """import json, os, sys
+name, out = sys.argv[2], sys.argv[-1]
+json.dump({"setting": {}, "command_s": 5.0, "rounds": [{"round": 1, "test_accuracy": 0.5}]},
+          open(os.path.join(out, name + ".json"), "w"))
+""")
+    real_one = quick_study.one_task
+    for script, code in ((ok, 0), (failing, 1)):
+        monkeypatch.setattr(quick_study, "one_task", lambda *a, s=script: dataclasses.replace(
+            real_one(*a), new_argv=(s, *real_one(*a).new_argv[1:]), resume_argv=(s, *real_one(*a).new_argv[1:])))
+        monkeypatch.setattr(quick_study, "summarize", lambda results, jobs: {"results": results, "jobs": jobs})
+        monkeypatch.setattr(quick_study, "render", lambda summary: "table")
+        assert quick_study.main(["--ray", "--only", "preset", "--data-dir", str(tmp_path),
+                                 "--out", str(tmp_path / f"q{code}")]) == code
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1"])
+def test_the_quick_study_refuses_jobs_below_1_without_ray(jobs, tmp_path, capsys, monkeypatch):
+    """Finding 9: --jobs 0 ran one at a time, --jobs -1 looped for ever (here: the study fails the test)."""
+    monkeypatch.setattr(quick_study, "study", lambda *a, **k: pytest.fail("the study ran"))
+    assert quick_study.main(["--jobs", jobs, "--only", "preset", "--data-dir", str(tmp_path),
+                             "--out", str(tmp_path / "q")]) == 2
+    assert capsys.readouterr() == ("", f"error: --jobs must be a positive integer, got {jobs}\n")
+    assert not (tmp_path / "q").exists()
+
+
+def test_a_second_process_of_a_unit_waits_for_the_first(mnist_dir, tmp_path):
+    """Finding 2: while another process holds the unit (its lock), a --unit process waits, writes
+    nothing, and runs the unit once the lock is free."""
+    import fcntl
+    units = str(tmp_path / "units")
+    lock = gf.unit_lock(units, UNIT)
+    os.makedirs(os.path.dirname(lock))
+    log = tmp_path / "out.txt"
+    with open(lock, "w") as held, open(log, "w") as out:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        proc = subprocess.Popen([sys.executable, *gf.unit_argv(UNIT, str(mnist_dir), units, gf.SMOKE)], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and "# waiting" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        waited = log.read_text()
+        assert waited.startswith(f"# waiting for another process of {UNIT.name}, which holds {lock}"), waited
+        assert proc.poll() is None and not os.path.exists(gf.unit_path(units, UNIT))
+    assert proc.wait(timeout=60) == 0, log.read_text()  # the lock released: the unit runs
+    assert os.path.exists(gf.unit_path(units, UNIT))
+
+
+def test_a_unit_tolerates_a_checkpoint_that_vanished_and_removes_a_stale_one(mnist_dir, tmp_path):
+    """Finding 2: the unit's checkpoint removed by another process of the unit meanwhile (no
+    FileNotFoundError); a checkpoint left beside a finished unit's JSON is removed; the JSON goes
+    through a temporary file of its own (a path + ".tmp" in the way does not matter)."""
+    units = str(tmp_path / "units")
+    ckpt, path = gf.unit_checkpoint(units, UNIT), gf.unit_path(units, UNIT)
+    os.makedirs(path + ".tmp")  # another writer's temporary file, as the fixed name was
+
+    def vanish(opt, record):
+        os.remove(ckpt)
+    result = gf.run_unit(UNIT, gf.load_splits_cached(str(mnist_dir), gf.SMOKE), units, gf.SMOKE,
+                         hooks={"test_point": vanish})
+    assert json.loads(Path(path).read_text()) == result
+    Path(ckpt).write_text("stale")
+    assert gf.run_unit(UNIT, None, units, gf.SMOKE) == result and not os.path.exists(ckpt)
+    assert sorted(os.listdir(os.path.dirname(path))) == sorted(os.path.basename(p) for p in (path, path + ".tmp"))
+
+
+def test_the_ray_commands_share_their_checks(tmp_path, capsys, monkeypatch):
+    """Finding 8: the benchmarks check their Ray flags through runner.check_command, each naming its own
+    flag for the local cluster's size (the quick study's --jobs), --retries included; nothing written."""
+    _ray_stand_in(monkeypatch)
+    for main, flag, out in ((gf.main, "--workers", ["--smoke", "--units", str(tmp_path / "u")]),
+                            (quick_study.main, "--jobs", ["--data-dir", str(tmp_path), "--out", str(tmp_path / "q")])):
+        assert main(["--ray", flag, "2", "--address", "auto", *out]) == 2
+        assert capsys.readouterr() == ("", f"error: {flag} sizes a local Ray cluster; a running cluster (--address) "
+                                           f"has its own CPUs: drop {flag}, or drop --address to start a local "
+                                           "cluster\n")
+        assert main(["--ray", flag, "0", *out]) == 2
+        assert capsys.readouterr() == ("", f"error: {flag} must be a positive integer, got 0\n")
+        assert main(["--ray", "--retries", "-1", *out]) == 2
+        assert capsys.readouterr() == ("", "error: --retries must be >= 0, got -1\n")
+    assert not (tmp_path / "u").exists() and not (tmp_path / "q").exists()
+
+
+SLOW_UNITS = """import dataclasses, os, sys, time
+sys.path.insert(0, {benchmarks!r})
+import gradient_free as gf
+gf.common.sgemm_peak = lambda: (1.0, 0.1)
+HERE, MARK = os.path.abspath(__file__), os.environ["MARK"]
+real_task, real_run = gf.unit_task, gf.run_unit
+
+
+def task(*args):  # the unit processes run this file too, so that their units are slow
+    t = real_task(*args)
+    return dataclasses.replace(t, new_argv=(HERE, *t.new_argv[1:]), resume_argv=(HERE, *t.resume_argv[1:]))
+
+
+def slow(unit, splits, units_dir, scale, hooks=None):
+    def hook(opt):
+        original = opt.step
+
+        def step(f):
+            if opt.counters["steps"] == 5:
+                open(os.path.join(MARK, unit.name.replace("/", "_")), "w").write(unit.name)
+            if opt.counters["steps"] >= 5:
+                time.sleep(0.5)  # 32 steps: the unit would take 14 s more
+            return original(f)
+        opt.step = step
+    return real_run(unit, splits, units_dir, scale, hooks={{"optimizer": hook}})
+gf.unit_task, gf.run_unit = task, slow
+sys.exit(gf.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.distributed
+def test_a_driver_on_a_local_ray_cluster_stopped_by_sigterm_exits_143_and_its_units_keep_their_state(
+        mnist_dir, tmp_path):
+    """Finding 7: SIGTERM to the benchmark's driver while its two units run (slowed down from step 5,
+    each a process on a local 2-CPU cluster): the units' processes get SIGINT and save their exact
+    state, the driver exits 143."""
+    require_ray()
+    script = _script(tmp_path, "slow_units.py", SLOW_UNITS.format(benchmarks=str(REPO / "benchmarks")))
+    units, mark = tmp_path / "units", tmp_path / "started"
+    mark.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO), MARK=str(mark))
+    proc = subprocess.Popen([sys.executable, script, "--smoke", "--sizes", "small", "--methods", "spsa", "--data-dir",
+                             str(mnist_dir), "--units", str(units), "--ray", "--workers", "2"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while len(os.listdir(mark)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None and len(os.listdir(mark)) == 2, proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 143, out + err
+    assert "stopping the 2 units not done: each process gets SIGINT" in err
+    assert "stopped; the units in progress keep their checkpoints" in err
+    for name in (p.read_text() for p in mark.iterdir()):
+        _, _, state, _, _ = gf.load_checkpoint(str(units / name) + ".ckpt.npz")
+        assert 6 <= state["counters"]["steps"] < 32, name  # stopped after a step, well before its end
+        assert not (units / (name + ".json")).exists()
+        assert f"{name}: stopped, its checkpoint saved" in (units / "logs" / (name + ".log")).read_text()

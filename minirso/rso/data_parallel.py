@@ -88,11 +88,11 @@ class RayShardedEvaluator(ShardedEvaluator):
     """
 
     def __init__(self, ray, model, x, y, shards=1):
-        self.ray, self.n = ray, int(shards)
+        self.ray = ray
         self.pending = []  # (worker, ref) of one-way messages whose results are not collected yet
         self.wait_s = 0.0
         super().__init__(model, x, y, shards)
-        self.shards = self.make_shards(self.n)  # the actors start now: a failure to start belongs to spread()
+        self.shards = self.make_shards(self.n_shards)  # the actors start now: a failure to start belongs to spread()
 
     def make_shards(self, n):
         model, x, y = self.ray.put(self.model), self.ray.put(to_numpy(self.x)), self.ray.put(to_numpy(self.y))
@@ -138,8 +138,8 @@ class RayShardedEvaluator(ShardedEvaluator):
         """One line: round trips, one-way messages and the mean wait per round trip."""
         rt, ow = self.messages["round_trips"], self.messages["one_way"]
         if not rt:
-            return f"{self.n} Ray workers, no round trip made"
-        return (f"{self.n} Ray workers (one shard of each mini-batch each): {rt:,} round trips and {ow:,} "
+            return f"{self.n_shards} Ray workers, no round trip made"
+        return (f"{self.n_shards} Ray workers (one shard of each mini-batch each): {rt:,} round trips and {ow:,} "
                 f"one-way messages; {1e3 * self.wait_s / rt:.2f} ms per round trip on average, the shards' "
                 "arithmetic included")
 

@@ -242,11 +242,6 @@ class ShardedEvaluator(Evaluator):
     def shards(self, shards):
         self._shards = shards
 
-    @property
-    def started(self):
-        """Whether the shards exist (in-process copies of the network, or actors)."""
-        return self._shards is not None
-
     def make_shards(self, n):
         """The n shards, in this process (data_parallel.py's driver starts Ray actors instead)."""
         return [Shard(self.model, self.x, self.y) for _ in range(n)]

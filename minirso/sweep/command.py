@@ -14,10 +14,10 @@ import os
 import sys
 
 from ..cli import command
-from ..distributed import available_cpus, check_cluster_args, require_ray
-from ..errors import ConfigError, MinirsoError
+from ..distributed import available_cpus
+from ..errors import ConfigError
 from . import summary
-from .runner import ProcessTask, exit_code, run_tasks, sigterm_stops
+from .runner import ProcessTask, check_command, exit_code, run_command, run_tasks
 from .runstate import read_run
 from .spec import expand, parse_spec, read_spec, train_argv
 
@@ -49,15 +49,7 @@ def build_parser():
 @command
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    with sigterm_stops():
-        try:
-            return _main(args)
-        except MinirsoError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt as stop:
-            print("\ninterrupted before any run started; nothing to save", file=sys.stderr)
-            return exit_code(stop)
+    return run_command(lambda: _main(args), "\ninterrupted before any run started; nothing to save")
 
 
 def _main(args):
@@ -82,8 +74,7 @@ def _main(args):
             print(f"  {s.name}: {what}\n    python -m minirso.train {' '.join(train_argv(s, runs[s.name], False))}")
         return 0
     if todo:  # before anything is written
-        require_ray("python -m minirso.sweep")
-        check_cluster_args(args.workers, args.address)
+        check_command("python -m minirso.sweep", args.workers, args.address, args.retries)
     try:
         os.makedirs(os.path.join(out, "logs"), exist_ok=True)
     except OSError as err:

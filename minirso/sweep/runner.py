@@ -10,6 +10,10 @@ checkpoint by its own task, up to ``retries`` times, and Ray runs a task again (
 worker dies. Ctrl-C (or SIGTERM, inside :func:`sigterm_stops`) cancels the tasks: each process gets
 SIGINT and the runner waits up to STOP_WAIT_S for them to save their checkpoints. Ray is imported
 only when there is a task to run (minirso/distributed.py).
+
+The commands that run on it (python -m minirso.sweep, the benchmarks' --ray) share their command-line
+checks (:func:`check_command`) and how they end (:func:`run_command`: one line and exit 2 for an
+error, 130 / 143 when stopped).
 """
 import contextlib
 import dataclasses
@@ -18,7 +22,9 @@ import signal
 import sys
 import threading
 
-from ..distributed import available_cpus, cluster
+from ..distributed import available_cpus, check_cluster_args, cluster, require_ray
+from ..errors import ConfigError, MinirsoError
+from ..rundir import SESSION_SIGNAL, sigterm_as_ctrl_c
 from .task import run_process
 
 STOP_WAIT_S = 300  # how long a stopping runner waits for its processes to save their checkpoints
@@ -55,10 +61,13 @@ def _sigterm(signum, frame):
 
 
 @contextlib.contextmanager
-def sigterm_stops():
-    """While active (in the main thread), SIGTERM raises :class:`Stop`, a KeyboardInterrupt."""
+def sigterm_stops(handler=_sigterm):
+    """While active (in the main thread), SIGTERM raises :class:`Stop`, a KeyboardInterrupt (a driver
+    waiting on its tasks); ``handler=minirso.rundir.sigterm_as_ctrl_c``: SIGTERM acts as Ctrl-C (a
+    process that runs the work itself: an optimizer's SIGINT handler stops it after its step)."""
     _TERMINATED[0] = False
-    previous = signal.signal(signal.SIGTERM, _sigterm) if threading.current_thread() is threading.main_thread() \
+    SESSION_SIGNAL[0] = signal.SIGINT
+    previous = signal.signal(signal.SIGTERM, handler) if threading.current_thread() is threading.main_thread() \
         else None
     try:
         yield
@@ -68,8 +77,33 @@ def sigterm_stops():
 
 
 def exit_code(stop):
-    """130 after Ctrl-C, 143 after SIGTERM."""
-    return 143 if isinstance(stop, Stop) or _TERMINATED[0] else 130
+    """130 after Ctrl-C, 143 after SIGTERM (either handler of :func:`sigterm_stops`)."""
+    return 143 if isinstance(stop, Stop) or _TERMINATED[0] or SESSION_SIGNAL[0] == signal.SIGTERM else 130
+
+
+def check_command(feature, workers=None, address=None, retries=0, workers_flag="--workers"):
+    """What a command that runs tasks on Ray checks before it runs anything (one-line MinirsoErrors):
+    Ray is installed (``feature`` names the command), ``workers`` (the local cluster's size, given as
+    ``workers_flag``) and ``address`` can work (check_cluster_args), ``retries`` >= 0."""
+    require_ray(feature)
+    check_cluster_args(workers, address, workers_flag=workers_flag)
+    if retries < 0:
+        raise ConfigError(f"--retries must be >= 0, got {retries}")
+
+
+def run_command(body, stopped, in_process=False):
+    """``body()``'s exit code, SIGTERM handled meanwhile (:func:`sigterm_stops`; ``in_process``: as
+    Ctrl-C, for work done in this process). A MinirsoError is one line ``error: ...`` and exit 2; a
+    stop (Ctrl-C, SIGTERM) that ``body`` lets through prints ``stopped`` and exits 130 or 143."""
+    with sigterm_stops(sigterm_as_ctrl_c if in_process else _sigterm):
+        try:
+            return body()
+        except MinirsoError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as stop:
+            print(stopped, file=sys.stderr)
+            return exit_code(stop)
 
 
 def describe(workers=None, address=None):
@@ -101,7 +135,8 @@ class Session:
     def run(self, tasks, retries=2, on_done=None, what="processes", note=""):
         """Run ``tasks`` (ProcessTask, distinct names); returns ({name: outcome}, the KeyboardInterrupt
         that stopped them or None). An outcome is run_process's dict, {"error": "Ray: ..."} when Ray
-        gave up on the task, or {"stopped": True} for a task cancelled by a stop. ``on_done(task,
+        gave up on the task, or {"stopped": True} for a task cancelled by a stop (a task that ends
+        during the stop's wait gives run_process's dict, "stopped" False if it finished first). ``on_done(task,
         outcome, finished, total)`` is called as each task ends (progress lines)."""
         outcomes = {}
         if not tasks:
@@ -131,10 +166,12 @@ class Session:
                   f"if it keeps one (waiting up to {STOP_WAIT_S} s)", file=sys.stderr, flush=True)
             for ref in pending:
                 ray.cancel(ref)
+            ready = []
             with contextlib.suppress(KeyboardInterrupt):
-                ray.wait(pending, num_returns=len(pending), timeout=STOP_WAIT_S)
-            for ref in pending:
-                outcomes[refs[ref].name] = {"stopped": True}
+                ready, _ = ray.wait(pending, num_returns=len(pending), timeout=STOP_WAIT_S)
+            for ref in pending:  # a task that ended meanwhile: its own outcome (it may have finished)
+                outcome = _result(ray, ref) if ref in ready else {"error": "not done"}
+                outcomes[refs[ref].name] = {"stopped": True} if "error" in outcome else outcome
             return outcomes, stop
 
 

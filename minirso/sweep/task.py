@@ -5,12 +5,13 @@ benchmarks/gradient_free.py; a setting of benchmarks/quick_study.py).
 marker, e.g. the run folder's checkpoint.npz, exists), so a task that Ray runs again after its
 worker died continues the work instead of starting it over. Everything the process prints goes to
 its log file. The process gets SIGTERM if the task's worker dies (Linux), which python -m
-minirso.train and the benchmarks' processes handle like Ctrl-C: they save their checkpoint. When
-the runner is stopped (Ray cancels the task: KeyboardInterrupt here), the process gets SIGINT and
-the task waits until it has saved its checkpoint. A process killed by a signal it cannot handle
-(SIGKILL, the kernel's out-of-memory killer) is resumed from its last checkpoint (started again
-when it has no marker), up to ``retries`` times. :func:`run_setting` is a sweep's setting. No Ray
-import here: minirso/sweep/runner.py wraps :func:`run_process`.
+minirso.train and benchmarks/gradient_free.py's ``--unit`` processes handle like Ctrl-C: they save
+their checkpoint (a quick study's ``--one`` process keeps none: it just ends, and is trained again
+from the start). When the runner is stopped (Ray cancels the task: KeyboardInterrupt here), the
+process gets SIGINT and the task waits until it has ended (saving its checkpoint where it keeps
+one). A process killed by a signal it cannot handle (SIGKILL, the kernel's out-of-memory killer) is
+resumed from its last checkpoint (started again when it has no marker), up to ``retries`` times. No
+Ray import here: minirso/sweep/runner.py wraps :func:`run_process`.
 """
 import os
 import shlex
@@ -49,18 +50,6 @@ def _wait_for_lock(run_dir, log):
         log.write(f"# waiting for process {pid}, which still holds {run_dir}\n")
         log.flush()
         time.sleep(1.0)
-
-
-def run_setting(new_argv, resume_argv, run_dir, log_path, package_parent=None, cwd=None, retries=2):
-    """Run python -m minirso.train for one setting; returns {"returncode", "attempts", "resumed", "stopped"}.
-
-    ``new_argv`` starts the run, ``resume_argv`` continues it (chosen by whether ``run_dir`` holds a
-    checkpoint). ``package_parent`` (the folder holding minirso/ on the driver) is put on PYTHONPATH
-    where it exists, so the process imports the same minirso as the sweep.
-    """
-    return run_process(["-m", "minirso.train", *new_argv], ["-m", "minirso.train", *resume_argv],
-                       os.path.join(run_dir, "checkpoint.npz"), log_path, package_parent, cwd, retries,
-                       lock_dir=run_dir)
 
 
 def run_process(new_argv, resume_argv, resume_marker, log_path, package_parent=None, cwd=None, retries=2,
