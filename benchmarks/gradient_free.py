@@ -80,6 +80,7 @@ driver then reads the units' JSON files, the tuning units' before it chooses the
 import argparse
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -342,7 +343,9 @@ def write_json_atomic(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o644)  # as open() makes it (mkstemp's is 0600): others on a shared cluster read it
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as open() makes it under the umask (mkstemp's is 0600)
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=1)
         os.replace(tmp, path)
@@ -428,12 +431,11 @@ def _pool_start():
 
 
 def _pool_job(args):
-    """``_job`` in a worker of run_all's pool; a unit stopped by a signal (its state saved) ends the
-    worker, as the driver is stopping and terminates the pool (a worker left waiting would hang it)."""
-    unit, result = _job(args)
-    if result is None:
-        raise SystemExit(1)
-    return unit, result
+    """``_job`` in a worker of run_all's pool: (unit, None) for a unit stopped by a signal (its state
+    saved); the driver then stops, and leaving the pool terminates the other workers, which save.
+    Each worker runs one unit and exits (maxtasksperchild=1): a worker whose unit the pool's
+    terminate stopped must end by itself, as terminate signals a process only once."""
+    return _job(args)
 
 
 _SPLITS = {}
@@ -467,8 +469,10 @@ def run_all(units, data_dir, units_dir, scale, workers, log=print, session=None,
     jobs = [(u, data_dir, units_dir, scale) for u in todo]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
-        with multiprocessing.get_context("spawn").Pool(workers, initializer=_pool_start) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_pool_start, maxtasksperchild=1) as pool:
             for unit, result in pool.imap_unordered(_pool_job, jobs):
+                if result is None:  # a worker's unit was stopped (a signal to that worker): the run stops here
+                    raise KeyboardInterrupt
                 out[unit] = result
                 log(f"  done {unit.name}: {_summary(result)}")
     else:
@@ -571,6 +575,12 @@ def holding_unit(units_dir, unit, wait_s=None):
                     print(f"# waiting for another process of {unit.name}, which holds {path}", flush=True)
                     told = True
                 time.sleep(0.2)
+            except OSError as err:  # a file system without flock (Lustre without -o flock, some NFS, FUSE)
+                if err.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                print(f"# warning: {path}'s file system cannot lock ({os.strerror(err.errno)}): the unit runs "
+                      "unguarded; never run two processes of one unit at once", flush=True)
+                break
         yield
     finally:
         os.close(fd)

@@ -284,7 +284,9 @@ def signalled(unit, splits, units_dir, scale, hooks=None):
             if opt.counters["steps"] == 5 and not os.path.exists(MARK):
                 open(MARK, "w").write(unit.name)
                 os.kill(os.getppid() if TO_PARENT else os.getpid(), SIG)
-                time.sleep(2 if TO_PARENT else 0)  # the pool's driver terminates this worker meanwhile
+                deadline = time.monotonic() + (30 if TO_PARENT else 0)
+                while not opt.stop_requested and time.monotonic() < deadline:
+                    time.sleep(0.05)  # until the pool's driver, stopping, terminates this worker
             return original(f)
         opt.step = step
     return run_unit(unit, splits, units_dir, scale, hooks={{"optimizer": at_step_5}})
@@ -294,19 +296,21 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGTERM-pool"])
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGTERM-pool", "SIGTERM-worker"])
 def test_a_stopped_benchmark_without_ray_saves_the_exact_state_and_runs_no_further_unit(how, mnist_dir, tmp_path):
-    """Finding 1: the signal comes inside step 5 of the first unit (in the pool: to the driver, from a
-    worker's step 5); the unit saves where it stopped (step 6: the step in progress ends), no other unit
-    runs on, and the exit code names the signal."""
+    """Finding 1: the signal comes inside step 5 of the first unit (pool: to the driver, from a
+    worker's step 5; worker: to that worker only, which the driver must notice instead of waiting
+    for ever); the unit saves where it stopped (step 6: the step in progress ends), no other unit
+    runs on, and the exit code names the signal (the driver's: a worker's stop reads as Ctrl-C)."""
     script = _script(tmp_path, "signalled.py", SIGNALLER.format(benchmarks=str(REPO / "benchmarks")))
     units, mark = tmp_path / "units", tmp_path / "signalled"
-    pool = how.endswith("pool")
-    env = dict(os.environ, PYTHONPATH=str(REPO), SIG=how.split("-")[0], TO_PARENT="1" if pool else "0", MARK=str(mark))
+    pool = how.endswith(("pool", "worker"))
+    env = dict(os.environ, PYTHONPATH=str(REPO), SIG=how.split("-")[0], TO_PARENT="1" if how.endswith("pool") else "0",
+               MARK=str(mark))
     proc = subprocess.run([sys.executable, script, "--smoke", "--sizes", "small", "--methods", "spsa", "--data-dir",
                            str(mnist_dir), "--units", str(units), *(("--workers", "2") if pool else ())],
                           cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
-    assert proc.returncode == (130 if how == "SIGINT" else 143), proc.stdout + proc.stderr
+    assert proc.returncode == (130 if how in ("SIGINT", "SIGTERM-worker") else 143), proc.stdout + proc.stderr
     assert "stopped; the units in progress keep their checkpoints" in proc.stderr
     name = mark.read_text()
     _, _, state, _, _ = gf.load_checkpoint(str(units / name) + ".ckpt.npz")
@@ -488,3 +492,35 @@ def test_a_driver_on_a_local_ray_cluster_stopped_by_sigterm_exits_143_and_its_un
         assert 6 <= state["counters"]["steps"] < 32, name  # stopped after a step, well before its end
         assert not (units / (name + ".json")).exists()
         assert f"{name}: stopped, its checkpoint saved" in (units / "logs" / (name + ".log")).read_text()
+
+
+def test_a_unit_lock_on_a_file_system_without_flock_warns_and_runs(tmp_path, capsys, monkeypatch):
+    """Review 25: flock refused by the file system (ENOLCK, ENOSYS, EOPNOTSUPP, EINVAL): one warning line
+    and the unit runs unguarded; any other error is raised."""
+    import errno
+    import fcntl
+
+    def refuse(code):
+        def flock(fd, op):
+            raise OSError(code, os.strerror(code))
+        return flock
+    monkeypatch.setattr(fcntl, "flock", refuse(errno.ENOLCK))
+    with gf.holding_unit(str(tmp_path), UNIT, wait_s=0):
+        ran = True
+    assert ran and "cannot lock" in capsys.readouterr().out
+    monkeypatch.setattr(fcntl, "flock", refuse(errno.EBADF))
+    with pytest.raises(OSError):
+        with gf.holding_unit(str(tmp_path), UNIT, wait_s=0):
+            pass
+
+
+def test_a_unit_json_takes_the_mode_open_would_give(tmp_path):
+    """Review 25: the JSON's temporary file (mkstemp: 0600) gets 0666 less the umask, as open() makes files."""
+    for umask in (0o022, 0o002, 0o077):
+        old = os.umask(umask)
+        try:
+            path = str(tmp_path / f"u{umask:o}" / "x.json")
+            gf.write_json_atomic(path, {"a": 1})
+        finally:
+            os.umask(old)
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
