@@ -79,6 +79,23 @@ def loadavg():
         return "load average unavailable"
 
 
+def cpu_busy(seconds=2.0):
+    """The fraction of all cores' time that was busy (not idle, not waiting for I/O) over the next
+    ``seconds``, from /proc/stat (Linux); None elsewhere. Taken before a benchmark starts its own work,
+    it says whether other work shares the machine now (the load average trails a run that just ended)."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
 def cpu_description():
     name = platform.processor() or platform.machine()
     try:

@@ -159,7 +159,7 @@ def main():
     args = parser.parse_args()
     from minirso.distributed import cluster
     start = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other work, before this script's own
+    busy_before = common.cpu_busy()  # other work, before this script's own
     data = load_mnist(os.environ.get("MINIRSO_DATA"), download=False).subset(args.train_subset, 100, seed=0)
     lines = [f"benchmarks/data_parallel.py, {start} UTC, {os.cpu_count()} cores, {common.loadavg()}",
              f"float32 matrix product (2048^3) on one core now: {common.sgemm_peak()[0]:.1f} GMAC/s"]
@@ -215,18 +215,18 @@ def main():
               "the driver's per-actor cost b grows linearly with N; statistics bytes (sharded.message_table) are "
               "not limiting; the shards' work is equal (sizes differ by at most one image)",
               f"float32 matrix product (2048^3) on one core at the end: {common.sgemm_peak()[0]:.1f} GMAC/s",
-              machine_state(load_before)]
+              machine_state(busy_before)]
     print("\n".join(lines), flush=True)
 
 
-def machine_state(load_before):
-    """The last line: whether other work shared the machine, from the 1-minute load average before this
-    script started its own work (above 0.5: busy) and the load average at the end."""
-    if load_before is None:
+def machine_state(busy_before):
+    """The last line: whether other work shared the machine, from the share of all cores busy over
+    2 s before this script started its own work (above 10%: busy), and the load average at the end."""
+    if busy_before is None:
         return f"the machine's load before the start is unknown ({common.loadavg()} at the end)"
-    busy = load_before > 0.5
-    return (f"the machine was {'busy with other work' if busy else 'idle'} when the script started (1-minute load "
-            f"average {load_before:.2f}); {common.loadavg()} at the end, this script's own work included")
+    return (f"the machine was {'busy with other work' if busy_before > 0.1 else 'idle'} when the script started "
+            f"({100 * busy_before:.0f}% of its cores' time busy over 2 s); {common.loadavg()} at the end, this "
+            "script's own work included")
 
 
 if __name__ == "__main__":
