@@ -85,7 +85,10 @@ def run_process(new_argv, resume_argv, resume_marker, log_path, package_parent=N
             log.flush()
             proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env,
-                                    preexec_fn=_child_setup if os.name == "posix" else None)
+                                    preexec_fn=_child_setup if os.name == "posix" else None,
+                                    start_new_session=True)  # its own process group: the Ray worker's group
+            # may be killed outright when a stopping cluster shuts down; the process then hears of its
+            # parent's death by SIGTERM (PDEATHSIG) and saves, as after Ctrl-C
             try:
                 while proc.poll() is None:  # not proc.wait(): a cancel's KeyboardInterrupt must get through
                     time.sleep(0.2)
