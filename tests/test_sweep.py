@@ -263,7 +263,9 @@ def test_sweep_on_a_local_ray_cluster_stops_resumes_and_skips(mnist_dir, tmp_pat
 
     # the sweep, on a local cluster of 2 CPUs, stopped by Ctrl-C once a run has finished a round
     sweep = [sys.executable, "-m", "minirso.sweep", str(spec), "--workers", "2", "--no-plots"]
-    proc = subprocess.Popen(sweep, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT heard as a terminal's Ctrl-C, even where this test runs in the background (which ignores it)
+    proc = subprocess.Popen(sweep, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     others = [r for n, r in runs.items() if n.startswith("rso-") and n != killed]
     deadline = time.monotonic() + 600  # a cluster's start and a round on a busy 2-core CI machine
     while (not any(read_run(r, "round", 10).done >= 1 for r in others)

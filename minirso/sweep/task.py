@@ -38,9 +38,13 @@ _LIBC = _libc() if sys.platform.startswith("linux") else None
 
 def _child_setup():
     """In the child, before exec: SIGTERM when the task's worker process dies (Linux), and SIGINT and
-    SIGTERM delivered (a Ray worker blocks SIGINT; the child would inherit that and never see a stop)."""
+    SIGTERM delivered (a Ray worker blocks SIGINT; the child would inherit that and never see a stop)
+    and heard (a sweep started in the background, `cmd &` or nohup, ignores SIGINT, and so would the
+    child: Python installs its Ctrl-C handler only where SIGINT is not ignored)."""
     if _LIBC is not None:
         _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
