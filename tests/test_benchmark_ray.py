@@ -477,7 +477,10 @@ def test_a_driver_on_a_local_ray_cluster_stopped_by_sigterm_exits_143_and_its_un
     env = dict(os.environ, PYTHONPATH=str(REPO), MARK=str(mark))
     proc = subprocess.Popen([sys.executable, script, "--smoke", "--sizes", "small", "--methods", "spsa", "--data-dir",
                              str(mnist_dir), "--units", str(units), "--ray", "--workers", "2"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal, even where this test runs in the background (SIGINT ignored,
+                            # and so in Ray's workers, where ray.cancel would go unheard)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 90
     while len(os.listdir(mark)) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
