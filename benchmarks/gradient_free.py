@@ -381,6 +381,8 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     if hooks and "optimizer" in hooks:
         hooks["optimizer"](opt)
 
+    budget_spent = [False]  # the unit's own stop (smoke RSO: the first test point past the budget), not Ctrl-C's
+
     def at_test_point(o, record):
         if record.get("test_accuracy") is None:
             return
@@ -388,6 +390,7 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
         save_checkpoint(ckpt, o.model, o.name, json.loads(json.dumps(state)), arrays,
                         {"initial": initial, "sittings": sittings})
         if stop_at is not None and record["candidate_evaluations"] >= stop_at:
+            budget_spent[0] = True
             o.request_stop()
         if hooks and "test_point" in hooks:
             hooks["test_point"](o, record)
@@ -400,7 +403,7 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     sitting["load_end"] = common.loadavg()
     if scale.peak_per_unit:
         sitting["sgemm_peak_end"] = common.sgemm_peak()[0]
-    if opt.interrupted and stop_at is None:  # Ctrl-C: the state is exact, a rerun continues from it
+    if opt.interrupted and not budget_spent[0]:  # Ctrl-C: the state is exact, a rerun continues from it
         state, arrays = opt.state_dict()
         save_checkpoint(ckpt, opt.model, opt.name, json.loads(json.dumps(state)), arrays,
                         {"initial": initial, "sittings": sittings})

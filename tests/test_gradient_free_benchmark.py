@@ -256,3 +256,31 @@ def test_a_unit_stopped_inside_a_round_saves_its_exact_state(fake_mnist, tmp_pat
     assert state["counters"]["steps"] == 6 and state["step_in_round"] == 6  # saved where it stopped
     resumed = gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE)
     assert [p[:4] + p[5:] for p in resumed["curve"]] == [p[:4] + p[5:] for p in straight["curve"]]
+
+
+def test_a_smoke_rso_unit_stopped_before_its_budget_is_not_written_as_finished(fake_mnist, tmp_path):
+    """Whole-round RSO at the smoke scale stops itself at the first test point past its budget; a Ctrl-C
+    (request_stop) before that point saves the exact state instead, and a rerun continues to the result
+    of the uninterrupted unit."""
+    splits = gf.load_splits(None, SCALE)
+    unit = gf.Unit("tune", "small", "rso", gf.grid_values("rso", SCALE)[1], 100)
+    data = gf.UnitData(splits, "small", "tune")
+    assert gf.build("rso", "small", unit.value, 100, gf.make_net("small", 100), data, SCALE)[1] is not None
+    straight = gf.run_unit(unit, splits, str(tmp_path / "a"), SCALE)
+
+    def ctrl_c_at_trial_5(opt):
+        ev, losses = opt.evaluator, opt.evaluator.losses
+
+        def counted(*args):
+            if opt.counters["trials"] == 4:
+                opt.request_stop()  # as the SIGINT handler does: the trial ends, then the run
+            return losses(*args)
+        ev.losses = counted
+    assert gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE, hooks={"optimizer": ctrl_c_at_trial_5}) is None
+    _, _, state, _, _ = gf.load_checkpoint(gf.unit_path(str(tmp_path / "b"), unit)[:-5] + ".ckpt.npz")
+    assert state["counters"]["trials"] == 5 and not state["history"]  # before any test point
+    path = gf.unit_path(str(tmp_path / "b"), unit)
+    assert not os.path.exists(path) and os.path.exists(path[:-5] + ".ckpt.npz")
+    resumed = gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE)
+    assert [p[:4] + p[5:] for p in resumed["curve"]] == [p[:4] + p[5:] for p in straight["curve"]]
+    assert len(resumed["sittings"]) == 2
