@@ -496,6 +496,8 @@ def test_a_driver_on_a_local_ray_cluster_stopped_by_sigterm_exits_143_and_its_un
         log, deadline = units / "logs" / (name + ".log"), time.monotonic() + 60
         while "stopped, its checkpoint saved" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
+        text = log.read_text()  # the unit's own account, and the driver's, where it never saved
+        assert "stopped, its checkpoint saved" in text, f"{name}:\n{text[-4000:]}\n-- driver:\n{out[-2000:]}{err[-3000:]}"
         _, _, state, _, _ = gf.load_checkpoint(str(units / name) + ".ckpt.npz")
         assert 6 <= state["counters"]["steps"] < 32, name  # stopped after a step, well before its end
         assert not (units / (name + ".json")).exists()

@@ -39,7 +39,7 @@ def make(evaluator="sharded", shards=2, rounds=2):
                eval_every=1, stats_images=64, evaluator=evaluator, shards=shards)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: the distributed test that uses it runs at the suite's end (conftest)
 def literal_run():
     """Algorithm 1 as written, float64: 2 rounds of the miniature, 1,336 trials."""
     ref = make("literal", shards=1)
