@@ -1,0 +1,69 @@
+"""README's results table says what the run folders it links to hold: every "A% after round N" (or
+epoch N), "A%, B% after rounds 1-2" and "best so far A%" in a row that links results/NAME is read
+back from results/NAME/metrics.jsonl, so a figure cannot stay behind when a run goes on."""
+import re
+from pathlib import Path
+
+import pytest
+
+from minirso.metrics import read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+PCT = r"(\d+\.\d\d)%"
+
+
+def result_rows():
+    """(the folder, the row) of every README results row that links a run folder of results/."""
+    rows = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        found = re.search(r"\]\(results/([\w.-]+)/\)", line)
+        if line.startswith("|") and found and (ROOT / "results" / found.group(1) / "metrics.jsonl").exists():
+            rows.append((found.group(1), line))
+    return rows
+
+
+def accuracies(folder):
+    """({round or epoch: test accuracy} of the folder's round/epoch records, every test accuracy it logged)."""
+    per, every = {}, []
+    for r in read_metrics(str(ROOT / "results" / folder)):
+        if r.get("test_accuracy") is None:
+            continue
+        every.append(r["test_accuracy"])
+        if r.get("type") == "round" or "epoch" in r:
+            per[r.get("round", r.get("epoch"))] = r["test_accuracy"]
+    return per, every
+
+
+def claims(row):
+    """[(what, the figure in %, the round/epoch or None)] that ``row`` states."""
+    out = [("at", float(a), int(n)) for a, n in re.findall(PCT + r"\** after (?:round|epoch) (\d+)", row)]
+    for listed, first, last in re.findall(r"((?:\d+\.\d\d%, )+\d+\.\d\d%) after rounds (\d+)-(\d+)", row):
+        figures = [float(a) for a in re.findall(PCT, listed)]
+        assert len(figures) == int(last) - int(first) + 1, row
+        out += [("at", a, int(first) + k) for k, a in enumerate(figures)]
+    out += [("best", float(a), None) for a in re.findall(r"best so far " + PCT, row)]
+    return out
+
+
+def test_the_results_table_links_the_runs_it_reports():
+    assert {folder for folder, _ in result_rows()} >= {"paper-rso", "paper-rso-authors", "paper-sgd"}
+
+
+@pytest.mark.parametrize("folder,row", result_rows(), ids=[f for f, _ in result_rows()])
+def test_every_figure_of_a_results_row_is_its_run_folders(folder, row):
+    per, every = accuracies(folder)
+    stated = claims(row)
+    assert stated, f"no figure found in the row of results/{folder}"
+    for what, figure, n in stated:
+        if what == "best":
+            assert figure == round(100 * max(every), 2), (folder, figure, max(every))
+        else:
+            assert n in per, f"results/{folder} has no round/epoch {n}"
+            assert figure == round(100 * per[n], 2), (folder, n, figure, per[n])
+
+
+def test_the_claims_are_read_as_written():
+    """The parser on a made-up row (so that a row it misreads cannot pass unnoticed)."""
+    row = "| x | y | **95.90%** after round 3 of 50 (best so far 96.05%; 86.07%, 94.75% after rounds 1-2) | z |"
+    assert sorted(claims(row), key=str) == sorted([("at", 95.90, 3), ("best", 96.05, None), ("at", 86.07, 1),
+                                                   ("at", 94.75, 2)], key=str)
