@@ -309,3 +309,48 @@ def test_sweep_on_a_local_ray_cluster_stops_resumes_and_skips(mnist_dir, tmp_pat
     assert proc.returncode == 0 and "0 to start, 0 to resume, 4 finished before" in proc.stdout
     assert "Ray cluster" not in proc.stdout
     assert "plots: " in proc.stdout and (out / "plots" / "compare_round.png").exists(), proc.stdout + proc.stderr
+
+
+def test_a_stopping_task_waits_for_its_process_through_further_interrupts(tmp_path):
+    """The task's stop (run_process on Ray's cancel) sends SIGINT once and returns only when the process
+    has ended, even where more KeyboardInterrupts land meanwhile, the first of them while the stop is
+    being logged: a task that ended early would let Ray kill the process before it saved."""
+    from minirso.sweep.task import _stop
+    saved, interrupted = tmp_path / "saved", tmp_path / "interrupted"
+    child = subprocess.Popen([sys.executable, "-c", f"""import os, signal, sys, time
+def stop(*_):
+    while not os.path.exists({str(interrupted)!r}):  # saving, until the test's interrupts are all sent
+        time.sleep(0.05)
+    open({str(saved)!r}, "w").write("saved")
+    sys.exit(130)
+signal.signal(signal.SIGINT, stop)
+print("ready", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+
+    class Log:
+        lines, interrupted = [], False
+
+        def write(self, text):
+            if not Log.interrupted:
+                Log.interrupted = True
+                raise KeyboardInterrupt  # a second Ctrl-C (or cancel) while the stop is logged
+            Log.lines.append(text)
+
+        def flush(self):
+            pass
+    interrupter = subprocess.Popen([sys.executable, "-c", f"""import os, signal, time
+for _ in range(3):
+    time.sleep(0.25)
+    os.kill({os.getpid()}, signal.SIGINT)
+open({str(interrupted)!r}, "w").close()
+"""])
+    try:
+        _stop(child, Log())
+    finally:  # a failing stop leaves neither process behind
+        interrupter.wait()
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130 and saved.read_text() == "saved"
+    assert Log.lines == ["# stopping: SIGINT sent to the process, which saves its checkpoint\n"]

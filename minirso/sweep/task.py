@@ -4,15 +4,18 @@ benchmarks/gradient_free.py; a setting of benchmarks/quick_study.py).
 :func:`run_process` decides when it starts whether the process is new or resumed (its resume
 marker, e.g. the run folder's checkpoint.npz, exists), so a task that Ray runs again after its
 worker died continues the work instead of starting it over. Everything the process prints goes to
-its log file. The process gets SIGTERM if the task's worker dies (Linux), which python -m
+its log file. The process gets SIGTERM if the task's worker crashes (Linux), which python -m
 minirso.train and benchmarks/gradient_free.py's ``--unit`` processes handle like Ctrl-C: they save
 their checkpoint (a quick study's ``--one`` process keeps none: it just ends, and is trained again
-from the start). When the runner is stopped (Ray cancels the task: KeyboardInterrupt here), the
-process gets SIGINT and the task waits until it has ended (saving its checkpoint where it keeps
-one). A process killed by a signal it cannot handle (SIGKILL, the kernel's out-of-memory killer) is
+from the start); a worker that exits in order kills its child processes outright (Ray's
+RAY_kill_child_processes_on_worker_exit, on by default), so a task never ends before its process.
+When the runner is stopped (Ray cancels the task: KeyboardInterrupt here), the process gets SIGINT
+and the task waits until it has ended (saving its checkpoint where it keeps one), whatever further
+KeyboardInterrupts come meanwhile. A process killed by a signal it cannot handle (SIGKILL, the kernel's out-of-memory killer) is
 resumed from its last checkpoint (started again when it has no marker), up to ``retries`` times. No
 Ray import here: minirso/sweep/runner.py wraps :func:`run_process`.
 """
+import contextlib
 import os
 import shlex
 import signal
@@ -97,9 +100,7 @@ def run_process(new_argv, resume_argv, resume_marker, log_path, package_parent=N
                 while proc.poll() is None:  # not proc.wait(): a cancel's KeyboardInterrupt must get through
                     time.sleep(0.2)
             except KeyboardInterrupt:  # the runner is stopping: the process saves its checkpoint and ends
-                log.write("# stopping: SIGINT sent to the process, which saves its checkpoint\n")
-                log.flush()
-                _stop(proc)
+                _stop(proc, log)
                 return {"returncode": proc.returncode, "attempts": attempts, "resumed": resumed, "stopped": True}
             code = proc.returncode
             if code < 0 and attempts <= retries and (resume_marker is None or marked()):
@@ -110,14 +111,19 @@ def run_process(new_argv, resume_argv, resume_marker, log_path, package_parent=N
             return {"returncode": code, "attempts": attempts, "resumed": resumed, "stopped": False}
 
 
-def _stop(proc):
-    """SIGINT, then wait for the checkpoint to be written, however long a second Ctrl-C takes."""
-    try:
-        proc.send_signal(signal.SIGINT)
-    except ProcessLookupError:
-        return
+def _stop(proc, log):
+    """SIGINT, then wait for the checkpoint to be written, however long it takes and however many more
+    KeyboardInterrupts arrive meanwhile (Ctrl-C again, Ray's cancel again): this task must not end
+    before its process has, as Ray kills a leaving worker's child processes."""
+    sent = False
     while True:
         try:
+            if not sent:
+                log.write("# stopping: SIGINT sent to the process, which saves its checkpoint\n")
+                log.flush()
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGINT)
+                sent = True
             proc.wait()
             return
         except KeyboardInterrupt:
