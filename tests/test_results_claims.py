@@ -2,6 +2,7 @@
 epoch N), "A%, B% after rounds 1-2" and "best so far A%" in a row that links results/NAME is read
 back from results/NAME/metrics.jsonl, so a figure cannot stay behind when a run goes on."""
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,27 @@ def test_the_claims_are_read_as_written():
     row = "| x | y | **95.90%** after round 3 of 50 (best so far 96.05%; 86.07%, 94.75% after rounds 1-2) | z |"
     assert sorted(claims(row), key=str) == sorted([("at", 95.90, 3), ("best", 96.05, None), ("at", 86.07, 1),
                                                    ("at", 94.75, 2)], key=str)
+
+
+def run_folders():
+    return sorted(p.name for p in (ROOT / "results").iterdir()
+                  if (p / "metrics.jsonl").exists() and (p / "README.md").exists())
+
+
+#: run folders whose README compares them, round by round, with another run (tools/run_table.py --against)
+AGAINST = {"paper-rso-authors": "paper-rso"}
+
+
+@pytest.mark.parametrize("folder", run_folders())
+def test_a_run_folders_readme_holds_the_tables_of_its_files(folder):
+    """Every line of the tables tools/run_table.py makes of the folder's files is in its README."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import run_table
+    run_dir = str(ROOT / "results" / folder)
+    tables = run_table.markdown(run_dir)
+    if folder in AGAINST:
+        tables = run_table.comparison(run_dir, str(ROOT / "results" / AGAINST[folder])) + "\n" + tables
+    readme = set((ROOT / "results" / folder / "README.md").read_text().splitlines())
+    missing = [line for line in tables.splitlines() if line and line not in readme]
+    assert not missing, (f"results/{folder}/README.md lacks {len(missing)} lines of "
+                         f"`python tools/run_table.py results/{folder}`, the first: {missing[0]}")

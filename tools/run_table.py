@@ -2,12 +2,14 @@
 
     python tools/run_table.py results/paper-rso
     python tools/run_table.py results/paper-sgd
+    python tools/run_table.py results/paper-rso-authors --against results/paper-rso
 
 Per round (RSO, ES, SPSA, NES) or epoch (SGD): test accuracy and loss, train loss, the training
 seconds of that round or epoch (evaluation excluded) and the cumulative hours, and the counted
 multiply-adds; for a run tested after every searched array (--eval-layers), each of those tests
 and the best so far; then the sittings of the run (sittings.jsonl: command, commit, machine, where
-each sitting started and stopped). Everything comes from the folder's own files.
+each sitting started and stopped). Everything comes from the folder's own files; ``--against OTHER``
+adds a table of the test accuracy after each round of both runs (and this run's best so far).
 """
 import argparse
 import json
@@ -67,6 +69,37 @@ def array_rows(records):
     return rows
 
 
+def round_accuracies(records):
+    """{round or epoch: test accuracy} of a run's round/epoch records."""
+    out = {}
+    for r in records:
+        if r.get("test_accuracy") is not None and (r.get("type") == "round" or "epoch" in r):
+            out[r.get("round", r.get("epoch"))] = r["test_accuracy"]
+    return out
+
+
+def comparison_rows(records, other):
+    """(round, test accuracy, best so far, the other run's test accuracy or None) for each round of this
+    run: the best so far over every test up to the round's end (the searched arrays' too)."""
+    rows, best, theirs = [], None, round_accuracies(other)
+    for r in records:
+        if r.get("test_accuracy") is None:
+            continue
+        best = r["test_accuracy"] if best is None else max(best, r["test_accuracy"])
+        if r.get("type") == "round" or "epoch" in r:
+            n = r.get("round", r.get("epoch"))
+            rows.append((n, r["test_accuracy"], best, theirs.get(n)))
+    return rows
+
+
+def comparison(run_dir, other_dir):
+    name = os.path.basename(os.path.normpath(other_dir))
+    lines = [f"| round | this run | best so far | {name} |", "|---:|---:|---:|---:|"]
+    lines += [f"| {n} | {_pct(a)} | {_pct(b)} | {_pct(o)} |"
+              for n, a, b, o in comparison_rows(read_metrics(run_dir), read_metrics(other_dir))]
+    return "\n".join(lines)
+
+
 def markdown(run_dir):
     records = read_metrics(run_dir)
     lines = ["| | test accuracy | test loss | train loss | training s | total h | multiply-adds |",
@@ -107,14 +140,18 @@ def _where(at):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir")
+    p.add_argument("--against", metavar="OTHER_RUN_DIR", help="also the test accuracy after each round of both runs")
     args = p.parse_args(argv)
-    if not os.path.isfile(os.path.join(args.run_dir, "metrics.jsonl")):
-        print(f"error: {args.run_dir} has no metrics.jsonl: not a run folder of python -m minirso.train",
-              file=sys.stderr)
-        return 2
+    for folder in filter(None, (args.run_dir, args.against)):
+        if not os.path.isfile(os.path.join(folder, "metrics.jsonl")):
+            print(f"error: {folder} has no metrics.jsonl: not a run folder of python -m minirso.train",
+                  file=sys.stderr)
+            return 2
     with open(os.path.join(args.run_dir, "config.json")) as f:
         settings = json.load(f)
     print(f"{args.run_dir}: {settings['optimizer']} on the {settings['model']} network, preset {settings['preset']}\n")
+    if args.against:
+        print(comparison(args.run_dir, args.against) + "\n")
     print(markdown(args.run_dir))
     return 0
 
