@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from minirso.metrics import read_metrics
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import run_table  # noqa: E402
+from minirso.metrics import read_metrics  # noqa: E402
+
 PCT = r"(\d+\.\d\d)%"
 
 
@@ -29,14 +32,9 @@ def result_rows():
 
 def accuracies(folder):
     """({round or epoch: test accuracy} of the folder's round/epoch records, every test accuracy it logged)."""
-    per, every = {}, []
-    for r in read_metrics(str(ROOT / "results" / folder)):
-        if r.get("test_accuracy") is None:
-            continue
-        every.append(r["test_accuracy"])
-        if r.get("type") == "round" or "epoch" in r:
-            per[r.get("round", r.get("epoch"))] = r["test_accuracy"]
-    return per, every
+    records = read_metrics(str(ROOT / "results" / folder))
+    return (run_table.round_accuracies(records),
+            [r["test_accuracy"] for r in records if r.get("test_accuracy") is not None])
 
 
 def claims(row):
@@ -87,8 +85,6 @@ AGAINST = {"paper-rso-authors": "paper-rso"}
 @pytest.mark.parametrize("folder", run_folders())
 def test_a_run_folders_readme_holds_the_tables_of_its_files(folder):
     """Every line of the tables tools/run_table.py makes of the folder's files is in its README."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import run_table
     run_dir = str(ROOT / "results" / folder)
     tables = run_table.markdown(run_dir)
     if folder in AGAINST:
