@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .rso.plan import annealed_sigma
+from .rso.trial import decide
 
 
 def compass_step(f, x, fx, step, decrease=1e-4, shrink=0.5, expand=1.0):
@@ -132,7 +133,7 @@ def rso_sweep(f, x, sigma, rng):
         current = f(x)
         x[j] = old - dw
         minus = f(x)
-        best = int(np.argmin([current, plus, minus]))  # argmin takes the first of equal values: a tie keeps x
+        best = decide([current, plus, minus], lambda: f"coordinate {j}")  # Algorithm 1's rule: a tie keeps x
         x[j] = (old, old + dw, old - dw)[best]
         accepted += best != 0
     return x, accepted
