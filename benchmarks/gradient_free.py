@@ -52,7 +52,11 @@ axis only (about 10 per run, and at its end). Tables: mean and 95% t-interval (s
 ddof=1). Cost axes: loss evaluations, images forwarded, measured training seconds (wall clock, and
 the machine's sgemm peak before and after each unit, so that a busy machine shows), and, labelled
 as a model, multiply-adds (minirso.rso.cost; SGD's backward pass counted as twice the forward) and
-exponentials (10 per image forwarded: the softmax).
+exponentials (10 per image forwarded: the softmax). Multiply-adds alone are no measure of time
+(RSO's incremental evaluator counts few of them per evaluation and still runs a softmax, elementwise
+layers and dozens of calls per mini-batch): the cost model t = a x multiply-adds + b x images
+forwarded, fitted per size on the tuning units (fit_cost_model), is checked on the final runs and
+the report states how far from it their wall times are.
 
 Units: every (size, method, setting, seed) is one unit, its result a JSON file under --units
 (default runs/gradient_free_v2); a unit saves a checkpoint at each of its test points and a rerun
@@ -673,6 +677,33 @@ def at_or_before(curve, column, x):
 
 
 # -- the report ---------------------------------------------------------------------------------
+def fit_cost_model(results, size):
+    """A cost model of training seconds, t = a x multiply-adds (model) + b x images forwarded, a and b > 0
+    fitted by least squares on log t to the end points of the size's finished tuning units (the final
+    runs, on which the report checks it, are not used). None with fewer than 3 units.
+
+    Multiply-adds alone (minirso.rso.cost) miss what a mini-batch pass costs beyond them: the
+    softmax's exponentials, the elementwise layers and the calls, about the same per image whatever
+    the evaluator; b is that cost per image."""
+    from scipy.optimize import least_squares
+    ends = [r["curve"][-1] for u, r in results.items() if r is not None and u.phase == "tune" and u.size == size]
+    ends = [p for p in ends if p[4] > 0 and p[1] > 0]
+    if len(ends) < 3:
+        return None
+    macs, images, t = (np.array([p[k] for p in ends], dtype=float) for k in (2, 1, 4))
+
+    def residuals(log_ab):
+        a, b = np.exp(log_ab)
+        return np.log(a * macs + b * images) - np.log(t)
+
+    start = np.log([np.median(t / np.maximum(macs, 1.0)) / 2, np.median(t / images) / 2])
+    fit = least_squares(residuals, start)
+    a, b = (float(v) for v in np.exp(fit.x))
+    worst = float(np.exp(np.abs(residuals(fit.x)).max()))
+    return {"a": a, "b": b, "n": len(ends), "tune_factor": worst,
+            "form": "training s = a * multiply-adds (model) + b * images forwarded"}
+
+
 def report(results, sizes, methods, scale, machine, peaks):
     """The markdown tables (every number computed here from the unit results) and the JSON summary."""
     lines, summary = [], {"sizes": {}, "machine": machine, "sgemm_peak_gmacs": peaks}
@@ -683,6 +714,7 @@ def report(results, sizes, methods, scale, machine, peaks):
                      f"({scale.rounds_of(size)} round(s) of Algorithm 1's worth{fraction}); "
                      f"SGD {scale.epochs_of(size)} epochs\n")
         rows, tune_rows, cost_rows, s_summary = [], [], [], {}
+        cost_model = fit_cost_model(results, size)
         for method in methods:
             label = METHODS[method][0]
             best, edge, scores = choose(results, size, method, scale)
@@ -708,7 +740,9 @@ def report(results, sizes, methods, scale, machine, peaks):
             s_per_gmac = np.mean(wall) / (np.mean([p[2] for p in ends]) / 1e9)
             ms_per_eval = 1e3 * np.mean(wall) / np.mean(evals)
             us_per_exp = 1e6 * np.mean(wall) / np.mean([p[3] for p in ends])
-            cost_rows.append([label, s_per_gmac, ms_per_eval, us_per_exp])
+            model_s = (None if cost_model is None else
+                       cost_model["a"] * np.mean([p[2] for p in ends]) + cost_model["b"] * np.mean([p[1] for p in ends]))
+            cost_rows.append([label, s_per_gmac, ms_per_eval, us_per_exp, np.mean(wall), model_s])
             s_summary[method] = {"label": label, "chosen": best, "edge": edge, "validation": scores,
                                  "test_accuracy": acc, "evaluations": evals, "train_s": wall,
                                  "gain_last_quarter": gain, "curves": [r["curve"] for r in finals],
@@ -727,10 +761,29 @@ def report(results, sizes, methods, scale, machine, peaks):
         if len(cost_rows) >= 2:
             spread = {name: max(r[k] for r in cost_rows) / min(r[k] for r in cost_rows)
                       for k, name in ((1, "s per GMAC (model)"), (2, "ms per evaluation"), (3, "µs per exponential"))}
-            lines.append("\n" + _table(["method", "s per GMAC (model)", "ms per evaluation", "µs per exponential"],
-                                       [[r[0], f"{r[1]:.2f}", f"{r[2]:.3f}", f"{r[3]:.3f}"] for r in cost_rows]))
+            head = ["method", "s per GMAC (model)", "ms per evaluation", "µs per exponential"]
+            if cost_model is not None:
+                head.append("wall / cost model")
+            lines.append("\n" + _table(head, [[r[0], f"{r[1]:.2f}", f"{r[2]:.3f}", f"{r[3]:.3f}"]
+                                              + ([f"{r[4] / r[5]:.2f}"] if cost_model is not None else [])
+                                              for r in cost_rows]))
             lines.append("\nHow far each cost axis is from wall time (largest over smallest ratio across the methods): "
                          + "; ".join(f"{k}: {v:.1f}x" for k, v in spread.items()) + ".\n")
+            if cost_model is not None:
+                ratios = [r[4] / r[5] for r in cost_rows]
+                cost_model["final_spread"] = max(ratios) / min(ratios)
+                cost_model["final_factor"] = max(max(ratios), 1 / min(ratios))
+                spread["cost model"] = cost_model["final_spread"]
+                lines.append(f"The cost model t = a × multiply-adds (model) + b × images forwarded, a = "
+                             f"{1e9 * cost_model['a']:.3f} ns per multiply-add and b = {1e6 * cost_model['b']:.2f} µs "
+                             f"per image (b: what a mini-batch pass costs per image beyond its multiply-adds: the "
+                             f"softmax's 10 exponentials, the elementwise layers, the calls), fitted by least squares "
+                             f"on log time to the {cost_model['n']} tuning units of this size (worst of them: "
+                             f"{cost_model['tune_factor']:.2f}x): on the final runs above, wall time is "
+                             f"{min(ratios):.2f} to {max(ratios):.2f} times the model (within a factor "
+                             f"{cost_model['final_factor']:.2f}; its spread {cost_model['final_spread']:.1f}x against "
+                             f"{spread['s per GMAC (model)']:.1f}x for multiply-adds alone).\n")
+                summary["sizes"][size]["cost_model"] = cost_model
             summary["sizes"][size]["cost_spread"] = spread
     if len(sizes) == 2:
         lines.append(_d_table(summary, scale))

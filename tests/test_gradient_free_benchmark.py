@@ -225,6 +225,11 @@ def test_docs_keep_the_first_edition_and_every_table_number_comes_from_the_units
     m, h, _ = gf.t_interval(accs)
     assert f"| random search | {finals[0].value:g}" in text and f"{100 * m:.2f} ± {100 * h:.2f}" in text
     assert "each unit: 40.0 to 90.0 GMAC/s (median 60.0, 16 measurements)" in text  # 8 units, before and after
+    model = summary["sizes"]["small"]["cost_model"]  # the cost model's check on the finals, recomputed here
+    ratios = [np.mean([r["curve"][-1][4] for u, r in results.items() if u in finals and u.method == m])
+              / np.mean([model["a"] * r["curve"][-1][2] + model["b"] * r["curve"][-1][1]
+                         for u, r in results.items() if u in finals and u.method == m]) for m in ("random", "sgd")]
+    assert f"wall time is {min(ratios):.2f} to {max(ratios):.2f} times the model" in text
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "gradient_free_results.md").write_text("# Gradient-free methods compared\n\nthe old table\n")
@@ -284,3 +289,22 @@ def test_a_smoke_rso_unit_stopped_before_its_budget_is_not_written_as_finished(f
     resumed = gf.run_unit(unit, splits, str(tmp_path / "b"), SCALE)
     assert [p[:4] + p[5:] for p in resumed["curve"]] == [p[:4] + p[5:] for p in straight["curve"]]
     assert len(resumed["sittings"]) == 2
+
+
+def test_the_cost_model_recovers_known_rates_and_is_checked_on_the_finals_only():
+    """Training seconds made from known rates (a per multiply-add, b per image) are fitted back exactly
+    from the tuning units; final units (here with a wrong time) never enter the fit."""
+    a, b = 4e-10, 1.5e-6
+    rng = np.random.default_rng(0)
+    results = {}
+    for k, method in enumerate(gf.METHODS):
+        macs, images = float(rng.uniform(1e8, 1e11)), float(rng.uniform(1e5, 1e7))
+        curve = [[1000, images, macs, 10 * images, a * macs + b * images, 0.5, 1.0]]
+        results[gf.Unit("tune", "small", method, 1.0, 100)] = {"curve": curve}
+        results[gf.Unit("final", "small", method, 1.0, 0)] = {"curve": [[1000, images, macs, 10 * images, 99.0, 0.5, 1.0]]}
+    results[gf.Unit("tune", "quick", "rso", 1.0, 100)] = {"curve": [[1, 1e6, 1e9, 1e7, 1e3, 0.5, 1.0]]}  # another size
+    model = gf.fit_cost_model(results, "small")
+    assert model["n"] == len(gf.METHODS)
+    assert model["a"] == pytest.approx(a, rel=1e-6) and model["b"] == pytest.approx(b, rel=1e-6)
+    assert model["tune_factor"] == pytest.approx(1.0, abs=1e-6)
+    assert gf.fit_cost_model(results, "quick") is None  # one unit: no fit
