@@ -30,8 +30,11 @@ gained in the last quarter of its run (a plateau is a small number there).
 
 Tuning: each method's main step size on a grid of 3 values, ratio 3 (its centre x 1/3, 1, 3; see
 METHODS), one run per value (seed 100) at the full budget, scored by the validation accuracy at the
-end of the run; the test set is never read then (the tuning runs get the validation split where an
-optimizer expects a test split). A winner at an edge of its grid is flagged. Annealing as each
+end of the run (a run that diverges scores 0); the test set is never read then (the tuning runs get
+the validation split where an optimizer expects a test split). While the winner is at an edge of
+its grid, the grid grows by one value beyond that edge (ratio 3 again), at most 2 values each way
+(tuning_grid): the same rule for every method, so that a chosen value is bracketed by worse ones; a
+winner still at an edge after that is flagged. Annealing as each
 method defines it, the same within a family: the RSO family anneals sigma linearly to
 sigma_d (0.1 + 0.9 / C) over its planned rounds; SPSA keeps Spall's decaying gains (A = 10% of its
 steps); (1+1)-ES adapts its step by the 1/5th rule; NES uses Adam with a constant rate (Salimans et
@@ -105,6 +108,7 @@ from minirso import RSO  # noqa: E402
 from minirso.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from minirso.gradient_free import OPTIMIZERS as GF  # noqa: E402
 from minirso.data import average_pool_images  # noqa: E402
+from minirso.errors import NonFiniteError  # noqa: E402
 from minirso.nets import comparison_mnist_net, he_normal_, small_mnist_net  # noqa: E402
 from minirso.rso import search_plan  # noqa: E402
 from minirso.rso.config import RSOConfig  # noqa: E402
@@ -128,6 +132,7 @@ class Scale:
     rounds: tuple = (("small", 10), ("quick", 3))       # R: the budget in rounds of Algorithm 1
     sgd_epochs: tuple = (("small", 20), ("quick", 10))
     grid: tuple = GRID
+    extend: int = 2                # values a grid may grow by beyond each edge while its winner is there
     tune_seeds: tuple = TUNE_SEEDS
     final_seeds: tuple = FINAL_SEEDS
     budget_fraction: float = 1.0   # < 1 (smoke): the budget is this fraction of R rounds' worth
@@ -142,7 +147,7 @@ class Scale:
 
 FULL = Scale()
 SMOKE = Scale(train=1000, val=200, test=500, batch=25, stats=200, rounds=(("small", 1), ("quick", 1)),
-              sgd_epochs=(("small", 1), ("quick", 1)), grid=GRID[:2], tune_seeds=(100,), final_seeds=(0,),
+              sgd_epochs=(("small", 1), ("quick", 1)), grid=GRID[:2], extend=0, tune_seeds=(100,), final_seeds=(0,),
               budget_fraction=0.02, peak_per_unit=False)
 
 SIZES = {"small": "1,068-scalar net on 14x14 inputs", "quick": "quick preset's 10,352-scalar net on 28x28 inputs"}
@@ -187,9 +192,37 @@ METHODS = {
 }
 
 
-def grid_values(method, scale):
-    centre = METHODS[method][4]
-    return [float(f"{centre * g:.3g}") for g in scale.grid]
+def grid_values(method, scale, below=0, above=0):
+    """The tuned option's values: the centre times the scale's grid, and ``below`` / ``above`` more values
+    continuing the grid's ratio beyond its smallest / largest (an extended grid: see tuning_grid)."""
+    centre, grid = METHODS[method][4], list(scale.grid)
+    ratio = grid[1] / grid[0]
+    grid = ([grid[0] / ratio ** k for k in range(below, 0, -1)] + grid
+            + [grid[-1] * ratio ** k for k in range(1, above + 1)])
+    return [float(f"{centre * g:.3g}") for g in grid]
+
+
+def tuning_grid(results, size, method, scale):
+    """(the values tuned so far, the values whose units must run next) for one method on one size.
+
+    The grid starts as the scale's (the centre x 1/3, 1, 3); while the winner (see choose) is at an
+    edge, the grid grows by one value beyond that edge, at most ``scale.extend`` values each way, so
+    that the chosen value is bracketed by worse ones unless it hits that cap (then flagged). Every
+    method gets the same rule. The next values are empty once the grid is settled."""
+    below = above = 0
+    while True:
+        values = grid_values(method, scale, below, above)
+        scores = _scores(results, size, method, values, scale)
+        pending = [v for v in values if v not in scores]
+        if pending:
+            return values, pending
+        best = _winner(values, scores)
+        if best == values[0] and below < scale.extend:
+            below += 1
+        elif best == values[-1] and above < scale.extend:
+            above += 1
+        else:
+            return values, []
 
 
 def rso_evals_per_round(options, model, n_batches):
@@ -401,13 +434,19 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
 
     opt.callbacks.append(at_test_point)
     cpu0 = time.process_time()
-    opt.run()
+    diverged = None
+    try:
+        opt.run()
+    except NonFiniteError as err:  # a tuning unit's step size too large: it scores 0 (a final unit stops the run)
+        if unit.phase != "tune":
+            raise
+        diverged = str(err)
     sitting["cpu_s"] = time.process_time() - cpu0
     sitting["end"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     sitting["load_end"] = common.loadavg()
     if scale.peak_per_unit:
         sitting["sgemm_peak_end"] = common.sgemm_peak()[0]
-    if opt.interrupted and not budget_spent[0]:  # Ctrl-C: the state is exact, a rerun continues from it
+    if opt.interrupted and not budget_spent[0] and diverged is None:  # Ctrl-C: the state is exact, a rerun continues from it
         state, arrays = opt.state_dict()
         save_checkpoint(ckpt, opt.model, opt.name, json.loads(json.dumps(state)), arrays,
                         {"initial": initial, "sittings": sittings})
@@ -417,6 +456,8 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
               "columns": ["evaluations", "images", "macs_model", "exponentials", "train_s", "accuracy", "loss"],
               "scored_on": "validation" if unit.phase == "tune" else "test", "budget": budget(unit.size, scale),
               "config": opt.config.to_dict(), "sittings": sittings}
+    if diverged is not None:
+        result["diverged"] = diverged
     write_json_atomic(path, result)
     with contextlib.suppress(FileNotFoundError):
         os.remove(ckpt)
@@ -538,7 +579,7 @@ def unit_by_name(name, scale):
     for phase, seeds in (("tune", scale.tune_seeds), ("final", scale.final_seeds)):
         for size in SIZES:
             for method in METHODS:
-                for value in grid_values(method, scale):
+                for value in grid_values(method, scale, scale.extend, scale.extend):
                     for seed in seeds:
                         if Unit(phase, size, method, value, seed).name == name:
                             return Unit(phase, size, method, value, seed)
@@ -630,6 +671,8 @@ def _summary(result):
     if result is None:
         return "stopped"
     last = result["curve"][-1]
+    if result.get("diverged"):
+        return f"diverged after {last[0]:,} evaluations (scored 0): {result['diverged']}"
     return f"{result['scored_on']} accuracy {100 * last[5]:.2f}% after {last[0]:,} evaluations, {last[4]:.1f} s"
 
 
@@ -638,20 +681,38 @@ def tuning_units(sizes, methods, scale):
             for seed in scale.tune_seeds]
 
 
-def choose(results, size, method, scale):
-    """(the value with the best mean validation accuracy at the end of the run, at an edge of the grid?,
-    {value: that accuracy})."""
+def _scores(results, size, method, values, scale):
+    """{value: mean validation accuracy at the end of its tuning units} for the values whose units have all
+    finished; a unit that diverged scores 0."""
     scores = {}
-    for v in grid_values(method, scale):
-        accs = [r["curve"][-1][5] for u, r in results.items() if r is not None and u.phase == "tune"
-                and u.size == size and u.method == method and u.value == v]
+    for v in values:
+        accs = [0.0 if r.get("diverged") else r["curve"][-1][5] for u, r in results.items() if r is not None
+                and u.phase == "tune" and u.size == size and u.method == method and u.value == v]
         if len(accs) == len(scale.tune_seeds):
             scores[v] = float(np.mean(accs))
-    if len(scores) < len(scale.grid):
+    return scores
+
+
+def _winner(values, scores):
+    return max(values, key=lambda v: (scores[v], -values.index(v)))  # a tie goes to the smaller step
+
+
+def choose(results, size, method, scale):
+    """(the value with the best mean validation accuracy at the end of the run, at an edge of the grid?,
+    {value: that accuracy}) once the method's grid is settled (tuning_grid), else (None, None, scores)."""
+    values, pending = tuning_grid(results, size, method, scale)
+    scores = _scores(results, size, method, values, scale)
+    if pending:
         return None, None, scores
-    values = grid_values(method, scale)
-    best = max(values, key=lambda v: (scores[v], -values.index(v)))  # a tie goes to the smaller step
+    best = _winner(values, scores)
     return best, values.index(best) in (0, len(values) - 1), scores
+
+
+def pending_tuning_units(results, sizes, methods, scale):
+    """The tuning units that must run next (none once every grid is settled): the scale's grids at first,
+    then the values the extension rule adds."""
+    return [Unit("tune", size, method, v, seed) for size in sizes for method in methods
+            for v in tuning_grid(results, size, method, scale)[1] for seed in scale.tune_seeds]
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -719,7 +780,10 @@ def report(results, sizes, methods, scale, machine, peaks):
             label = METHODS[method][0]
             best, edge, scores = choose(results, size, method, scale)
             option = METHODS[method][3]
-            tune_rows.append([label, option, ", ".join(f"{v:g}: {100 * a:.1f}" for v, a in scores.items()),
+            diverged = {u.value for u, r in results.items() if r is not None and r.get("diverged")
+                        and u.phase == "tune" and u.size == size and u.method == method}
+            tune_rows.append([label, option, ", ".join(f"{v:g}: " + ("diverged" if v in diverged else f"{100 * a:.1f}")
+                                                       for v, a in scores.items()),
                               "-" if best is None else f"{best:g}" + (" (edge of the grid)" if edge else "")])
             finals = [r for u, r in results.items() if r is not None and u.phase == "final" and u.size == size
                       and u.method == method and u.value == best]
@@ -942,12 +1006,20 @@ def _main(args, scale, units_dir, sizes, methods, session, workers):
                   + (" (steps of forward + backward)" if method == "sgd" else ""), flush=True)
     t0 = time.perf_counter()
     failed = []  # units whose process failed (Ray)
-    tune = tuning_units(sizes, methods, scale)
-    if args.render:
-        results = _read_finished(tune, units_dir)
-    else:
-        results = run_all(tune, args.data_dir, units_dir, scale, workers, session=session, retries=args.retries,
-                          failed=failed)
+    results, tune = {}, []
+    while True:  # the grids, then the values their extension adds, a batch of units at a time
+        todo = [u for u in pending_tuning_units(results, sizes, methods, scale) if u not in results]
+        if not todo:
+            break
+        tune += todo
+        if args.render:
+            found = _read_finished(todo, units_dir)
+        else:
+            found = run_all(todo, args.data_dir, units_dir, scale, workers, session=session, retries=args.retries,
+                            failed=failed)
+        results.update(found)
+        if any(found[u] is None for u in todo):  # not finished (--render) or failed: the grids stop here
+            break
     finals = []
     for size in sizes:
         for method in methods:

@@ -159,6 +159,66 @@ def test_the_winner_and_the_edge_flag():
     assert gf.choose(partial, "small", "nes", scale)[0] is None  # not chosen before every value has run
 
 
+def _settle(scale, method, accuracy_of):
+    """Run the extension rule to its end on made-up units: accuracy_of(value) is each unit's validation score."""
+    results = {}
+    while True:
+        values, pending = gf.tuning_grid(results, "small", method, scale)
+        if not pending:
+            return values, gf.choose(results, "small", method, scale)
+        for v in pending:
+            results[gf.Unit("tune", "small", method, v, 100)] = {"curve": [[0, 0, 0, 0, 0.0, accuracy_of(v), 1.0]]}
+
+
+def test_a_grid_grows_beyond_the_edge_its_winner_is_at_up_to_the_cap():
+    scale = dataclasses.replace(SCALE, grid=gf.GRID, extend=2)
+    centre = gf.METHODS["nes"][4]  # 0.1: the grid 0.0333, 0.1, 0.3
+    peak_at = lambda best: (lambda v: 1.0 - abs(math.log(v / best)))  # noqa: E731  (one peak, in log v)
+    values, (best, edge, scores) = _settle(scale, "nes", peak_at(centre))  # bracketed at once
+    assert values == [0.0333, 0.1, 0.3] and (best, edge) == (0.1, False)
+    values, (best, edge, scores) = _settle(scale, "nes", peak_at(centre / 9))  # two steps down, then worse
+    assert values == [0.0037, 0.0111, 0.0333, 0.1, 0.3] and (best, edge) == (0.0111, False)
+    assert list(scores) == values  # every value tuned, in order
+    values, (best, edge, _) = _settle(scale, "nes", peak_at(centre / 3))  # the old edge, bracketed by one more
+    assert values == [0.0111, 0.0333, 0.1, 0.3] and (best, edge) == (0.0333, False)
+    values, (best, edge, _) = _settle(scale, "nes", lambda v: v)  # better and better upwards: the cap, flagged
+    assert values == [0.0333, 0.1, 0.3, 0.9, 2.7] and (best, edge) == (2.7, True)
+    values, (best, edge, _) = _settle(dataclasses.replace(scale, extend=0), "nes", lambda v: v)
+    assert values == [0.0333, 0.1, 0.3] and (best, edge) == (0.3, True)
+    assert gf.unit_by_name("tune/small/nes/lr=2.7-seed100", scale) == gf.Unit("tune", "small", "nes", 2.7, 100)
+    assert gf.unit_by_name("tune/small/nes/lr=8.1-seed100", scale) is None  # beyond the cap
+
+
+def test_a_diverging_tuning_unit_scores_0_and_a_diverging_final_one_stops(fake_mnist, tmp_path):
+    splits = gf.load_splits(None, SCALE)
+    tune = gf.Unit("tune", "small", "sgd", 1e20, 100)
+    result = gf.run_unit(tune, splits, str(tmp_path), SCALE)
+    assert "SGD diverged" in result["diverged"] and os.path.exists(gf.unit_path(str(tmp_path), tune))
+    assert not os.path.exists(gf.unit_checkpoint(str(tmp_path), tune))
+    assert gf._scores({tune: result}, "small", "sgd", [1e20], SCALE) == {1e20: 0.0}
+    with pytest.raises(gf.NonFiniteError):
+        gf.run_unit(gf.Unit("final", "small", "sgd", 1e20, 0), splits, str(tmp_path), SCALE)
+
+
+def test_the_command_runs_the_grids_extension_and_renders_it_again(fake_mnist, tmp_path, monkeypatch, capsys):
+    """The driver's loop: the scale's grid, then the values the rule adds, then the finals; --render reads
+    the same units back (smoke's two-value grid: its winner is always at an edge, so the grid grows)."""
+    monkeypatch.setattr(gf, "SMOKE", dataclasses.replace(SCALE, extend=1))
+    monkeypatch.setattr(gf.common, "sgemm_peak", lambda: (1.0, 0.1))
+    argv = ["--smoke", "--sizes", "small", "--methods", "random", "--units", str(tmp_path)]
+    assert gf.main(argv) == 0
+    ran = sorted(p.name for p in (tmp_path / "tune" / "small" / "random").glob("*.json"))
+    every = [gf.Unit("tune", "small", "random", v, 100) for v in gf.grid_values("random", gf.SMOKE, 1, 1)]
+    settled = gf.tuning_grid(gf._read_finished(every, str(tmp_path)), "small", "random", gf.SMOKE)
+    assert ran == sorted(f"sigma={v:g}-seed100.json" for v in settled[0]) and not settled[1]
+    assert len(ran) == 3  # two values, then one beyond the winner's edge
+    out = capsys.readouterr().out
+    assert gf.main([*argv, "--render"]) == 0
+    rendered = capsys.readouterr().out
+    table = lambda text: [line for line in text.splitlines() if line.startswith("| random search")]  # noqa: E731
+    assert table(rendered) == table(out) and len(table(out)) == 2  # its results and tuning rows
+
+
 @pytest.mark.parametrize("size", ["small", "quick"])
 def test_every_method_of_the_full_run_is_sized_to_the_budget(size):
     scale = gf.FULL
