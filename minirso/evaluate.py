@@ -20,6 +20,7 @@ from .errors import ConfigError, DataError, MinirsoError
 from .losses import confusion_matrix
 from .model import Sequential
 from .model_checks import check_metadata, check_model
+from .optimizers import OPTIMIZERS
 
 MISTAKES_SHOWN = 25  # at most this many misclassified images in the --mistakes picture (a 5x5 grid)
 
@@ -142,14 +143,16 @@ def _checkpoint_statistics(path, model, data):
     its optimizer uses (its settings and config, stored in the checkpoint). Returns the line that
     says so.
     """
-    _, _, state, _, metadata = load_checkpoint(path)
+    _, name, state, _, metadata = load_checkpoint(path)
     settings = metadata.get("settings") if isinstance(metadata.get("settings"), dict) else {}
     config = state.get("config") if isinstance(state.get("config"), dict) else {}
     x = data.x_train
     if settings.get("train_subset"):
         x = data.subset(settings["train_subset"], None, seed=settings.get("seed", 0)).x_train
-    m = min(config.get("stats_images") or config.get("bn_images") or 10000, len(x))
-    batch = config.get("bn_batch_size") or min(config.get("batch_size") or m, m)
+    if name not in OPTIMIZERS:
+        raise DataError(f"{path} was saved by an optimizer named {name!r}, which this minirso does not know: "
+                        "evaluate it with the minirso version that trained it")
+    m, batch = OPTIMIZERS[name].statistics_images(config, len(x))
     model.recompute_bn_statistics(model.xp.asarray(x[:m]), batch_size=batch)
     return (f"batch-norm statistics: recomputed from {m} of the run's training images (a checkpoint's "
             "are those of an earlier test), as its optimizer does before each test")

@@ -13,6 +13,7 @@ finer record such as RSO's ``"layer"``), ``"unit"``, the unit count under the un
 ``"progress"``: units done, fractional inside a unit (the x axis of the plots).
 """
 import contextlib
+import dataclasses
 import signal
 import threading
 import time
@@ -147,14 +148,31 @@ class Optimizer:
         return self.counters["wall_time"] / self.done * (self.length - self.done)
 
     # -- evaluation -------------------------------------------------------------------------------
+    @classmethod
+    def statistics_images(cls, config, n_train):
+        """(images, batch size) of the batch-norm statistics recomputed before a test: the first
+        min(stats_images, n_train) training images, in batches of min(batch_size, that many).
+
+        ``config``: the optimizer's options as a dict (a checkpoint's, for ``python -m minirso.evaluate``);
+        an option it lacks takes the config class's default."""
+        images = min(cls.option_of(config, "stats_images"), n_train)
+        return images, min(cls.option_of(config, "batch_size"), images)
+
+    @classmethod
+    def option_of(cls, config, name):
+        """``config[name]`` (a dict of options), or the default of this optimizer's config class where it lacks it."""
+        if config.get(name) is not None:
+            return config[name]
+        return {f.name: f.default for f in dataclasses.fields(cls.config_class)}[name]
+
     @property
     def stats_images(self):
         """Training images whose batch statistics become batch-norm's running statistics before a test."""
-        return min(self.config.stats_images, len(self.x_train))
+        return self.statistics_images(self.config.to_dict(), len(self.x_train))[0]
 
     @property
     def stats_batch_size(self):
-        return min(self.config.batch_size, self.stats_images)
+        return self.statistics_images(self.config.to_dict(), len(self.x_train))[1]
 
     @property
     def test_batch_size(self):

@@ -164,13 +164,10 @@ class SGD(Optimizer):
         return loss
 
     # -- evaluation: the base class's, with SGD's own sizes ---------------------------------------
-    @property
-    def stats_images(self):
-        return min(self.config.bn_images, self.num_train)
-
-    @property
-    def stats_batch_size(self):
-        return self.config.bn_batch_size
+    @classmethod
+    def statistics_images(cls, config, n_train):
+        """SGD's own sizes: the first min(bn_images, n_train) training images in batches of bn_batch_size."""
+        return min(cls.option_of(config, "bn_images"), n_train), cls.option_of(config, "bn_batch_size")
 
     @property
     def test_batch_size(self):

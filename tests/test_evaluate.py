@@ -228,16 +228,19 @@ def test_test_subset_larger_than_the_test_set_is_refused(run_dir, mnist_dir, cap
     one_line_error(err, "--test-subset 99999999 is larger than the 10000 test images")
 
 
-def test_checkpoint_is_scored_with_its_weights_batch_norm_statistics(rso_run, mnist_dir, tmp_path, capsys):
+@pytest.mark.parametrize("run", ["rso_run", "sgd_run"])
+def test_checkpoint_is_scored_with_its_weights_batch_norm_statistics(run, mnist_dir, tmp_path, capsys, request):
     """A checkpoint holds the statistics of the run's last test (mean 0, variance 1 before the first):
-    evaluate recomputes them as the optimizer does, so it scores the checkpoint of the run's end as
-    the run's own model.npz (whose statistics the optimizer recomputed)."""
+    evaluate recomputes them as the optimizer does (SGD with its own sizes), so it scores the checkpoint
+    of the run's end as the run's own model.npz (whose statistics the optimizer recomputed)."""
+    rso_run = request.getfixturevalue(run)
     with np.load(rso_run / "checkpoint.npz") as f:
         initial = {k: (np.zeros_like(f[k]) if k.endswith("running_mean") else np.ones_like(f[k]))
                    for k in f.files if k.endswith(("running_mean", "running_var"))}
     assert initial
     path = _rewritten(rso_run / "checkpoint.npz", tmp_path / "checkpoint.npz", **initial)
     code, from_checkpoint, _ = _evaluate(capsys, path, "--data-dir", mnist_dir, "--no-download")
+    # both runs train on 300 images, fewer than stats_images (RSO) and bn_images (SGD): all of them
     assert code == 0 and "batch-norm statistics: recomputed from 300 of the run's training images" in from_checkpoint
     code, from_model, _ = _evaluate(capsys, rso_run, "--data-dir", mnist_dir, "--no-download")
     assert code == 0
