@@ -110,6 +110,7 @@ from minirso.gradient_free import OPTIMIZERS as GF  # noqa: E402
 from minirso.data import average_pool_images  # noqa: E402
 from minirso.errors import NonFiniteError  # noqa: E402
 from minirso.nets import comparison_mnist_net, he_normal_, small_mnist_net  # noqa: E402
+from minirso.rundir import signals_held  # noqa: E402
 from minirso.rso import search_plan  # noqa: E402
 from minirso.rso.config import RSOConfig  # noqa: E402
 from minirso.rso.strategies import sweep_trials  # noqa: E402
@@ -423,9 +424,10 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     def at_test_point(o, record):
         if record.get("test_accuracy") is None:
             return
-        state, arrays = o.state_dict()
-        save_checkpoint(ckpt, o.model, o.name, json.loads(json.dumps(state)), arrays,
-                        {"initial": initial, "sittings": sittings})
+        with signals_held():  # a stop signal waits for the checkpoint, then stops the optimizer as usual
+            state, arrays = o.state_dict()
+            save_checkpoint(ckpt, o.model, o.name, json.loads(json.dumps(state)), arrays,
+                            {"initial": initial, "sittings": sittings})
         if stop_at is not None and record["candidate_evaluations"] >= stop_at:
             budget_spent[0] = True
             o.request_stop()
@@ -447,9 +449,10 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     if scale.peak_per_unit:
         sitting["sgemm_peak_end"] = common.sgemm_peak()[0]
     if opt.interrupted and not budget_spent[0] and diverged is None:  # Ctrl-C: the state is exact, a rerun continues from it
-        state, arrays = opt.state_dict()
-        save_checkpoint(ckpt, opt.model, opt.name, json.loads(json.dumps(state)), arrays,
-                        {"initial": initial, "sittings": sittings})
+        with signals_held(deliver=False):  # a second stop (the pool's terminate) waits for the save, then is dropped
+            state, arrays = opt.state_dict()
+            save_checkpoint(ckpt, opt.model, opt.name, json.loads(json.dumps(state)), arrays,
+                            {"initial": initial, "sittings": sittings})
         return None
     curve = [initial] + [point(opt, r, scale) for r in opt.history if r.get("test_accuracy") is not None]
     result = {"unit": dataclasses.asdict(unit), "option": METHODS[unit.method][3], "curve": curve,

@@ -323,6 +323,38 @@ def test_a_unit_stopped_inside_a_round_saves_its_exact_state(fake_mnist, tmp_pat
     assert [p[:4] + p[5:] for p in resumed["curve"]] == [p[:4] + p[5:] for p in straight["curve"]]
 
 
+def test_a_second_stop_signal_while_a_stopped_unit_saves_is_held(fake_mnist, tmp_path):
+    """A worker stopped by SIGTERM is saving when the pool's terminate sends SIGTERM again (2026-12-06: the
+    save was cut short and the unit fell back to its last test point's checkpoint): the save completes."""
+    import signal
+    from minirso.rundir import sigterm_as_ctrl_c
+    previous = signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)  # as in a pool's worker (restored below)
+    splits = gf.load_splits(None, SCALE)
+    unit = gf.Unit("tune", "small", "spsa", gf.grid_values("spsa", SCALE)[1], 100)
+
+    def stop_at_step_5_then_signal_the_save(opt):
+        original_step, original_state = opt.step, opt.state_dict
+
+        def step(f):
+            if opt.counters["steps"] == 5:
+                opt.request_stop()
+            return original_step(f)
+
+        def state_dict():
+            if opt.interrupted:  # the save after the stop: a second signal arrives in the middle of it
+                os.kill(os.getpid(), signal.SIGTERM)
+            return original_state()
+        opt.step, opt.state_dict = step, state_dict
+    try:
+        stopped = gf.run_unit(unit, splits, str(tmp_path), SCALE,
+                              hooks={"optimizer": stop_at_step_5_then_signal_the_save})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped is None
+    _, _, state, _, _ = gf.load_checkpoint(gf.unit_checkpoint(str(tmp_path), unit))
+    assert state["counters"]["steps"] == 6  # the state where it stopped, not the last test point's
+
+
 def test_a_smoke_rso_unit_stopped_before_its_budget_is_not_written_as_finished(fake_mnist, tmp_path):
     """Whole-round RSO at the smoke scale stops itself at the first test point past its budget; a Ctrl-C
     (request_stop) before that point saves the exact state instead, and a rerun continues to the result
