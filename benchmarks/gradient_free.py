@@ -421,13 +421,17 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
 
     budget_spent = [False]  # the unit's own stop (smoke RSO: the first test point past the budget), not Ctrl-C's
 
-    def at_test_point(o, record):
-        if record.get("test_accuracy") is None:
-            return
-        with signals_held():  # a stop signal waits for the checkpoint, then stops the optimizer as usual
+    def save(o, deliver=True):
+        """The optimizer's exact state to the unit's checkpoint; a stop signal meanwhile waits for it."""
+        with signals_held(deliver=deliver):
             state, arrays = o.state_dict()
             save_checkpoint(ckpt, o.model, o.name, json.loads(json.dumps(state)), arrays,
                             {"initial": initial, "sittings": sittings})
+
+    def at_test_point(o, record):
+        if record.get("test_accuracy") is None:
+            return
+        save(o)  # a stop signal waits for the checkpoint, then stops the optimizer as usual
         if stop_at is not None and record["candidate_evaluations"] >= stop_at:
             budget_spent[0] = True
             o.request_stop()
@@ -449,10 +453,7 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     if scale.peak_per_unit:
         sitting["sgemm_peak_end"] = common.sgemm_peak()[0]
     if opt.interrupted and not budget_spent[0] and diverged is None:  # Ctrl-C: the state is exact, a rerun continues from it
-        with signals_held(deliver=False):  # a second stop (the pool's terminate) waits for the save, then is dropped
-            state, arrays = opt.state_dict()
-            save_checkpoint(ckpt, opt.model, opt.name, json.loads(json.dumps(state)), arrays,
-                            {"initial": initial, "sittings": sittings})
+        save(opt, deliver=False)  # a second stop (the pool's terminate) waits for the save, then is dropped
         return None
     curve = [initial] + [point(opt, r, scale) for r in opt.history if r.get("test_accuracy") is not None]
     result = {"unit": dataclasses.asdict(unit), "option": METHODS[unit.method][3], "curve": curve,

@@ -20,7 +20,6 @@ from .errors import ConfigError, DataError, MinirsoError
 from .losses import confusion_matrix
 from .model import Sequential
 from .model_checks import check_metadata, check_model
-from .optimizers import OPTIMIZERS
 
 MISTAKES_SHOWN = 25  # at most this many misclassified images in the --mistakes picture (a 5x5 grid)
 
@@ -149,6 +148,7 @@ def _checkpoint_statistics(path, model, data):
     x = data.x_train
     if settings.get("train_subset"):
         x = data.subset(settings["train_subset"], None, seed=settings.get("seed", 0)).x_train
+    from .optimizers import OPTIMIZERS  # here, not at start-up: only a checkpoint needs its optimizer's rule
     if name not in OPTIMIZERS:
         raise DataError(f"{path} was saved by an optimizer named {name!r}, which this minirso does not know: "
                         "evaluate it with the minirso version that trained it")
