@@ -101,7 +101,7 @@ def _evaluations_key(records):
     return "candidate_evaluations" if any("candidate_evaluations" in r for r in records) else "steps"
 
 
-def _series(records, x, metric):
+def curve_points(records, x, metric):
     """(xs, ys) of ``metric`` against axis ``x`` for one run.
 
     Every record gives a point; rounds and epochs are the records' ``progress`` (fractional for
@@ -171,7 +171,7 @@ def training_curves(runs, x="round", metrics=("test_accuracy", "train_loss"), la
         title = "Training progress"
         if len(units) == 1:
             xlabel = units.pop()
-    series = {metric: [(label, *_series(records, x, metric)) for records, label in zip(all_records, labels)]
+    series = {metric: [(label, *curve_points(records, x, metric)) for records, label in zip(all_records, labels)]
               for metric in metrics}
     spread = [v for per in series.values() for _, xs, _ in per for v in xs if v > 0]
     log_x = bool(spread) and max(spread) / min(spread) > 100  # one scale for every panel
@@ -212,7 +212,7 @@ def paper_comparison(runs, labels=None, save=None):
     axes = fig.subplots(1, 3)
     seen = []
     for ax, x in zip(axes, ("round", "macs", "time")):
-        series = [(label, *_series(records, x, "test_accuracy")) for records, label in zip(all_records, labels)]
+        series = [(label, *curve_points(records, x, "test_accuracy")) for records, label in zip(all_records, labels)]
         for label, xs, ys in series:
             if len(xs):
                 ax.plot(xs, ys, marker="o" if len(xs) <= 60 else None, markersize=3, label=label)

@@ -273,12 +273,12 @@ def test_cli_rso_block_and_parallel_options(mnist_dir, tmp_path):
 
 
 def test_plots_read_gradient_free_records():
-    from minirso.plotting import _series, training_curves
+    from minirso.plotting import curve_points, training_curves
     opt = make("spsa", tiny(), synthetic())
     opt.run()
-    xs, ys = _series(opt.history, "evaluations", "test_accuracy")
+    xs, ys = curve_points(opt.history, "evaluations", "test_accuracy")
     assert xs.tolist() == [r["candidate_evaluations"] for r in opt.history]
     assert ys.tolist() == [r["test_accuracy"] for r in opt.history]
-    xs, _ = _series(opt.history, "round", "train_loss")
+    xs, _ = curve_points(opt.history, "round", "train_loss")
     assert xs.tolist() == [1, 2, 3]
     assert training_curves([opt], x="macs") is not None

@@ -315,7 +315,7 @@ def test_a_stopping_task_waits_for_its_process_through_further_interrupts(tmp_pa
     """The task's stop (run_process on Ray's cancel) sends SIGINT once and returns only when the process
     has ended, even where more KeyboardInterrupts land meanwhile, the first of them while the stop is
     being logged: a task that ended early would let Ray kill the process before it saved."""
-    from minirso.sweep.task import _stop
+    from minirso.sweep.task import stop_process
     saved, interrupted = tmp_path / "saved", tmp_path / "interrupted"
     child = subprocess.Popen([sys.executable, "-c", f"""import os, signal, sys, time
 def stop(*_):
@@ -347,7 +347,7 @@ for _ in range(3):
 open({str(interrupted)!r}, "w").close()
 """])
     try:
-        _stop(child, Log())
+        stop_process(child, Log())
     finally:  # a failing stop leaves neither process behind
         interrupter.wait()
         if child.poll() is None:

@@ -100,7 +100,7 @@ def run_process(new_argv, resume_argv, resume_marker, log_path, package_parent=N
                 while proc.poll() is None:  # not proc.wait(): a cancel's KeyboardInterrupt must get through
                     time.sleep(0.2)
             except KeyboardInterrupt:  # the runner is stopping: the process saves its checkpoint and ends
-                _stop(proc, log)
+                stop_process(proc, log)
                 return {"returncode": proc.returncode, "attempts": attempts, "resumed": resumed, "stopped": True}
             code = proc.returncode
             if code < 0 and attempts <= retries and (resume_marker is None or marked()):
@@ -111,7 +111,7 @@ def run_process(new_argv, resume_argv, resume_marker, log_path, package_parent=N
             return {"returncode": code, "attempts": attempts, "resumed": resumed, "stopped": False}
 
 
-def _stop(proc, log):
+def stop_process(proc, log):
     """SIGINT, then wait for the checkpoint to be written, however long it takes and however many more
     KeyboardInterrupts arrive meanwhile (Ctrl-C again, Ray's cancel again): this task must not end
     before its process has, as Ray kills a leaving worker's child processes."""
