@@ -807,10 +807,12 @@ def report(results, sizes, methods, scale, machine, peaks):
                          fmt_ci(gain, digits=2)])
             s_per_gmac = np.mean(wall) / (np.mean([p[2] for p in ends]) / 1e9)
             ms_per_eval = 1e3 * np.mean(wall) / np.mean(evals)
-            us_per_exp = 1e6 * np.mean(wall) / np.mean([p[3] for p in ends])
+            us_per_image = 1e6 * np.mean(wall) / np.mean([p[1] for p in ends])
+            per_eval = (round(np.mean([p[1] for p in ends]) / np.mean(evals)),
+                        round(np.mean([p[3] for p in ends]) / np.mean([p[1] for p in ends])))
             model_s = (None if cost_model is None else
                        cost_model["a"] * np.mean([p[2] for p in ends]) + cost_model["b"] * np.mean([p[1] for p in ends]))
-            cost_rows.append([label, s_per_gmac, ms_per_eval, us_per_exp, np.mean(wall), model_s])
+            cost_rows.append([label, s_per_gmac, ms_per_eval, us_per_image, np.mean(wall), model_s, per_eval])
             s_summary[method] = {"label": label, "chosen": best, "edge": edge, "validation": scores,
                                  "test_accuracy": acc, "evaluations": evals, "train_s": wall,
                                  "gain_last_quarter": gain, "curves": [r["curve"] for r in finals],
@@ -827,16 +829,24 @@ def report(results, sizes, methods, scale, machine, peaks):
         lines.append(_table(["method", "tuned option", "validation accuracy % at the end, per value", "chosen"],
                             tune_rows))
         if len(cost_rows) >= 2:
-            spread = {name: max(r[k] for r in cost_rows) / min(r[k] for r in cost_rows)
-                      for k, name in ((1, "s per GMAC (model)"), (2, "ms per evaluation"), (3, "µs per exponential"))}
-            head = ["method", "s per GMAC (model)", "ms per evaluation", "µs per exponential"]
+            # images per evaluation (the mini-batch) and exponentials per image (the classes) are the same for
+            # every method here: then seconds per image and per exponential spread as seconds per evaluation
+            # do, and one column says it for the three
+            proportional = len({r[6] for r in cost_rows}) == 1
+            axes = ((1, "s per GMAC (model)"), (2, "ms per evaluation")) + (() if proportional else
+                                                                            ((3, "µs per image forwarded"),))
+            spread = {name: max(r[k] for r in cost_rows) / min(r[k] for r in cost_rows) for k, name in axes}
+            head = ["method"] + [name for _, name in axes]
             if cost_model is not None:
                 head.append("wall / cost model")
-            lines.append("\n" + _table(head, [[r[0], f"{r[1]:.2f}", f"{r[2]:.3f}", f"{r[3]:.3f}"]
+            lines.append("\n" + _table(head, [[r[0]] + [f"{r[k]:.2f}" if k == 1 else f"{r[k]:.3f}" for k, _ in axes]
                                               + ([f"{r[4] / r[5]:.2f}"] if cost_model is not None else [])
                                               for r in cost_rows]))
+            same = (f" (every method forwards {cost_rows[0][6][0]:,} images per evaluation and computes "
+                    f"{cost_rows[0][6][1]} exponentials per image, so seconds per image or per exponential spread "
+                    f"exactly as seconds per evaluation)" if proportional else "")
             lines.append("\nHow far each cost axis is from wall time (largest over smallest ratio across the methods): "
-                         + "; ".join(f"{k}: {v:.1f}x" for k, v in spread.items()) + ".\n")
+                         + "; ".join(f"{k}: {v:.1f}x" for k, v in spread.items()) + same + ".\n")
             if cost_model is not None:
                 ratios = [r[4] / r[5] for r in cost_rows]
                 cost_model["final_spread"] = max(ratios) / min(ratios)

@@ -290,6 +290,9 @@ def test_docs_keep_the_first_edition_and_every_table_number_comes_from_the_units
               / np.mean([model["a"] * r["curve"][-1][2] + model["b"] * r["curve"][-1][1]
                          for u, r in results.items() if u in finals and u.method == m]) for m in ("random", "sgd")]
     assert f"wall time is {min(ratios):.2f} to {max(ratios):.2f} times the model" in text
+    # a mini-batch of scale.batch images per evaluation, 10 classes: images and exponentials add no cost axis
+    assert (f"forwards {scale.batch} images per evaluation and computes 10 exponentials per image" in text
+            and "per image forwarded |" not in text)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "gradient_free_results.md").write_text("# Gradient-free methods compared\n\nthe old table\n")
