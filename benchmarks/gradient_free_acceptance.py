@@ -1,11 +1,12 @@
-"""How often moves are kept: RSO's block variants and (1+1)-ES, with the settings of the committed
+"""How often moves are kept: RSO's block variants and (1+1)-ES, with the settings of the first edition of the
 gradient-free comparison (docs/gradient_free_results.json: the 1,068-scalar network on MNIST averaged
 to 14x14, 10,000 training images, batch 100, a budget of 3,204 loss evaluations).
 
 Prints, per seed: for block="unit", "layer" and "network" (23 rounds of 46 trials) the share of trials
 that kept a move, over the run and in its first and last two rounds; for (1+1)-ES (9 rounds of 178
 steps) the share per round, its sigma at each round's end (it starts at 0.05) and the round's mean
-training loss. No timings. About a minute per seed on one core.
+training loss. No timings. About a minute per seed on one core. The second edition's (1+1)-ES, seed
+by seed: benchmarks/gradient_free_es.py.
 
     python benchmarks/gradient_free_acceptance.py [--seeds 3] [--data-dir DIR]
 """

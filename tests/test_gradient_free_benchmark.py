@@ -403,3 +403,26 @@ def test_the_cost_model_recovers_known_rates_and_is_checked_on_the_finals_only()
     assert model["a"] == pytest.approx(a, rel=1e-6) and model["b"] == pytest.approx(b, rel=1e-6)
     assert model["tune_factor"] == pytest.approx(1.0, abs=1e-6)
     assert gf.fit_cost_model(results, "quick") is None  # one unit: no fit
+
+
+def test_the_es_rerun_reproduces_the_committed_units_and_refuses_others(fake_mnist, tmp_path, capsys):
+    """benchmarks/gradient_free_es.py explains the (1+1)-ES rows from reruns of their units: a rerun gives
+    the unit's test points bit for bit, its sigma follows the 1/5th rule's count of kept children, and a
+    unit that its rerun does not reproduce is refused."""
+    import gradient_free_es as gf_es
+    units = str(tmp_path / "units")
+    unit = gf.Unit("final", "small", "es", 0.15, 1)
+    result = gf.run_all([unit], None, units, SCALE, 1, log=lambda *_: None)[unit]
+    opt, curve = gf_es.rerun(result, gf.load_splits(None, SCALE), SCALE)
+    assert [p[5:] for p in curve] == [p[5:] for p in result["curve"]] and len(curve) > 2
+    cfg, kept = opt.config, opt.scalars["accepted"]
+    steps = cfg.rounds * cfg.steps_per_round
+    assert math.isclose(opt.scalars["sigma"], 0.15 * math.exp(kept * cfg.success - (steps - kept) * cfg.failure))
+    assert gf_es.main(["--units", units], SCALE) == 0
+    assert "seed 1: test points reproduced bit for bit" in capsys.readouterr().out
+    result["unit"]["seed"] = 2  # another seed's run in this unit's place
+    with open(gf.unit_path(units, unit), "w") as f:
+        json.dump(result, f)
+    assert gf_es.main(["--units", units], SCALE) == 1
+    assert "does not reproduce its test points" in capsys.readouterr().err
+    assert gf_es.main(["--units", str(tmp_path / "none")], SCALE) == 2
