@@ -52,7 +52,8 @@ chooses within the grid.
 
 Final runs: seeds 0-4 at the chosen setting; the test set is read at the test points of the x
 axis only (about 10 per run, and at its end). Tables: mean and 95% t-interval (scipy.stats.t,
-ddof=1). Cost axes: loss evaluations, images forwarded, measured training seconds (wall clock, and
+ddof=1), at the end of the runs (equal evaluations) and at equal training time (every run read at its last test
+within the mean time of the fastest gradient-free method's whole runs). Cost axes: loss evaluations, images forwarded, measured training seconds (wall clock, and
 the machine's sgemm peak before and after each unit, so that a busy machine shows), and, labelled
 as a model, multiply-adds (minirso.rso.cost; SGD's backward pass counted as twice the forward) and
 exponentials (10 per image forwarded: the softmax). Multiply-adds alone are no measure of time
@@ -826,6 +827,9 @@ def report(results, sizes, methods, scale, machine, peaks):
                      "images and the modelled costs are means over the seeds at the end of the run (an RSO "
                      "evaluation runs only the part of the network its evaluator needs, for all images of "
                      "the mini-batch); training s is wall-clock time inside the optimizer (tests excluded).\n")
+        if any(m != "sgd" for m in s_summary):
+            text, summary["sizes"][size]["equal_time"] = _time_table(s_summary)
+            lines.append(text)
         lines.append(_table(["method", "tuned option", "validation accuracy % at the end, per value", "chosen"],
                             tune_rows))
         if len(cost_rows) >= 2:
@@ -872,6 +876,25 @@ def report(results, sizes, methods, scale, machine, peaks):
                      f"(median {np.median(peaks_):.1f}, {len(peaks_)} measurements).\n")
         summary["unit_sgemm_peaks"] = [min(peaks_), float(np.median(peaks_)), max(peaks_)]
     return "\n".join(lines), summary
+
+
+def _time_table(methods):
+    """(markdown, {"seconds": T, "fastest": method}): test accuracy at equal training time, every run read at
+    its last test within T, the mean training time of the fastest gradient-free method's whole run."""
+    free = [m for m in methods if m != "sgd"]
+    fastest = min(free, key=lambda m: np.mean(methods[m]["train_s"]))
+    t = float(np.mean(methods[fastest]["train_s"]))
+    rows = []
+    for s in methods.values():
+        pts = [at_or_before(c, 4, t) for c in s["curves"]]
+        rows.append([s["label"], fmt_ci([p[5] for p in pts], digits=2), f"{np.mean([p[4] for p in pts]):.1f}",
+                     f"{np.mean([p[0] for p in pts]):,.0f}"])
+    text = (f"Test accuracy at equal training time: every run read at its last test within T = {t:.1f} s, the mean "
+            f"training time of the whole runs of the fastest gradient-free method ({methods[fastest]['label']}); a "
+            f"run with no test by then is read at its start.\n\n"
+            + _table(["method", "test accuracy % at T (mean ± 95% CI)", "training s at that test",
+                      "evaluations at that test"], rows) + "\n")
+    return text, {"seconds": t, "fastest": fastest}
 
 
 def _d_table(summary, scale):

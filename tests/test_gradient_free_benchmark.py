@@ -290,6 +290,8 @@ def test_docs_keep_the_first_edition_and_every_table_number_comes_from_the_units
               / np.mean([model["a"] * r["curve"][-1][2] + model["b"] * r["curve"][-1][1]
                          for u, r in results.items() if u in finals and u.method == m]) for m in ("random", "sgd")]
     assert f"wall time is {min(ratios):.2f} to {max(ratios):.2f} times the model" in text
+    t = np.mean([r["curve"][-1][4] for u, r in results.items() if u in finals and u.method == "random"])
+    assert f"within T = {t:.1f} s" in text  # equal training time: the only gradient-free method's mean time
     # a mini-batch of scale.batch images per evaluation, 10 classes: images and exponentials add no cost axis
     assert (f"forwards {scale.batch} images per evaluation and computes 10 exponentials per image" in text
             and "per image forwarded |" not in text)
@@ -426,3 +428,19 @@ def test_the_es_rerun_reproduces_the_committed_units_and_refuses_others(fake_mni
     assert gf_es.main(["--units", units], SCALE) == 1
     assert "does not reproduce its test points" in capsys.readouterr().err
     assert gf_es.main(["--units", str(tmp_path / "none")], SCALE) == 2
+
+
+def test_equal_training_time_reads_each_run_at_its_last_test_within_the_fastest_methods_mean_time():
+    def run(*points):  # (training s, accuracy) -> a curve's points
+        return [[100 * k, 0, 0, 0, t, acc, 1.0] for k, (t, acc) in enumerate(points)]
+    methods = {"rso": {"label": "RSO", "train_s": [4.0, 6.0], "curves": [run((0, .1), (2, .5), (4, .8)),
+                                                                          run((0, .1), (3, .6), (6, .9))]},
+               "spsa": {"label": "SPSA", "train_s": [9.0, 11.0], "curves": [run((0, .1), (4.5, .4), (9, .95)),
+                                                                            run((0, .1), (5.5, .7), (11, .97))]},
+               "sgd": {"label": "SGD", "train_s": [1.0, 1.0], "curves": [run((0, .1), (1, .99)),
+                                                                         run((0, .1), (1, .98))]}}
+    text, where = gf._time_table(methods)
+    assert where == {"seconds": 5.0, "fastest": "rso"}  # SGD is not a candidate for the fastest
+    for label, accs in (("RSO", [.8, .6]), ("SPSA", [.4, .1]), ("SGD", [.99, .98])):  # by hand: last test by 5 s
+        m, h, _ = gf.t_interval(accs)
+        assert f"| {label} | {100 * m:.2f} ± {100 * h:.2f} |" in text
