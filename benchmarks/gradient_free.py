@@ -375,6 +375,16 @@ def point(opt, record, scale):
             float(record["test_accuracy"]), float(record["test_loss"])]
 
 
+def start_point(opt):
+    """The untrained net's test point: no evaluation, no second of training yet."""
+    return [0, 0, 0, 0, 0.0, *opt.evaluate().values()]
+
+
+def unit_curve(opt, start, scale):
+    """A unit's curve: its start, then a point per test in the optimizer's history (see point)."""
+    return [start] + [point(opt, r, scale) for r in opt.history if r.get("test_accuracy") is not None]
+
+
 def write_json_atomic(path, obj):
     """``obj`` as JSON at ``path``, through a temporary file of its own in the same folder (two writers
     never share one) renamed over it."""
@@ -415,7 +425,7 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     else:
         model = make_net(unit.size, unit.seed)
         opt, stop_at = build(unit.method, unit.size, unit.value, unit.seed, model, data, scale)
-        initial, sittings = [0, 0, 0, 0, 0.0, *opt.evaluate().values()], []
+        initial, sittings = start_point(opt), []
     sittings.append(sitting)
     if hooks and "optimizer" in hooks:
         hooks["optimizer"](opt)
@@ -456,7 +466,7 @@ def run_unit(unit, splits, units_dir, scale, hooks=None):
     if opt.interrupted and not budget_spent[0] and diverged is None:  # Ctrl-C: the state is exact, a rerun continues from it
         save(opt, deliver=False)  # a second stop (the pool's terminate) waits for the save, then is dropped
         return None
-    curve = [initial] + [point(opt, r, scale) for r in opt.history if r.get("test_accuracy") is not None]
+    curve = unit_curve(opt, initial, scale)
     result = {"unit": dataclasses.asdict(unit), "option": METHODS[unit.method][3], "curve": curve,
               "columns": ["evaluations", "images", "macs_model", "exponentials", "train_s", "accuracy", "loss"],
               "scored_on": "validation" if unit.phase == "tune" else "test", "budget": budget(unit.size, scale),

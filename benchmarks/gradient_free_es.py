@@ -33,9 +33,9 @@ def rerun(result, splits, scale=gf.FULL):
     unit = gf.Unit(u["phase"], u["size"], u["method"], u["value"], u["seed"])
     opt, _ = gf.build(unit.method, unit.size, unit.value, unit.seed, gf.make_net(unit.size, unit.seed),
                       gf.UnitData(splits, unit.size, unit.phase), scale)
-    initial = [0, 0, 0, 0, 0.0, *opt.evaluate().values()]
+    start = gf.start_point(opt)
     opt.run()
-    return opt, [initial] + [gf.point(opt, r, scale) for r in opt.history if r.get("test_accuracy") is not None]
+    return opt, gf.unit_curve(opt, start, scale)
 
 
 def main(argv=None, scale=gf.FULL):
