@@ -52,8 +52,10 @@ chooses within the grid.
 
 Final runs: seeds 0-4 at the chosen setting; the test set is read at the test points of the x
 axis only (about 10 per run, and at its end). Tables: mean and 95% t-interval (scipy.stats.t,
-ddof=1), at the end of the runs (equal evaluations) and at equal training time (every run read at its last test
-within the mean time of the fastest gradient-free method's whole runs). Cost axes: loss evaluations, images forwarded, measured training seconds (wall clock, and
+ddof=1), at the end of the runs (equal evaluations) and at equal training time (every run read at
+its last test within T1, the mean time of the fastest gradient-free method's whole runs, and within
+T2, the median method's: time_table). Cost axes: loss evaluations, images forwarded, measured
+training seconds (wall clock, and
 the machine's sgemm peak before and after each unit, so that a busy machine shows), and, labelled
 as a model, multiply-adds (minirso.rso.cost; SGD's backward pass counted as twice the forward) and
 exponentials (10 per image forwarded: the softmax). Multiply-adds alone are no measure of time
