@@ -905,8 +905,8 @@ def time_table(methods):
             row.append(f"{fmt_ci([p[5] for p in pts], digits=2)} at {np.mean([p[4] for p in pts]):.1f} s"
                        + (f" ({at_start} of {len(pts)} at the start)" if at_start else ""))
         rows.append(row)
-    text = (f"Test accuracy at equal training time: every run read at its last test within T (its tests are "
-            f"about a tenth of its run apart), T1 = {times[0]:.1f} s, the mean training time of the whole runs of "
+    text = (f"Test accuracy at equal training time: every run read at its last test within T (each run is "
+            f"tested ten times or more), T1 = {times[0]:.1f} s, the mean training time of the whole runs of "
             f"the fastest gradient-free method ({methods[free[0]]['label']}), and T2 = {times[1]:.1f} s, the median "
             f"of the gradient-free methods' mean times; after each figure, the mean training time of the tests "
             f"read.\n\n"
