@@ -140,7 +140,7 @@ def rso_sweep(f, x, sigma, rng):
 
 
 def rso_search(f, x0, sigma, rounds, rng, floor=0.1):
-    """RSO on a vector: ``rounds`` sweeps with sigma annealed linearly to ``floor * sigma``, as the authors' code.
+    """RSO on a vector: ``rounds`` sweeps with sigma annealed linearly towards ``floor * sigma``, as the authors' code.
 
     Round c (0-based) uses ``sigma * (floor + (1 - floor) * (rounds - c) / rounds)``.
 

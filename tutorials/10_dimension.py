@@ -265,8 +265,8 @@ for name in ESTIMATORS:
 #
 # RSO visits the coordinates in a fixed order and tries x ± dw e_j with a random dw ~ N(0, sigma),
 # keeping the best of three (`minirso.direct_search.rso_sweep`, Algorithm 1's rule on a vector,
-# three evaluations per coordinate); sigma is annealed linearly to a tenth over the rounds
-# (`rso_search`, as the authors' code). It is a coordinate method: it should pay the same factor d.
+# three evaluations per coordinate); sigma is annealed linearly towards a tenth over the rounds
+# (the last round's is sigma (0.1 + 0.9 / rounds): `rso_search`, as the authors' code). It is a coordinate method: it should pay the same factor d.
 # Count evaluations for everyone (two per iteration for the estimates, 3 d per RSO round); gradient
 # descent is counted in gradients.
 
