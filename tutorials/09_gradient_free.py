@@ -362,8 +362,9 @@ for size in bench["sizes"]:
 free = [n for n in ends["small"] if n != "sgd"]
 assert set(sorted(free, key=ends["small"].get)[-2:]) == {"nes", "spsa"}, "small: SPSA and NES are not first"
 small = bench["sizes"]["small"]["methods"]
-low, high = ({n: mean_ci(small[n]["test_accuracy"])[0] + sign * mean_ci(small[n]["test_accuracy"])[1]
-              for n in small} for sign in (-1, 1))
+intervals = {n: mean_ci(small[n]["test_accuracy"]) for n in small}
+low = {n: mean - half for n, (mean, half) in intervals.items()}
+high = {n: mean + half for n, (mean, half) in intervals.items()}
 rso_family = [n for n in small if n.startswith("rso")]
 assert all(low["spsa"] > high[n] for n in rso_family), "small: SPSA's interval is not above every RSO variant's"
 overlapping = [n for n in rso_family if low["nes"] <= high[n]]
