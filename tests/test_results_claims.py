@@ -93,3 +93,20 @@ def test_a_run_folders_readme_holds_the_tables_of_its_files(folder):
     missing = [line for line in tables.splitlines() if line and line not in readme]
     assert not missing, (f"results/{folder}/README.md lacks {len(missing)} lines of "
                          f"`python tools/run_table.py results/{folder}`, the first: {missing[0]}")
+
+
+@pytest.mark.parametrize("folder", run_folders())
+def test_a_run_folders_title_and_status_say_where_its_files_stand(folder):
+    """The title's "N rounds of 50 done" / "finished: N epochs" and a "Status: round N done (A%; best so far
+    B%" heading are read back from the folder's metrics.jsonl, so they cannot lag behind a sitting."""
+    per, every = accuracies(folder)
+    lines = (ROOT / "results" / folder / "README.md").read_text().splitlines()
+    title = re.search(r"\((?:in progress|paused|finished): (\d+)", lines[0])
+    assert title, f"results/{folder}/README.md's title does not say how far the run is: {lines[0]}"
+    assert int(title.group(1)) == max(per), (folder, lines[0], max(per))
+    for line in lines:
+        status = re.match(r"## Status: round (\d+) done \(" + PCT + r"; best so far " + PCT, line)
+        if status:
+            n, at, best = int(status.group(1)), float(status.group(2)), float(status.group(3))
+            assert n == max(per) and at == round(100 * per[n], 2), (folder, line)
+            assert best == round(100 * max(every), 2), (folder, line, max(every))

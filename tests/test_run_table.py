@@ -57,6 +57,24 @@ def test_rows_of_a_resumed_rso_run(mnist_dir, tmp_path, monkeypatch, capsys):
     assert "--resume" in sittings[1] and "| after round 3 (finished) |" in sittings[1]
 
 
+def test_a_round_in_progress_after_one_sweep_reads_in_the_singular(tmp_path):
+    records = [{"type": "layer", "round": 1, "layer": "2.weight", "wall_time": 3.0, "forward_macs": 10},
+               {"type": "round", "round": 1, "wall_time": 4.0, "test_accuracy": 0.5, "forward_macs": 12},
+               {"type": "layer", "round": 2, "layer": "2.weight", "wall_time": 6.5, "forward_macs": 20}]
+    rows = run_table.progress_rows(records)
+    assert [r[0] for r in rows] == ["round 1", "round 2 (in progress: 1 sweep done, the last 2.weight)"]
+    assert rows[1][4] == 2.5 and rows[1][5] == 6.5
+
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    start = {"event": "start", "time": "t", "command": "c", "commit": "x", "minirso": "0", "machine": "m",
+             "threads": 1, "at": {"round": 1, "position": 1, "trial": 1}}
+    stop = {"event": "stop", "outcome": "interrupted", "at": {"round": 1, "position": 2, "trial": 0},
+            "sitting_training_seconds": 1.0}
+    (tmp_path / "sittings.jsonl").write_text(json.dumps(start) + "\n" + json.dumps(stop) + "\n")
+    text = run_table.markdown(tmp_path)
+    assert "| round 2: 1 sweep + 1 trial done | round 2: 2 sweeps + 0 trials done (interrupted) |" in text
+
+
 def test_rows_of_an_sgd_run(mnist_dir, tmp_path):
     out = tmp_path / "sgd"
     assert train.main(["--data-dir", str(mnist_dir), "--out", str(out), *SMALL, "--optimizer", "sgd",

@@ -44,7 +44,7 @@ def progress_rows(records):
             before, sweeps = r["wall_time"], []
         if sweeps:
             last = sweeps[-1]
-            rows.append((f"round {last['round']} (in progress: {len(sweeps)} sweeps done, the last {last['layer']})",
+            rows.append((f"round {last['round']} (in progress: {_count(len(sweeps), 'sweep')} done, the last {last['layer']})",
                          None, None, None, last["wall_time"] - before, last["wall_time"], last.get("forward_macs")))
         return rows
     for r in records:
@@ -128,11 +128,15 @@ def markdown(run_dir):
     return "\n".join(lines)
 
 
+def _count(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _where(at):
     if "position" in at:  # RSO
         if at["position"] == 0 and at["trial"] == 0:
             return f"after round {at['round']}" if at["round"] else "the start"
-        return f"round {at['round'] + 1}: {at['position']} sweeps + {at['trial']} trials done"
+        return f"round {at['round'] + 1}: {_count(at['position'], 'sweep')} + {_count(at['trial'], 'trial')} done"
     unit = "epoch" if "epoch" in at else "round"
     return f"after {unit} {at[unit]}" if at[unit] else "the start"
 
