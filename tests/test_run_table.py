@@ -101,3 +101,62 @@ def test_rows_of_the_tests_after_every_array(mnist_dir, tmp_path, capsys):
     capsys.readouterr()
     assert run_table.main([str(out)]) == 0
     assert f"| 2 | {tested[-1]['layer']} | {100 * tested[-1]['test_accuracy']:.2f}% |" in capsys.readouterr().out
+
+
+def test_replace_tables_replaces_each_table_by_its_header_and_nothing_else():
+    text = "# title\n\nprose | with a bar\n\n| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\nafter\n\n| c |\n|---|\n| 9 |\n"
+    new = run_table.replace_tables(text, ["| a | b |\n|---|---|\n| 5 | 6 |"])
+    assert new == "# title\n\nprose | with a bar\n\n| a | b |\n|---|---|\n| 5 | 6 |\nafter\n\n| c |\n|---|\n| 9 |\n"
+    assert run_table.replace_tables(new, ["| c |\n|---|\n| 9 |\n| 10 |"]).endswith("| c |\n|---|\n| 9 |\n| 10 |\n")
+    with pytest.raises(ValueError, match=r"no table with the header line '\| d \|'"):
+        run_table.replace_tables(text, ["| d |\n|---|"])
+    within = "| x |\n|---|\n| a | b |\n\n" + text  # a row that reads like the header is not a table's header
+    assert run_table.replace_tables(within, ["| a | b |\n|---|---|\n| 5 | 6 |"]) == "| x |\n|---|\n| a | b |\n\n" + new
+    with pytest.raises(ValueError, match="2 table"):
+        run_table.replace_tables(text + "\n| a | b |\n|---|---|\n", ["| a | b |\n|---|---|"])
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def _stale_copy(folder, tmp_path):
+    """A copy of results/FOLDER's files whose README lost the last row of each table (as after a sitting)."""
+    out = tmp_path / folder
+    out.mkdir()
+    for name in ("metrics.jsonl", "sittings.jsonl", "config.json"):
+        (out / name).write_bytes((RESULTS / folder / name).read_bytes())
+    lines = (RESULTS / folder / "README.md").read_text().split("\n")
+    last_rows = [i for i, line in enumerate(lines[:-1]) if line.startswith("|") and not lines[i + 1].startswith("|")]
+    (out / "README.md").write_text("\n".join(line for i, line in enumerate(lines) if i not in last_rows))
+    return out, lines, len(last_rows)
+
+
+def test_update_puts_back_the_rows_a_sitting_added(tmp_path, capsys):
+    out, lines, dropped = _stale_copy("paper-rso", tmp_path)
+    assert dropped == 2
+    assert run_table.main([str(out), "--update"]) == 0
+    assert (out / "README.md").read_text().split("\n") == lines  # a finished run: the committed README
+    assert "tables updated" in capsys.readouterr().out
+    assert run_table.main([str(out), "--update"]) == 0
+    assert "tables unchanged" in capsys.readouterr().out
+
+
+def test_update_with_against_writes_all_four_tables_and_keeps_the_prose(tmp_path):
+    out, lines, dropped = _stale_copy("paper-rso-authors", tmp_path)
+    assert dropped == 4
+    assert run_table.main([str(out), "--against", str(RESULTS / "paper-rso"), "--update"]) == 0
+    new = (out / "README.md").read_text().split("\n")
+    expected = "\n\n".join(run_table.tables(str(out), str(RESULTS / "paper-rso")))
+    assert all(line in new for line in expected.splitlines())
+    assert [line for line in new if not line.startswith("|")] == [line for line in lines if not line.startswith("|")]
+
+
+def test_update_without_the_table_is_one_line(tmp_path, capsys):
+    out, _, _ = _stale_copy("paper-sgd", tmp_path)
+    (out / "README.md").write_text("# no tables here\n")
+    assert run_table.main([str(out), "--update"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no table with the header line" in err and "without --update" in err
+    (out / "README.md").unlink()
+    assert run_table.main([str(out), "--update"]) == 2
+    assert "README.md does not exist" in capsys.readouterr().err

@@ -3,6 +3,7 @@
     python tools/run_table.py results/paper-rso
     python tools/run_table.py results/paper-sgd
     python tools/run_table.py results/paper-rso-authors --against results/paper-rso
+    python tools/run_table.py results/paper-rso-authors --against results/paper-rso --update
 
 Per round (RSO, ES, SPSA, NES) or epoch (SGD): test accuracy and loss, train loss, the training
 seconds of that round or epoch (evaluation excluded) and the cumulative hours, and the counted
@@ -10,6 +11,8 @@ multiply-adds; for a run tested after every searched array (--eval-layers), each
 and the best so far; then the sittings of the run (sittings.jsonl: command, commit, machine, where
 each sitting started and stopped). Everything comes from the folder's own files; ``--against OTHER``
 adds a table of the test accuracy after each round of both runs (and this run's best so far).
+``--update`` writes the tables into the folder's README.md instead of printing them: each table there
+(found by its header line) is replaced by the new one, and every other line is left as it is.
 """
 import argparse
 import json
@@ -128,6 +131,32 @@ def markdown(run_dir):
     return "\n".join(lines)
 
 
+def tables(run_dir, other_dir=None):
+    """The Markdown tables of the folder (the comparison first, with ``other_dir``), one string each."""
+    text = markdown(run_dir)
+    if other_dir:
+        text = comparison(run_dir, other_dir) + "\n\n" + text
+    return text.split("\n\n")
+
+
+def replace_tables(text, new_tables):
+    """``text`` with each of its tables whose header line is a new table's replaced by that table.
+
+    A table is a run of consecutive lines that begin with "|"; every other line stays as it is. A new table
+    whose header line is not a table's header in ``text`` is a ValueError (naming the header)."""
+    lines = text.split("\n")
+    for table in new_tables:
+        header = table.split("\n")[0]
+        starts = [i for i, line in enumerate(lines) if line == header and (i == 0 or not lines[i - 1].startswith("|"))]
+        if len(starts) != 1:
+            raise ValueError(f"{'no' if not starts else len(starts)} table with the header line {header!r}")
+        end = starts[0]
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        lines[starts[0]:end] = table.split("\n")
+    return "\n".join(lines)
+
+
 def _count(n, noun):
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
@@ -145,12 +174,33 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir")
     p.add_argument("--against", metavar="OTHER_RUN_DIR", help="also the test accuracy after each round of both runs")
+    p.add_argument("--update", action="store_true",
+                   help="replace the tables in RUN_DIR/README.md instead of printing them")
     args = p.parse_args(argv)
     for folder in filter(None, (args.run_dir, args.against)):
         if not os.path.isfile(os.path.join(folder, "metrics.jsonl")):
             print(f"error: {folder} has no metrics.jsonl: not a run folder of python -m minirso.train",
                   file=sys.stderr)
             return 2
+    if args.update:
+        readme = os.path.join(args.run_dir, "README.md")
+        if not os.path.isfile(readme):
+            print(f"error: {readme} does not exist: write it with the tables first (run without --update)",
+                  file=sys.stderr)
+            return 2
+        with open(readme) as f:
+            text = f.read()
+        try:
+            new = replace_tables(text, tables(args.run_dir, args.against))
+        except ValueError as e:
+            print(f"error: {readme} has {e}: paste that table in once (run without --update to print it)",
+                  file=sys.stderr)
+            return 2
+        with open(readme + ".tmp", "w") as f:
+            f.write(new)
+        os.replace(readme + ".tmp", readme)
+        print(f"{readme}: tables {'unchanged' if new == text else 'updated'}")
+        return 0
     with open(os.path.join(args.run_dir, "config.json")) as f:
         settings = json.load(f)
     print(f"{args.run_dir}: {settings['optimizer']} on the {settings['model']} network, preset {settings['preset']}\n")
