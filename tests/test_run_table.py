@@ -112,7 +112,7 @@ def test_replace_tables_replaces_each_table_by_its_header_and_nothing_else():
         run_table.replace_tables(text, ["| d |\n|---|"])
     within = "| x |\n|---|\n| a | b |\n\n" + text  # a row that reads like the header is not a table's header
     assert run_table.replace_tables(within, ["| a | b |\n|---|---|\n| 5 | 6 |"]) == "| x |\n|---|\n| a | b |\n\n" + new
-    with pytest.raises(ValueError, match="2 table"):
+    with pytest.raises(ValueError, match="2 tables with the header line"):
         run_table.replace_tables(text + "\n| a | b |\n|---|---|\n", ["| a | b |\n|---|---|"])
 
 

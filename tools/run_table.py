@@ -149,7 +149,7 @@ def replace_tables(text, new_tables):
         header = table.split("\n")[0]
         starts = [i for i, line in enumerate(lines) if line == header and (i == 0 or not lines[i - 1].startswith("|"))]
         if len(starts) != 1:
-            raise ValueError(f"{'no' if not starts else len(starts)} table with the header line {header!r}")
+            raise ValueError(f"{len(starts) or 'no'} table{'s' if len(starts) > 1 else ''} with the header line {header!r}")
         end = starts[0]
         while end < len(lines) and lines[end].startswith("|"):
             end += 1
