@@ -124,7 +124,28 @@ def stop_process(proc, log):
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGINT)
                 sent = True
-            proc.wait()
-            return
+            wait_unreaped(proc)
+            break
         except KeyboardInterrupt:
             continue
+    # The process has ended; reap it with SIGINT held back, so that no KeyboardInterrupt lands inside
+    # Popen.wait: one that lands right after its `with` takes Popen's lock leaves the lock held, and every
+    # later wait hangs (the likely cause of a CI run on Python 3.13 that hung in this test's stop, its main
+    # thread waiting on a lock). A SIGINT held back is raised on return.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        proc.wait()
+    finally:
+        if blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def wait_unreaped(proc):
+    """Block until the process has ended, leaving it for Popen to reap: os.waitid with WNOWAIT takes no
+    lock and changes no state, so a KeyboardInterrupt may land anywhere in it (Popen.wait where waitid is
+    missing)."""
+    if not hasattr(os, "waitid"):
+        proc.wait()
+        return
+    with contextlib.suppress(ChildProcessError):  # reaped already
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
