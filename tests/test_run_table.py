@@ -146,7 +146,7 @@ def test_update_with_against_writes_all_four_tables_and_keeps_the_prose(tmp_path
     assert dropped == 4
     assert run_table.main([str(out), "--against", str(RESULTS / "paper-rso"), "--update"]) == 0
     new = (out / "README.md").read_text().split("\n")
-    expected = "\n\n".join(run_table.tables(str(out), str(RESULTS / "paper-rso")))
+    expected = run_table.comparison(str(out), str(RESULTS / "paper-rso")) + "\n" + run_table.markdown(str(out))
     assert all(line in new for line in expected.splitlines())
     assert [line for line in new if not line.startswith("|")] == [line for line in lines if not line.startswith("|")]
 

@@ -204,9 +204,7 @@ def main(argv=None):
     with open(os.path.join(args.run_dir, "config.json")) as f:
         settings = json.load(f)
     print(f"{args.run_dir}: {settings['optimizer']} on the {settings['model']} network, preset {settings['preset']}\n")
-    if args.against:
-        print(comparison(args.run_dir, args.against) + "\n")
-    print(markdown(args.run_dir))
+    print("\n\n".join(tables(args.run_dir, args.against)))
     return 0
 
 
